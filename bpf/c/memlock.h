@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The record shared by the BPF programs and the Go decoder (bpf/decode.go).
+ * Changing it means changing both, and the layout test in decode_test.go
+ * will say so. Little-endian, fixed size, and built with -Wpadded so the
+ * compiler refuses any hole we did not write ourselves.
+ */
+#ifndef MEMLOCK_H
+#define MEMLOCK_H
+
+#define COMM_LEN 16
+#define EXE_NAME_LEN 64
+
+/* Our own numbering of the mlock family; mirrored by bpf.Syscall. */
+enum memlock_syscall {
+	SYSCALL_UNKNOWN = 0,
+	SYSCALL_MLOCK = 1,
+	SYSCALL_MLOCK2 = 2,
+	SYSCALL_MUNLOCK = 3,
+	SYSCALL_MLOCKALL = 4,
+	SYSCALL_MUNLOCKALL = 5,
+};
+
+/* Which kind of hook produced a record; mirrored by bpf.Probe. */
+enum memlock_probe {
+	PROBE_UNKNOWN = 0,
+	PROBE_TRACEPOINT = 1,
+	PROBE_KPROBE = 2,
+	PROBE_FENTRY = 3,
+	PROBE_UPROBE = 4,
+};
+
+/* Indexes of the per-CPU loss counters; mirrored by bpf.Counter*. */
+enum memlock_counter {
+	COUNTER_RINGBUF_FULL = 0,   /* bpf_ringbuf_reserve failed: record lost */
+	COUNTER_MISSED_ENTRY = 1,   /* exit seen without its entry: record lost */
+	COUNTER_ENTRY_MAP_FULL = 2, /* entry could not be stored: record lost */
+	COUNTER_MAX = 3,
+};
+
+struct event {
+	__u64 entry_ns;    /* bpf_ktime_get_boot_ns() at syscall entry */
+	__u64 duration_ns; /* exit minus entry */
+	__u64 addr;
+	__u64 len;
+	__u64 flags;
+	__s64 ret; /* 0 or -errno */
+	__u64 cgroup_id;
+	__u32 pid;  /* tgid */
+	__u32 tid;  /* kernel pid */
+	__u32 ppid; /* real parent's tgid */
+	__u32 uid;
+	__u32 euid;
+	__u32 gid;
+	__u32 egid;
+	__u32 syscall; /* enum memlock_syscall */
+	__u32 probe;   /* enum memlock_probe */
+	__u32 reserved;
+	char comm[COMM_LEN];
+	char exe_name[EXE_NAME_LEN];
+};
+
+#endif /* MEMLOCK_H */

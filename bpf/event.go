@@ -1,0 +1,129 @@
+package bpf
+
+import (
+	"strconv"
+	"time"
+)
+
+// Syscall identifies which call of the mlock family an event describes. The
+// numbering is shared with the BPF programs (enum memlock_syscall in
+// c/memlock.h); it is ours, not the kernel's syscall number.
+type Syscall uint32
+
+const (
+	SyscallUnknown Syscall = iota
+	SyscallMlock
+	SyscallMlock2
+	SyscallMunlock
+	SyscallMlockall
+	SyscallMunlockall
+)
+
+var syscallNames = [...]string{
+	SyscallUnknown:    "unknown",
+	SyscallMlock:      "mlock",
+	SyscallMlock2:     "mlock2",
+	SyscallMunlock:    "munlock",
+	SyscallMlockall:   "mlockall",
+	SyscallMunlockall: "munlockall",
+}
+
+// String returns the syscall's name as the kernel spells it ("mlock2").
+func (s Syscall) String() string {
+	if int(s) < len(syscallNames) {
+		return syscallNames[s]
+	}
+	return "syscall(" + strconv.FormatUint(uint64(s), 10) + ")"
+}
+
+// Valid reports whether s names a known syscall.
+func (s Syscall) Valid() bool { return s > SyscallUnknown && int(s) < len(syscallNames) }
+
+// Probe says which kind of hook observed a call. Numbering shared with the
+// BPF programs (enum memlock_probe in c/memlock.h).
+type Probe uint32
+
+const (
+	ProbeUnknown Probe = iota
+	ProbeTracepoint
+	ProbeKprobe
+	ProbeFentry
+	ProbeUprobe
+)
+
+var probeNames = [...]string{
+	ProbeUnknown:    "unknown",
+	ProbeTracepoint: "tracepoint",
+	ProbeKprobe:     "kprobe",
+	ProbeFentry:     "fentry",
+	ProbeUprobe:     "uprobe",
+}
+
+// String returns the hook kind's name ("tracepoint").
+func (p Probe) String() string {
+	if int(p) < len(probeNames) {
+		return probeNames[p]
+	}
+	return "probe(" + strconv.FormatUint(uint64(p), 10) + ")"
+}
+
+// Valid reports whether p names a known hook kind.
+func (p Probe) Valid() bool { return p > ProbeUnknown && int(p) < len(probeNames) }
+
+// Event is one completed call of the mlock family, decoded from the kernel's
+// record. Process identifiers are as seen from the initial PID namespace.
+type Event struct {
+	// Time is the wall-clock time at which the syscall was entered.
+	Time time.Time
+	// BootNs is the raw entry time on the kernel's boot clock, kept for
+	// ordering and for joining with other kernel-side timestamps.
+	BootNs uint64
+	// Duration is the time from syscall entry to syscall exit.
+	Duration time.Duration
+
+	Syscall Syscall
+	Probe   Probe
+
+	PID  uint32 // thread-group id, what user space calls the pid
+	TID  uint32 // kernel thread id
+	PPID uint32 // thread-group id of the real parent
+	UID  uint32 // real user id
+	EUID uint32 // effective user id
+	GID  uint32 // real group id
+	EGID uint32 // effective group id
+
+	// Comm is the thread's name (task->comm, at most 15 bytes).
+	Comm string
+	// ExeName is the basename of the process's executable file
+	// (mm->exe_file), truncated to ExeNameMax-1 bytes; empty for kernel
+	// threads or when the kernel could not read it.
+	ExeName string
+	// CgroupID is the id of the thread's cgroup v2 (the inode number of its
+	// directory in cgroupfs).
+	CgroupID uint64
+
+	// Addr, Len and Flags are the syscall's arguments as passed. Flags is
+	// zero for calls that take none (mlock, munlock, munlockall).
+	Addr  uint64
+	Len   uint64
+	Flags uint64
+	// Ret is the syscall's return value: zero on success, -errno on failure.
+	Ret int64
+}
+
+// Failed reports whether the call returned an error.
+func (e *Event) Failed() bool { return e.Ret < 0 }
+
+// Errno returns the error number of a failed call, or 0 on success.
+func (e *Event) Errno() Errno {
+	if e.Ret < 0 {
+		return Errno(-e.Ret)
+	}
+	return 0
+}
+
+// Pages returns how many pages the kernel covers for the call's range.
+func (e *Event) Pages() uint64 { return PagesCovered(e.Addr, e.Len, PageSize) }
+
+// FlagNames returns the names of the flag bits set in Flags for this syscall.
+func (e *Event) FlagNames() []string { return FlagNames(e.Syscall, e.Flags) }

@@ -1,0 +1,135 @@
+package bpf
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
+	"github.com/cilium/ebpf/rlimit"
+)
+
+// DefaultSyscalls are the calls traced when Options.Syscalls is empty.
+// glibc's mlock2(addr, len, 0) issues the mlock syscall, so mlock2 is never
+// traced without mlock.
+var DefaultSyscalls = []Syscall{SyscallMlock2, SyscallMlock}
+
+// Options configure a Tracer.
+type Options struct {
+	// RingbufSize is the ring buffer's size in bytes: a power of two and a
+	// multiple of the page size. Zero means 1 MiB.
+	RingbufSize int
+	// WakeupBytes is the pending-data threshold above which the kernel
+	// wakes the reader; below it records wait for the reader's deadline.
+	// Zero wakes the reader on every record.
+	WakeupBytes int
+	// Syscalls to trace; empty means DefaultSyscalls.
+	Syscalls []Syscall
+}
+
+// Tracer owns the loaded BPF objects and their links. Close releases all.
+type Tracer struct {
+	objs  memlockObjects
+	links []link.Link
+	hooks []HookStatus
+}
+
+// Open checks the host, loads the programs and attaches them. Any hook that
+// fails to attach makes Open fail, closing what was already attached: a
+// tracer that silently misses a syscall would be worse than none.
+func Open(opts Options) (*Tracer, error) {
+	if err := Preflight(); err != nil {
+		return nil, err
+	}
+	// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK.
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return nil, fmt.Errorf("raise RLIMIT_MEMLOCK for BPF maps: %w", err)
+	}
+
+	spec, err := loadMemlock()
+	if err != nil {
+		return nil, fmt.Errorf("load BPF object: %w", err)
+	}
+	size := opts.RingbufSize
+	if size == 0 {
+		size = 1 << 20
+	}
+	if size&(size-1) != 0 || size < os.Getpagesize() {
+		return nil, fmt.Errorf("ring buffer size %d: must be a power of two and at least the page size %d", size, os.Getpagesize())
+	}
+	spec.Maps[memlockMapEvents].MaxEntries = uint32(size)
+	if opts.WakeupBytes < 0 || opts.WakeupBytes >= size {
+		return nil, fmt.Errorf("wake-up threshold %d: must be between 0 and the ring buffer size %d", opts.WakeupBytes, size)
+	}
+	if err := spec.Variables[memlockVarWakeupBytes].Set(uint64(opts.WakeupBytes)); err != nil {
+		return nil, fmt.Errorf("set wakeup_bytes: %w", err)
+	}
+
+	t := &Tracer{}
+	if err := spec.LoadAndAssign(&t.objs, nil); err != nil {
+		var verr *ebpf.VerifierError
+		if errors.As(err, &verr) {
+			return nil, fmt.Errorf("load BPF programs: the kernel's verifier refused them: %+v", verr)
+		}
+		return nil, fmt.Errorf("load BPF programs: %w", err)
+	}
+
+	syscalls := opts.Syscalls
+	if len(syscalls) == 0 {
+		syscalls = DefaultSyscalls
+	}
+	var a attacher = tracepointAttacher{}
+	for _, s := range syscalls {
+		status := HookStatus{Syscall: s, Probe: a.probe(), Target: a.target(s)}
+		links, err := a.attach(&t.objs, s)
+		status.Err = err
+		t.hooks = append(t.hooks, status)
+		if err != nil {
+			t.Close()
+			return nil, fmt.Errorf("attach %s hooks for %s: %w", a.probe(), s, err)
+		}
+		t.links = append(t.links, links...)
+	}
+	return t, nil
+}
+
+// Hooks reports how each traced syscall is hooked.
+func (t *Tracer) Hooks() []HookStatus { return append([]HookStatus(nil), t.hooks...) }
+
+// Plan renders Hooks as one line per hook, for logs and --check.
+func (t *Tracer) Plan() string {
+	var b strings.Builder
+	for _, h := range t.hooks {
+		b.WriteString(h.String())
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// NewReader opens a reader on the tracer's ring buffer. See Reader.
+func (t *Tracer) NewReader(opts ReaderOptions) (*Reader, error) {
+	rb, err := ringbuf.NewReader(t.objs.Events)
+	if err != nil {
+		return nil, fmt.Errorf("open ring buffer reader: %w", err)
+	}
+	return newReader(rb, t.objs.Counters, opts)
+}
+
+// Close detaches every hook and frees the BPF objects. It is safe to call
+// more than once.
+func (t *Tracer) Close() error {
+	var errs []error
+	for _, l := range t.links {
+		if err := l.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("detach hook: %w", err))
+		}
+	}
+	t.links = nil
+	if err := t.objs.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close BPF objects: %w", err))
+	}
+	return errors.Join(errs...)
+}
