@@ -1,0 +1,253 @@
+package bpf
+
+import (
+	"encoding/binary"
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+	"unsafe"
+)
+
+// TestRecordLayoutMatchesCompiledObject ties decode.go's offsets to the
+// struct bpf2go generated from the compiled BPF object: if the C struct
+// changes and decode.go does not, this fails.
+func TestRecordLayoutMatchesCompiledObject(t *testing.T) {
+	var gen memlockEvent
+	if got := int(unsafe.Sizeof(gen)); got != RecordSize {
+		t.Fatalf("generated struct event is %d bytes, decoder expects %d", got, RecordSize)
+	}
+	tests := []struct {
+		field string
+		off   int
+	}{
+		{"EntryNs", offEntryNs}, {"DurationNs", offDurationNs}, {"Addr", offAddr},
+		{"Len", offLen}, {"Flags", offFlags}, {"Ret", offRet}, {"CgroupId", offCgroupID},
+		{"Pid", offPID}, {"Tid", offTID}, {"Ppid", offPPID}, {"Uid", offUID},
+		{"Euid", offEUID}, {"Gid", offGID}, {"Egid", offEGID}, {"Syscall", offSyscall},
+		{"Probe", offProbe}, {"Reserved", offReserved}, {"Comm", offComm}, {"ExeName", offExeName},
+	}
+	typ := reflect.TypeOf(gen)
+	seen := 0
+	for _, tt := range tests {
+		f, ok := typ.FieldByName(tt.field)
+		if !ok {
+			t.Errorf("generated struct has no field %s", tt.field)
+			continue
+		}
+		seen++
+		if int(f.Offset) != tt.off {
+			t.Errorf("field %s at offset %d in the object, decoder reads %d", tt.field, f.Offset, tt.off)
+		}
+	}
+	// Every named field of the generated struct must be decoded.
+	named := 0
+	for i := range typ.NumField() {
+		if typ.Field(i).Name != "_" {
+			named++
+		}
+	}
+	if named != seen {
+		t.Errorf("generated struct has %d fields, the decoder knows %d", named, seen)
+	}
+}
+
+// record builds a raw record the way the kernel lays it out.
+type record struct {
+	entryNs, durationNs, addr, length, flags uint64
+	ret                                      int64
+	cgroupID                                 uint64
+	pid, tid, ppid, uid, euid, gid, egid     uint32
+	syscall, probe, reserved                 uint32
+	comm, exe                                string
+}
+
+func (r record) bytes() []byte {
+	b := make([]byte, RecordSize)
+	le := binary.LittleEndian
+	le.PutUint64(b[offEntryNs:], r.entryNs)
+	le.PutUint64(b[offDurationNs:], r.durationNs)
+	le.PutUint64(b[offAddr:], r.addr)
+	le.PutUint64(b[offLen:], r.length)
+	le.PutUint64(b[offFlags:], r.flags)
+	le.PutUint64(b[offRet:], uint64(r.ret))
+	le.PutUint64(b[offCgroupID:], r.cgroupID)
+	le.PutUint32(b[offPID:], r.pid)
+	le.PutUint32(b[offTID:], r.tid)
+	le.PutUint32(b[offPPID:], r.ppid)
+	le.PutUint32(b[offUID:], r.uid)
+	le.PutUint32(b[offEUID:], r.euid)
+	le.PutUint32(b[offGID:], r.gid)
+	le.PutUint32(b[offEGID:], r.egid)
+	le.PutUint32(b[offSyscall:], r.syscall)
+	le.PutUint32(b[offProbe:], r.probe)
+	le.PutUint32(b[offReserved:], r.reserved)
+	copy(b[offComm:offComm+CommLen], r.comm)
+	copy(b[offExeName:offExeName+ExeNameMax], r.exe)
+	return b
+}
+
+var sampleRecord = record{
+	entryNs: 5_000_000_000, durationNs: 4200, addr: 0x7f3a1c000000, length: 8192, flags: 1,
+	ret: -12, cgroupID: 4242, pid: 100, tid: 101, ppid: 1, uid: 1000, euid: 0, gid: 1001, egid: 1002,
+	syscall: uint32(SyscallMlock2), probe: uint32(ProbeTracepoint), comm: "gpg-agent", exe: "gpg-agent-bin",
+}
+
+func TestDecode(t *testing.T) {
+	clock := &BootClock{}
+	clock.SetOffset(time.Duration(1_700_000_000) * time.Second)
+
+	long := sampleRecord
+	long.comm = "0123456789abcdef" // fills comm: no NUL inside the field
+	long.exe = "x"
+
+	tests := []struct {
+		name    string
+		raw     []byte
+		want    Event
+		wantErr error
+	}{
+		{
+			name: "failed mlock2",
+			raw:  sampleRecord.bytes(),
+			want: Event{
+				Time: time.Unix(1_700_000_005, 0), BootNs: 5_000_000_000, Duration: 4200 * time.Nanosecond,
+				Syscall: SyscallMlock2, Probe: ProbeTracepoint, PID: 100, TID: 101, PPID: 1,
+				UID: 1000, EUID: 0, GID: 1001, EGID: 1002, Comm: "gpg-agent", ExeName: "gpg-agent-bin",
+				CgroupID: 4242, Addr: 0x7f3a1c000000, Len: 8192, Flags: 1, Ret: -12,
+			},
+		},
+		{
+			name: "unterminated comm is cut at the field's end",
+			raw:  long.bytes(),
+			want: Event{
+				Time: time.Unix(1_700_000_005, 0), BootNs: 5_000_000_000, Duration: 4200 * time.Nanosecond,
+				Syscall: SyscallMlock2, Probe: ProbeTracepoint, PID: 100, TID: 101, PPID: 1,
+				UID: 1000, EUID: 0, GID: 1001, EGID: 1002, Comm: "0123456789abcdef", ExeName: "x",
+				CgroupID: 4242, Addr: 0x7f3a1c000000, Len: 8192, Flags: 1, Ret: -12,
+			},
+		},
+		{name: "empty", raw: nil, wantErr: ErrRecordSize},
+		{name: "short by one", raw: sampleRecord.bytes()[:RecordSize-1], wantErr: ErrRecordSize},
+		{name: "long by one", raw: append(sampleRecord.bytes(), 0), wantErr: ErrRecordSize},
+		{name: "syscall zero", raw: func() []byte { r := sampleRecord; r.syscall = 0; return r.bytes() }(), wantErr: ErrUnknownSyscall},
+		{name: "syscall out of range", raw: func() []byte { r := sampleRecord; r.syscall = 99; return r.bytes() }(), wantErr: ErrUnknownSyscall},
+		{name: "probe zero", raw: func() []byte { r := sampleRecord; r.probe = 0; return r.bytes() }(), wantErr: ErrUnknownProbe},
+		{name: "reserved set", raw: func() []byte { r := sampleRecord; r.reserved = 1; return r.bytes() }(), wantErr: ErrReservedBits},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got Event
+			err := NewDecoder(clock).Decode(tt.raw, &got)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("Decode error = %v, want %v", err, tt.wantErr)
+			}
+			if tt.wantErr != nil {
+				return
+			}
+			if !got.Time.Equal(tt.want.Time) {
+				t.Errorf("Time = %v, want %v", got.Time, tt.want.Time)
+			}
+			got.Time, tt.want.Time = time.Time{}, time.Time{}
+			if got != tt.want {
+				t.Errorf("Decode =\n%+v\nwant\n%+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestDecoderReusesInternedStrings(t *testing.T) {
+	d := NewDecoder(nil)
+	var a, b Event
+	raw := sampleRecord.bytes()
+	if err := d.Decode(raw, &a); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Decode(raw, &b); err != nil {
+		t.Fatal(err)
+	}
+	if unsafe.StringData(a.Comm) != unsafe.StringData(b.Comm) {
+		t.Error("the same comm decoded twice gave two strings: interning is not working")
+	}
+	if !a.Time.IsZero() {
+		t.Errorf("a decoder without a clock set Time = %v", a.Time)
+	}
+	// Past the table's limit it starts afresh instead of growing.
+	for i := range internLimit + 10 {
+		r := sampleRecord
+		r.comm = string(rune('a'+i%26)) + string(rune('a'+(i/26)%26)) + string(rune('a'+(i/676)%26))
+		if err := d.Decode(r.bytes(), &a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(d.comms.m); n > internLimit {
+		t.Errorf("intern table holds %d strings, limit %d", n, internLimit)
+	}
+}
+
+func TestBootClock(t *testing.T) {
+	c, err := NewBootClock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A boot timestamp of "now" must convert to about the wall clock's now.
+	var ts = monotonicBootNs(t)
+	got := c.WallTime(ts)
+	if d := time.Since(got); d < -time.Second || d > time.Second {
+		t.Errorf("boot-clock now converts to %v, %v away from the wall clock", got, d)
+	}
+	c.SetOffset(time.Hour)
+	if got := c.WallTime(0); !got.Equal(time.Unix(3600, 0)) {
+		t.Errorf("WallTime(0) with offset 1h = %v", got)
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	f.Add(sampleRecord.bytes())
+	f.Add([]byte{})
+	f.Add(make([]byte, RecordSize))
+	d := NewDecoder(&BootClock{})
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		var ev Event
+		err := d.Decode(raw, &ev)
+		if len(raw) != RecordSize && err == nil {
+			t.Fatalf("decoded a %d-byte record", len(raw))
+		}
+		if err == nil {
+			if !ev.Syscall.Valid() || !ev.Probe.Valid() {
+				t.Fatalf("decoded an invalid syscall %d or probe %d", ev.Syscall, ev.Probe)
+			}
+			if len(ev.Comm) >= CommLen+1 || len(ev.ExeName) > ExeNameMax {
+				t.Fatalf("string fields too long: %q %q", ev.Comm, ev.ExeName)
+			}
+			_ = ev.FlagNames()
+			_ = ev.Pages()
+			_ = ev.Errno().String()
+		}
+	})
+}
+
+func BenchmarkDecode(b *testing.B) {
+	d := NewDecoder(&BootClock{})
+	raw := sampleRecord.bytes()
+	var ev Event
+	b.ReportAllocs()
+	b.SetBytes(RecordSize)
+	for b.Loop() {
+		if err := d.Decode(raw, &ev); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDecodeMalformed(b *testing.B) {
+	d := NewDecoder(&BootClock{})
+	raw := sampleRecord.bytes()[:RecordSize-8]
+	var ev Event
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := d.Decode(raw, &ev); err == nil {
+			b.Fatal("short record decoded")
+		}
+	}
+}

@@ -1,0 +1,216 @@
+package bpf_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/memlock-exporter/memlock-exporter/bpf"
+	"github.com/memlock-exporter/memlock-exporter/internal/testutil"
+)
+
+// collector gathers events from a reader running in the background.
+type collector struct {
+	mu     sync.Mutex
+	events []bpf.Event
+}
+
+func (c *collector) add(ev *bpf.Event) {
+	c.mu.Lock()
+	c.events = append(c.events, *ev)
+	c.mu.Unlock()
+}
+
+func (c *collector) snapshot() []bpf.Event {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]bpf.Event(nil), c.events...)
+}
+
+// startTracer loads and attaches the real programs and runs a reader.
+func startTracer(t *testing.T, opts bpf.Options) (*bpf.Tracer, *bpf.Reader, *collector) {
+	t.Helper()
+	testutil.RequireRoot(t)
+	tr, err := bpf.Open(opts)
+	if err != nil {
+		t.Fatalf("open tracer: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := tr.Close(); err != nil {
+			t.Errorf("close tracer: %v", err)
+		}
+	})
+	r, err := tr.NewReader(bpf.ReaderOptions{
+		FlushInterval: 20 * time.Millisecond,
+		OnMalformed:   func(err error, _ []byte) { t.Errorf("malformed record: %v", err) },
+	})
+	if err != nil {
+		t.Fatalf("open reader: %v", err)
+	}
+	c := &collector{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx, c.add) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("reader: %v", err)
+		}
+		r.Close()
+	})
+	return tr, r, c
+}
+
+func TestTracerHooks(t *testing.T) {
+	tr, _, _ := startTracer(t, bpf.Options{})
+	hooks := tr.Hooks()
+	if len(hooks) != 2 {
+		t.Fatalf("got %d hooks, want mlock2 and mlock: %v", len(hooks), hooks)
+	}
+	for i, want := range []bpf.Syscall{bpf.SyscallMlock2, bpf.SyscallMlock} {
+		h := hooks[i]
+		if h.Syscall != want || h.Probe != bpf.ProbeTracepoint || h.Err != nil {
+			t.Errorf("hook %d = %v, want %s attached as tracepoint", i, h, want)
+		}
+	}
+}
+
+// TestWorkloadEventsExact runs a workload whose every call is known and
+// checks that each produced exactly one event with every field right, and
+// that nothing else was reported for its processes.
+func TestWorkloadEventsExact(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		wakeup int
+	}{
+		{"wake-up per record", 0},
+		{"batched wake-ups", 64 << 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			testWorkloadEventsExact(t, tc.wakeup)
+		})
+	}
+}
+
+func testWorkloadEventsExact(t *testing.T, wakeupBytes int) {
+	bin := testutil.BuildWorkload(t)
+	_, reader, col := startTracer(t, bpf.Options{WakeupBytes: wakeupBytes, RingbufSize: 256 << 10})
+
+	start := time.Now()
+	calls := testutil.RunWorkload(t, bin, "--repeat", "2")
+	end := time.Now()
+	if len(calls) == 0 {
+		t.Fatal("workload made no calls")
+	}
+	mainPID := calls[0].PID
+	ours := func(ev *bpf.Event) bool { return ev.PID == mainPID || ev.PPID == mainPID }
+
+	// Wait for all expected events, then one more flush interval for extras.
+	deadline := time.Now().Add(5 * time.Second)
+	var got []bpf.Event
+	for {
+		got = got[:0]
+		for _, ev := range col.snapshot() {
+			if ours(&ev) {
+				got = append(got, ev)
+			}
+		}
+		if len(got) >= len(calls) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
+	got = got[:0]
+	for _, ev := range col.snapshot() {
+		if ours(&ev) {
+			got = append(got, ev)
+		}
+	}
+
+	cgroupID, haveCgroup := testutil.CgroupV2ID(t)
+	if !haveCgroup {
+		t.Log("no cgroup2 mount: cgroup ids not compared")
+	}
+
+	// Events of one thread arrive in call order; group both sides by tid.
+	byTID := map[uint32][]bpf.Event{}
+	for _, ev := range got {
+		byTID[ev.TID] = append(byTID[ev.TID], ev)
+	}
+	callsByTID := map[uint32][]testutil.WorkloadCall{}
+	for _, c := range calls {
+		callsByTID[c.TID] = append(callsByTID[c.TID], c)
+	}
+	for tid, events := range byTID {
+		if _, ok := callsByTID[tid]; !ok {
+			t.Errorf("%d events for tid %d, which the workload did not report: %+v", len(events), tid, events)
+		}
+	}
+	matched := 0
+	for tid, want := range callsByTID {
+		have := byTID[tid]
+		if len(have) != len(want) {
+			t.Errorf("tid %d: %d events, want %d", tid, len(have), len(want))
+		}
+		for i := 0; i < min(len(have), len(want)); i++ {
+			if diffs := compare(&have[i], &want[i], filepath.Base(bin), start, end, cgroupID, haveCgroup); len(diffs) > 0 {
+				t.Errorf("tid %d call %d (%s): %v\n event %+v", tid, i, want[i].Step, diffs, have[i])
+				continue
+			}
+			matched++
+		}
+	}
+	t.Logf("%d workload calls, %d events matched field by field", len(calls), matched)
+
+	losses, err := reader.Losses()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if losses.Total() != 0 {
+		t.Errorf("kernel reported losses: %+v", losses)
+	}
+	if m := reader.Malformed(); m != 0 {
+		t.Errorf("%d malformed records", m)
+	}
+}
+
+func compare(ev *bpf.Event, c *testutil.WorkloadCall, exe string, start, end time.Time, cgroupID uint64, haveCgroup bool) []string {
+	var diffs []string
+	check := func(field string, got, want any) {
+		if got != want {
+			diffs = append(diffs, fmt.Sprintf("%s = %v, want %v", field, got, want))
+		}
+	}
+	check("syscall", ev.Syscall.String(), c.Syscall)
+	check("probe", ev.Probe, bpf.ProbeTracepoint)
+	check("pid", ev.PID, c.PID)
+	check("tid", ev.TID, c.TID)
+	check("ppid", ev.PPID, c.PPID)
+	check("uid", ev.UID, c.UID)
+	check("euid", ev.EUID, c.EUID)
+	check("gid", ev.GID, c.GID)
+	check("egid", ev.EGID, c.EGID)
+	check("comm", ev.Comm, c.Comm)
+	check("exe", ev.ExeName, exe)
+	check("addr", ev.Addr, c.Addr)
+	check("len", ev.Len, c.Len)
+	check("flags", ev.Flags, c.Flags)
+	check("ret", ev.Ret, c.Ret)
+	check("pages", ev.Pages(), bpf.PagesCovered(c.Addr, c.Len, bpf.PageSize))
+	if haveCgroup {
+		check("cgroup id", ev.CgroupID, cgroupID)
+	}
+	if ev.Duration <= 0 || ev.Duration > time.Second {
+		diffs = append(diffs, fmt.Sprintf("duration %v out of (0, 1s]", ev.Duration))
+	}
+	// The entry time must fall inside the workload's run (with slack for
+	// the boot-to-wall conversion).
+	if ev.Time.Before(start.Add(-50*time.Millisecond)) || ev.Time.After(end.Add(50*time.Millisecond)) {
+		diffs = append(diffs, fmt.Sprintf("time %v outside the run [%v, %v]", ev.Time, start, end))
+	}
+	return diffs
+}

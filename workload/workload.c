@@ -1,0 +1,462 @@
+/*
+ * workload: a fixed script of mlock/mlock2 calls whose every argument and
+ * result is known in advance, so tests of the tracer can compare what the
+ * kernel reported against what was really done.
+ *
+ * Build:  gcc -O2 -Wall -Wextra -Werror -pthread -o workload workload.c
+ * Usage:  workload [--repeat N] [--sleep-ms N]
+ *
+ *   --repeat N     run the whole script N times (default 1)
+ *   --sleep-ms N   sleep N milliseconds before the first call (default 0), so
+ *                  a tracer can be told the pid before anything happens
+ *
+ * For every traced call the program prints one JSON object on its own line
+ * to stdout (the format is parsed by internal/testutil/workload.go):
+ *
+ *   step     name of the script step
+ *   pid, tid, ppid, uid, euid, gid, egid, comm
+ *            identity of the calling thread at the time of the call
+ *   syscall  the syscall the kernel sees: "mlock" or "mlock2"
+ *   libc     what user space called: "mlock", "mlock2" or "syscall" (raw)
+ *   addr, len, flags
+ *            the arguments exactly as passed to the kernel, in decimal
+ *   ret      what the kernel returned: 0 or -errno
+ *   expect   what the script expects ret to be
+ *
+ * munlock calls, used to undo successful locks, are not printed.
+ *
+ * Steps i and j fork children that drop to nobody (65534) and need root; as
+ * another user they are skipped with a note on stderr.  Diagnostics go to
+ * stderr only.  The exit status is 1 if any call returned something other
+ * than expected (reported after all lines were printed) or if the script
+ * could not be carried out, 2 on bad usage, 0 otherwise.
+ */
+
+#define _GNU_SOURCE
+
+#include <errno.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* The lengths in the script assume 4 KiB pages, as on x86-64. */
+#define PAGE 4096UL
+
+/* The buffer every step shares: step c locks two pages, step g crosses
+ * from the first page into the second. */
+#define BUF_LEN (4 * PAGE)
+
+/* mlock2 knows a single flag, MLOCK_ONFAULT (1); the next bit is unused, so
+ * the kernel must refuse it with EINVAL. */
+#define MLOCK_BAD_FLAG 2U
+
+/* The user and group "nobody": unprivileged, and without CAP_IPC_LOCK,
+ * so RLIMIT_MEMLOCK applies to it. */
+#define NOBODY 65534
+
+/* RLIMIT_MEMLOCK of the child in step i, far below its 1 MiB request. */
+#define SMALL_MEMLOCK_LIMIT (64UL * 1024)
+#define BIG_LEN (1024UL * 1024)
+
+/* One traced call as it is printed. */
+struct call {
+	const char *step;
+	const char *syscall; /* seen by the kernel */
+	const char *libc;    /* called in user space */
+	uintptr_t addr;
+	size_t len;
+	unsigned int flags;
+	long ret;
+	long expect;
+};
+
+/* Calls whose result differed from the script, in this process. */
+static unsigned int mismatches;
+
+/* Turns the libc convention (-1 and errno) into the kernel's (-errno).  Must
+ * be called right after the call, before anything else can clobber errno. */
+static long kernel_ret(long r)
+{
+	return r == -1 ? -(long)errno : r;
+}
+
+/* Writes s as a JSON string.  comm is normally tame, but a binary or thread
+ * can be named anything, and one bad byte must not break the test's parser. */
+static void print_json_string(const char *s)
+{
+	putchar('"');
+	for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+		if (*p == '"' || *p == '\\')
+			printf("\\%c", *p);
+		else if (*p < 0x20 || *p >= 0x7f)
+			/* Bytes >= 0x7f may not be valid UTF-8; escaping
+			 * them keeps the line valid JSON whatever they are. */
+			printf("\\u%04x", *p);
+		else
+			putchar(*p);
+	}
+	putchar('"');
+}
+
+/* Prints c as one JSON line with the caller's identity, read now, and counts
+ * it if the kernel's answer was not the expected one. */
+static void report(const struct call *c)
+{
+	/* PR_GET_NAME fills at most 16 bytes, NUL included. */
+	char comm[17] = {0};
+
+	if (prctl(PR_GET_NAME, comm, 0, 0, 0) != 0)
+		strcpy(comm, "?");
+
+	printf("{\"step\":\"%s\",\"pid\":%d,\"tid\":%ld,\"ppid\":%d,"
+	       "\"uid\":%u,\"euid\":%u,\"gid\":%u,\"egid\":%u,\"comm\":",
+	       c->step, (int)getpid(), syscall(SYS_gettid), (int)getppid(),
+	       (unsigned int)getuid(), (unsigned int)geteuid(),
+	       (unsigned int)getgid(), (unsigned int)getegid());
+	print_json_string(comm);
+	printf(",\"syscall\":\"%s\",\"libc\":\"%s\",\"addr\":%" PRIuPTR
+	       ",\"len\":%zu,\"flags\":%u,\"ret\":%ld,\"expect\":%ld}\n",
+	       c->syscall, c->libc, c->addr, c->len, c->flags, c->ret,
+	       c->expect);
+
+	if (c->ret != c->expect) {
+		fprintf(stderr,
+			"workload: step %s: kernel returned %ld, expected %ld\n",
+			c->step, c->ret, c->expect);
+		mismatches++;
+	}
+}
+
+/* Undoes a lock so the next step, and the next repetition, starts from
+ * unlocked memory.  Only called after a successful lock. */
+static void unlock(const void *addr, size_t len)
+{
+	if (munlock(addr, len) != 0)
+		perror("workload: munlock");
+}
+
+static void *map(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED) {
+		perror("workload: mmap");
+		exit(1);
+	}
+	return p;
+}
+
+/* a) glibc implements mlock2(addr, len, 0) with the mlock syscall (it only
+ * needs mlock2 for flags), so this is a libc mlock2 call that the kernel
+ * sees as mlock: the case a tracer watching only mlock2 would miss. */
+static void step_libc_mlock2_zero(char *buf)
+{
+	long ret = kernel_ret(mlock2(buf, PAGE, 0));
+
+	report(&(struct call){"libc_mlock2_zero", "mlock", "mlock2",
+			      (uintptr_t)buf, PAGE, 0, ret, 0});
+	if (ret == 0)
+		unlock(buf, PAGE);
+}
+
+/* b) The same request, issued as the real mlock2 syscall. */
+static void step_raw_mlock2_zero(char *buf)
+{
+	long ret = kernel_ret(syscall(SYS_mlock2, buf, PAGE, 0U));
+
+	report(&(struct call){"raw_mlock2_zero", "mlock2", "syscall",
+			      (uintptr_t)buf, PAGE, 0, ret, 0});
+	if (ret == 0)
+		unlock(buf, PAGE);
+}
+
+/* c) Plain mlock over two pages. */
+static void step_libc_mlock(char *buf)
+{
+	long ret = kernel_ret(mlock(buf, 2 * PAGE));
+
+	report(&(struct call){"libc_mlock", "mlock", "mlock", (uintptr_t)buf,
+			      2 * PAGE, 0, ret, 0});
+	if (ret == 0)
+		unlock(buf, 2 * PAGE);
+}
+
+/* d) With a flag, glibc has to use the mlock2 syscall. */
+static void step_libc_mlock2_onfault(char *buf)
+{
+	long ret = kernel_ret(mlock2(buf, PAGE, MLOCK_ONFAULT));
+
+	report(&(struct call){"libc_mlock2_onfault", "mlock2", "mlock2",
+			      (uintptr_t)buf, PAGE, MLOCK_ONFAULT, ret, 0});
+	if (ret == 0)
+		unlock(buf, PAGE);
+}
+
+/* e) An unknown flag fails in the syscall itself, before any memory is
+ * looked at.  Raw, so that no libc can second-guess the flag. */
+static void step_raw_mlock2_bad_flag(char *buf)
+{
+	long ret = kernel_ret(syscall(SYS_mlock2, buf, PAGE, MLOCK_BAD_FLAG));
+
+	report(&(struct call){"raw_mlock2_bad_flag", "mlock2", "syscall",
+			      (uintptr_t)buf, PAGE, MLOCK_BAD_FLAG, ret,
+			      -EINVAL});
+	if (ret == 0)
+		unlock(buf, PAGE);
+}
+
+/* f) A range with no mapping behind it: ENOMEM although no limit is hit,
+ * which is why a tracer cannot read ENOMEM as "over RLIMIT_MEMLOCK".  The
+ * range is made by mapping and unmapping, so it is known to be free. */
+static void step_libc_mlock_unmapped(void)
+{
+	char *hole = map(2 * PAGE);
+
+	if (munmap(hole, 2 * PAGE) != 0) {
+		perror("workload: munmap");
+		exit(1);
+	}
+
+	long ret = kernel_ret(mlock(hole, 2 * PAGE));
+
+	report(&(struct call){"libc_mlock_unmapped", "mlock", "mlock",
+			      (uintptr_t)hole, 2 * PAGE, 0, ret, -ENOMEM});
+	if (ret == 0)
+		unlock(hole, 2 * PAGE);
+}
+
+/* g) 200 bytes from offset 4000 span two pages: the kernel locks whole pages
+ * from the start of the first to the end of the last, 8192 bytes. */
+static void step_libc_mlock2_unaligned(char *buf)
+{
+	char *addr = buf + 4000;
+	long ret = kernel_ret(mlock2(addr, 200, MLOCK_ONFAULT));
+
+	report(&(struct call){"libc_mlock2_unaligned", "mlock2", "mlock2",
+			      (uintptr_t)addr, 200, MLOCK_ONFAULT, ret, 0});
+	if (ret == 0)
+		unlock(addr, 200);
+}
+
+/* h) A call from a second thread, so that tid != pid and the thread's own
+ * name, not the process's, is what the kernel reports as comm. */
+static void *thread_main(void *arg)
+{
+	char *buf = arg;
+
+	if (prctl(PR_SET_NAME, "wl-thread", 0, 0, 0) != 0)
+		perror("workload: prctl(PR_SET_NAME)");
+
+	long ret = kernel_ret(syscall(SYS_mlock2, buf, PAGE, MLOCK_ONFAULT));
+
+	report(&(struct call){"thread_raw_mlock2_onfault", "mlock2", "syscall",
+			      (uintptr_t)buf, PAGE, MLOCK_ONFAULT, ret, 0});
+	if (ret == 0)
+		unlock(buf, PAGE);
+	return NULL;
+}
+
+static void step_thread(char *buf)
+{
+	pthread_t t;
+	int err = pthread_create(&t, NULL, thread_main, buf);
+
+	if (err != 0) {
+		fprintf(stderr, "workload: pthread_create: %s\n",
+			strerror(err));
+		exit(1);
+	}
+	/* Joining also makes the thread's update of mismatches visible here. */
+	err = pthread_join(t, NULL);
+	if (err != 0) {
+		fprintf(stderr, "workload: pthread_join: %s\n", strerror(err));
+		exit(1);
+	}
+}
+
+/* Sets RLIMIT_MEMLOCK and becomes nobody, in this order because lowering
+ * limits is always allowed while changing ids needs root.  Groups go first:
+ * once the uid is nobody, setgroups and setgid are no longer permitted. */
+static void drop_to_nobody(rlim_t memlock_limit)
+{
+	struct rlimit rl = {memlock_limit, memlock_limit};
+
+	if (setrlimit(RLIMIT_MEMLOCK, &rl) != 0 || setgroups(0, NULL) != 0 ||
+	    setgid(NOBODY) != 0 || setuid(NOBODY) != 0) {
+		perror("workload: dropping to nobody");
+		fflush(stdout);
+		_exit(1);
+	}
+}
+
+/* Runs child_main in a forked child and waits for it.  The child prints its
+ * own line; its exit status tells whether the call went as expected. */
+static void in_child(const char *step, void (*child_main)(void *), void *arg)
+{
+	/* Anything still buffered would otherwise be printed twice. */
+	fflush(stdout);
+
+	pid_t pid = fork();
+
+	if (pid < 0) {
+		perror("workload: fork");
+		exit(1);
+	}
+	if (pid == 0) {
+		child_main(arg);
+		fflush(stdout);
+		/* _exit: the parent's atexit handlers and stdio are its own. */
+		_exit(mismatches == 0 ? 0 : 1);
+	}
+
+	int status;
+
+	while (waitpid(pid, &status, 0) < 0) {
+		if (errno != EINTR) {
+			perror("workload: waitpid");
+			exit(1);
+		}
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		fprintf(stderr, "workload: step %s: child failed (status %#x)\n",
+			step, (unsigned int)status);
+		mismatches++;
+	}
+}
+
+/* i) Over RLIMIT_MEMLOCK: 1 MiB against a 64 KiB limit is ENOMEM, the
+ * failure operators most want to see. */
+static void child_over_limit(void *unused)
+{
+	(void)unused;
+	drop_to_nobody(SMALL_MEMLOCK_LIMIT);
+
+	char *big = map(BIG_LEN);
+	long ret = kernel_ret(mlock(big, BIG_LEN));
+
+	report(&(struct call){"child_mlock_over_limit", "mlock", "mlock",
+			      (uintptr_t)big, BIG_LEN, 0, ret, -ENOMEM});
+}
+
+/* j) With RLIMIT_MEMLOCK 0 and no CAP_IPC_LOCK, mlock is refused outright
+ * with EPERM, whatever the size. */
+static void child_no_limit(void *arg)
+{
+	char *buf = arg;
+
+	drop_to_nobody(0);
+
+	long ret = kernel_ret(mlock(buf, PAGE));
+
+	report(&(struct call){"child_mlock_zero_limit", "mlock", "mlock",
+			      (uintptr_t)buf, PAGE, 0, ret, -EPERM});
+}
+
+static void run_script(int privileged)
+{
+	char *buf = map(BUF_LEN);
+
+	step_libc_mlock2_zero(buf);
+	step_raw_mlock2_zero(buf);
+	step_libc_mlock(buf);
+	step_libc_mlock2_onfault(buf);
+	step_raw_mlock2_bad_flag(buf);
+	step_libc_mlock_unmapped();
+	step_libc_mlock2_unaligned(buf);
+	step_thread(buf);
+	if (privileged) {
+		in_child("child_mlock_over_limit", child_over_limit, NULL);
+		in_child("child_mlock_zero_limit", child_no_limit, buf);
+	}
+
+	if (munmap(buf, BUF_LEN) != 0)
+		perror("workload: munmap");
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: workload [--repeat N] [--sleep-ms N]\n");
+	exit(2);
+}
+
+/* Parses a whole decimal number in [min, max]; anything else is bad usage. */
+static unsigned long parse_number(const char *opt, const char *s,
+				  unsigned long min, unsigned long max)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (s[0] < '0' || s[0] > '9' || *end != '\0' || errno != 0 ||
+	    v < min || v > max) {
+		fprintf(stderr, "workload: %s: want a number from %lu to %lu, got %s\n",
+			opt, min, max, s);
+		usage();
+	}
+	return v;
+}
+
+static void sleep_ms(unsigned long ms)
+{
+	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+int main(int argc, char **argv)
+{
+	unsigned long repeat = 1, delay_ms = 0;
+
+	/* Every option takes a value, so arguments come in pairs. */
+	for (int i = 1; i < argc; i += 2) {
+		if (i + 1 >= argc)
+			usage();
+		if (strcmp(argv[i], "--repeat") == 0)
+			repeat = parse_number(argv[i], argv[i + 1], 1, INT_MAX);
+		else if (strcmp(argv[i], "--sleep-ms") == 0)
+			delay_ms = parse_number(argv[i], argv[i + 1], 0,
+						86400000UL);
+		else
+			usage();
+	}
+
+	/* A reader of a pipe (a test, a tracer harness) sees each call as soon
+	 * as it is made, not when a block buffer fills. */
+	setvbuf(stdout, NULL, _IOLBF, 0);
+
+	int privileged = geteuid() == 0;
+
+	if (!privileged)
+		fprintf(stderr, "workload: not root: skipping steps "
+				"child_mlock_over_limit and child_mlock_zero_limit, "
+				"which drop to nobody\n");
+
+	sleep_ms(delay_ms);
+
+	for (unsigned long i = 0; i < repeat; i++)
+		run_script(privileged);
+
+	fflush(stdout);
+	if (mismatches != 0) {
+		fprintf(stderr, "workload: %u call(s) did not return what was expected\n",
+			mismatches);
+		return 1;
+	}
+	return 0;
+}
