@@ -53,10 +53,12 @@ const (
 	memlockMapCounters       = "counters"
 	memlockMapEntries        = "entries"
 	memlockMapEvents         = "events"
+	memlockMapTaskEntries    = "task_entries"
 	memlockProgTpEnterMlock  = "tp_enter_mlock"
 	memlockProgTpEnterMlock2 = "tp_enter_mlock2"
 	memlockProgTpExitMlock   = "tp_exit_mlock"
 	memlockProgTpExitMlock2  = "tp_exit_mlock2"
+	memlockVarUseTaskBtf     = "use_task_btf"
 	memlockVarWakeupBytes    = "wakeup_bytes"
 )
 
@@ -112,15 +114,17 @@ type memlockProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type memlockMapSpecs struct {
-	Counters *ebpf.MapSpec `ebpf:"counters"`
-	Entries  *ebpf.MapSpec `ebpf:"entries"`
-	Events   *ebpf.MapSpec `ebpf:"events"`
+	Counters    *ebpf.MapSpec `ebpf:"counters"`
+	Entries     *ebpf.MapSpec `ebpf:"entries"`
+	Events      *ebpf.MapSpec `ebpf:"events"`
+	TaskEntries *ebpf.MapSpec `ebpf:"task_entries"`
 }
 
 // memlockVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type memlockVariableSpecs struct {
+	UseTaskBtf  *ebpf.VariableSpec `ebpf:"use_task_btf"`
 	WakeupBytes *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
@@ -144,9 +148,10 @@ func (o *memlockObjects) Close() error {
 //
 // It can be passed to loadMemlockObjects or ebpf.CollectionSpec.LoadAndAssign.
 type memlockMaps struct {
-	Counters *ebpf.Map `ebpf:"counters"`
-	Entries  *ebpf.Map `ebpf:"entries"`
-	Events   *ebpf.Map `ebpf:"events"`
+	Counters    *ebpf.Map `ebpf:"counters"`
+	Entries     *ebpf.Map `ebpf:"entries"`
+	Events      *ebpf.Map `ebpf:"events"`
+	TaskEntries *ebpf.Map `ebpf:"task_entries"`
 }
 
 func (m *memlockMaps) Close() error {
@@ -154,6 +159,7 @@ func (m *memlockMaps) Close() error {
 		m.Counters,
 		m.Entries,
 		m.Events,
+		m.TaskEntries,
 	)
 }
 
@@ -161,6 +167,7 @@ func (m *memlockMaps) Close() error {
 //
 // It can be passed to loadMemlockObjects or ebpf.CollectionSpec.LoadAndAssign.
 type memlockVariables struct {
+	UseTaskBtf  *ebpf.Variable `ebpf:"use_task_btf"`
 	WakeupBytes *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/features"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
 	"github.com/cilium/ebpf/rlimit"
@@ -28,11 +30,17 @@ type Options struct {
 	WakeupBytes int
 	// Syscalls to trace; empty means DefaultSyscalls.
 	Syscalls []Syscall
+	// LegacyTaskAccess makes the programs keep calls in flight in a hash
+	// map and read the task with bpf_probe_read_kernel, as they must on
+	// kernels before 5.11, even where the faster task-storage path works.
+	// Tests use it to prove the fallback on a new kernel.
+	LegacyTaskAccess bool
 }
 
 // Tracer owns the loaded BPF objects and their links. Close releases all.
 type Tracer struct {
-	objs  memlockObjects
+	taskBTF bool
+	objs    memlockObjects
 	links []link.Link
 	hooks []HookStatus
 }
@@ -68,7 +76,19 @@ func Open(opts Options) (*Tracer, error) {
 		return nil, fmt.Errorf("set wakeup_bytes: %w", err)
 	}
 
-	t := &Tracer{}
+	useTaskBTF := !opts.LegacyTaskAccess && haveTaskBTF()
+	if err := spec.Variables[memlockVarUseTaskBtf].Set(useTaskBTF); err != nil {
+		return nil, fmt.Errorf("set use_task_btf: %w", err)
+	}
+	if !useTaskBTF {
+		// The task-storage map cannot be created on kernels without it;
+		// the code that uses it is dead, so any small map stands in.
+		spec.Maps[memlockMapTaskEntries] = &ebpf.MapSpec{
+			Name: memlockMapTaskEntries, Type: ebpf.Array, KeySize: 4, ValueSize: 4, MaxEntries: 1,
+		}
+	}
+
+	t := &Tracer{taskBTF: useTaskBTF}
 	if err := spec.LoadAndAssign(&t.objs, nil); err != nil {
 		var verr *ebpf.VerifierError
 		if errors.As(err, &verr) {
@@ -94,6 +114,23 @@ func Open(opts Options) (*Tracer, error) {
 		t.links = append(t.links, links...)
 	}
 	return t, nil
+}
+
+// haveTaskBTF reports whether tracepoint programs may call
+// bpf_get_current_task_btf and use task-local storage (Linux 5.11+).
+func haveTaskBTF() bool {
+	return features.HaveProgramHelper(ebpf.TracePoint, asm.FnGetCurrentTaskBtf) == nil &&
+		features.HaveProgramHelper(ebpf.TracePoint, asm.FnTaskStorageGet) == nil &&
+		features.HaveMapType(ebpf.TaskStorage) == nil
+}
+
+// TaskAccess says how the programs find calls in flight and read the
+// task: "task storage + BTF" (5.11+) or "hash map + probe reads".
+func (t *Tracer) TaskAccess() string {
+	if t.taskBTF {
+		return "task storage + BTF"
+	}
+	return "hash map + probe reads"
 }
 
 // Hooks reports how each traced syscall is hooked.

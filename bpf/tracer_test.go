@@ -83,21 +83,24 @@ func TestTracerHooks(t *testing.T) {
 // that nothing else was reported for its processes.
 func TestWorkloadEventsExact(t *testing.T) {
 	for _, tc := range []struct {
-		name   string
-		wakeup int
+		name string
+		opts bpf.Options
 	}{
-		{"wake-up per record", 0},
-		{"batched wake-ups", 64 << 10},
+		{"wake-up per record", bpf.Options{}},
+		{"batched wake-ups", bpf.Options{WakeupBytes: 64 << 10}},
+		{"legacy task access", bpf.Options{WakeupBytes: 64 << 10, LegacyTaskAccess: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			testWorkloadEventsExact(t, tc.wakeup)
+			testWorkloadEventsExact(t, tc.opts)
 		})
 	}
 }
 
-func testWorkloadEventsExact(t *testing.T, wakeupBytes int) {
+func testWorkloadEventsExact(t *testing.T, opts bpf.Options) {
 	bin := testutil.BuildWorkload(t)
-	_, reader, col := startTracer(t, bpf.Options{WakeupBytes: wakeupBytes, RingbufSize: 256 << 10})
+	opts.RingbufSize = 256 << 10
+	tr, reader, col := startTracer(t, opts)
+	t.Logf("task access: %s", tr.TaskAccess())
 
 	start := time.Now()
 	calls := testutil.RunWorkload(t, bin, "--repeat", "2")

@@ -1,0 +1,241 @@
+// Command memlock-bench measures what tracing costs the traced programs and
+// how fast the reader drains events, and prints a table. It must run as
+// root: it attaches the real BPF programs. `make bench` runs it.
+//
+// Timing on shared machines is noisy, so every comparison is made inside one
+// run, alternating the two sides (ABBA order) and quoting medians.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"runtime"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/memlock-exporter/memlock-exporter/bpf"
+)
+
+func main() {
+	rounds := flag.Int("rounds", 7, "rounds of the with/without overhead comparison")
+	calls := flag.Int("calls", 200_000, "mlock2+munlock pairs per measurement")
+	flood := flag.Duration("flood", 2*time.Second, "how long to call mlock2 flat out for the throughput test")
+	flag.Parse()
+
+	if err := run(*rounds, *calls, *flood); err != nil {
+		fmt.Fprintln(os.Stderr, "memlock-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(rounds, calls int, flood time.Duration) error {
+	page, err := unix.Mmap(-1, 0, os.Getpagesize(), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		return fmt.Errorf("map a page: %w", err)
+	}
+	defer unix.Munmap(page)
+
+	fmt.Printf("memlock-bench: %d CPUs, kernel %s, %d rounds x %d calls\n\n", runtime.NumCPU(), kernelRelease(), rounds, calls)
+
+	// Three sides: no tracer, the tracer as it runs on this kernel, and
+	// the tracer forced onto the pre-5.11 path (hash map + probe reads).
+	sides := []*bpf.Options{
+		nil,
+		{WakeupBytes: 64 << 10},
+		{WakeupBytes: 64 << 10, LegacyTaskAccess: true},
+	}
+	results := make([][]float64, len(sides))
+	for i := range rounds {
+		// Rotate which side goes first so drift hits all alike.
+		for j := range sides {
+			k := (i + j) % len(sides)
+			ns, err := measureCalls(page, calls, sides[k])
+			if err != nil {
+				return err
+			}
+			results[k] = append(results[k], ns)
+		}
+	}
+	base, traced, legacy := results[0], results[1], results[2]
+	mb, mt, ml := median(base), median(traced), median(legacy)
+
+	rate, sent, got, losses, err := measureThroughput(page, flood)
+	if err != nil {
+		return err
+	}
+	progStats, err := measureProgramRuntime(page, calls, bpf.Options{WakeupBytes: 64 << 10})
+	if err != nil {
+		return err
+	}
+	legacyStats, err := measureProgramRuntime(page, calls, bpf.Options{WakeupBytes: 64 << 10, LegacyTaskAccess: true})
+	if err != nil {
+		return err
+	}
+
+	fmt.Printf("%-58s %14s\n", "measurement", "value")
+	fmt.Printf("%-58s %14s\n", "-----------", "-----")
+	fmt.Printf("%-58s %11.0f ns\n", "mlock2+munlock, 1 page, no tracer (median)", mb)
+	fmt.Printf("%-58s %11.0f ns\n", "mlock2+munlock, 1 page, tracepoint tracer (median)", mt)
+	fmt.Printf("%-58s %11.0f ns\n", "added per traced call (median difference)", mt-mb)
+	fmt.Printf("%-58s %13.2fx\n", "ratio traced / untraced", mt/mb)
+	fmt.Printf("%-58s %11.0f ns\n", "mlock2+munlock, tracer on the pre-5.11 path (median)", ml)
+	fmt.Printf("%-58s %11.0f ns\n", "  added per traced call, pre-5.11 path", ml-mb)
+	for _, set := range []struct {
+		label string
+		stats []bpf.ProgramStat
+	}{{"", progStats}, {", pre-5.11 path", legacyStats}} {
+		for _, st := range set.stats {
+			if st.RunCount > 0 {
+				fmt.Printf("%-58s %11.0f ns\n", "BPF run time per hit, "+st.Name+set.label, float64(st.Runtime.Nanoseconds())/float64(st.RunCount))
+			}
+		}
+	}
+	fmt.Printf("%-58s %10.0f ev/s\n", "reader throughput, mlock2 flat out (1 thread)", rate)
+	fmt.Printf("%-58s %14d\n", "  calls made", sent)
+	fmt.Printf("%-58s %14d\n", "  events received", got)
+	fmt.Printf("%-58s %14d\n", "  lost: ring buffer full", losses.RingbufFull)
+	fmt.Printf("%-58s %14d\n", "  lost: exit without entry", losses.MissedEntry)
+	fmt.Printf("%-58s %14d\n", "  lost: entry map full", losses.EntryMapFull)
+	fmt.Printf("\nper-round ns: untraced %v\n              traced %v\n              pre-5.11 %v\n", round(base), round(traced), round(legacy))
+	return nil
+}
+
+// measureCalls times `calls` mlock2+munlock pairs of one page and returns
+// ns per pair; with non-nil opts it attaches a tracer (and runs its reader)
+// first.
+func measureCalls(page []byte, calls int, opts *bpf.Options) (float64, error) {
+	if opts != nil {
+		tr, stop, _, err := startTracer(*opts, nil)
+		if err != nil {
+			return 0, err
+		}
+		defer func() { stop(); tr.Close() }()
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	addr := uintptr(unsafePointer(page))
+	size := uintptr(len(page))
+	start := time.Now()
+	for range calls {
+		if _, _, errno := unix.Syscall(unix.SYS_MLOCK2, addr, size, unix.MLOCK_ONFAULT); errno != 0 {
+			return 0, fmt.Errorf("mlock2: %w", errno)
+		}
+		if _, _, errno := unix.Syscall(unix.SYS_MUNLOCK, addr, size, 0); errno != 0 {
+			return 0, fmt.Errorf("munlock: %w", errno)
+		}
+	}
+	return float64(time.Since(start).Nanoseconds()) / float64(calls), nil
+}
+
+// measureThroughput calls mlock2 as fast as one thread can while the reader
+// drains, and returns events/s received from this process and the losses.
+func measureThroughput(page []byte, d time.Duration) (rate float64, sent, got uint64, losses bpf.LossCounts, err error) {
+	self := uint32(os.Getpid())
+	var received atomic.Uint64
+	tr, stop, reader, err := startTracer(bpf.Options{RingbufSize: 16 << 20, WakeupBytes: 1 << 20}, func(ev *bpf.Event) {
+		if ev.PID == self {
+			received.Add(1)
+		}
+	})
+	if err != nil {
+		return 0, 0, 0, losses, err
+	}
+	defer tr.Close()
+
+	runtime.LockOSThread()
+	addr := uintptr(unsafePointer(page))
+	size := uintptr(len(page))
+	start := time.Now()
+	for time.Since(start) < d {
+		for range 1000 {
+			unix.Syscall(unix.SYS_MLOCK2, addr, size, unix.MLOCK_ONFAULT)
+		}
+		sent += 1000
+	}
+	runtime.UnlockOSThread()
+	// Wait for the reader to drain what is left, then measure.
+	deadline := time.Now().Add(5 * time.Second)
+	for received.Load() < sent && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	stop()
+	losses, err = reader.Losses()
+	got = received.Load()
+	return float64(got) / elapsed.Seconds(), sent, got, losses, err
+}
+
+// measureProgramRuntime asks the kernel how long the BPF programs
+// themselves run per hit, separating their cost from the tracepoint's.
+func measureProgramRuntime(page []byte, calls int, opts bpf.Options) ([]bpf.ProgramStat, error) {
+	stats, err := bpf.EnableRuntimeStats()
+	if err != nil {
+		return nil, err
+	}
+	defer stats.Close()
+	tr, stop, _, err := startTracer(opts, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer tr.Close()
+	addr := uintptr(unsafePointer(page))
+	size := uintptr(len(page))
+	for range calls {
+		unix.Syscall(unix.SYS_MLOCK2, addr, size, unix.MLOCK_ONFAULT)
+		unix.Syscall(unix.SYS_MUNLOCK, addr, size, 0)
+	}
+	stop()
+	return tr.ProgramStats()
+}
+
+func startTracer(opts bpf.Options, handle func(*bpf.Event)) (*bpf.Tracer, func(), *bpf.Reader, error) {
+	tr, err := bpf.Open(opts)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	r, err := tr.NewReader(bpf.ReaderOptions{FlushInterval: 50 * time.Millisecond})
+	if err != nil {
+		tr.Close()
+		return nil, nil, nil, err
+	}
+	if handle == nil {
+		handle = func(*bpf.Event) {}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx, handle); close(done) }()
+	return tr, func() { cancel(); <-done; r.Close() }, r, nil
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func round(xs []float64) []int {
+	out := make([]int, len(xs))
+	for i, x := range xs {
+		out[i] = int(x + 0.5)
+	}
+	return out
+}
+
+func kernelRelease() string {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return "unknown"
+	}
+	return unix.ByteSliceToString(u.Release[:])
+}
