@@ -41,8 +41,8 @@ type Options struct {
 type Tracer struct {
 	taskBTF bool
 	objs    memlockObjects
-	links []link.Link
-	hooks []HookStatus
+	links   []link.Link
+	hooks   []HookStatus
 }
 
 // Open checks the host, loads the programs and attaches them. Any hook that
