@@ -1,0 +1,498 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"os"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+)
+
+// Prefix starts the name of every variable of our own. Any other variable
+// with this prefix (compared case-insensitively) is an error, so a typo does
+// not silently fall back to a default.
+const Prefix = "MEMLOCK_EXPORTER_"
+
+// Limits of the values we accept.
+const (
+	maxRingbufSize     = 1 << 30 // 1 GiB
+	minFlushInterval   = time.Millisecond
+	maxFlushInterval   = time.Minute
+	maxShutdownTimeout = 5 * time.Minute
+	wakeupDivisor      = 16 // WakeupBytes default: RingbufSize / wakeupDivisor
+)
+
+// Config is the daemon's validated configuration. The env and envDefault
+// tags are read by github.com/caarlos0/env; the same names and defaults are
+// listed, with descriptions, by Variables. Fields are declared in the order
+// Load checks them.
+type Config struct {
+	// LogLevel is the lowest level of the daemon's own diagnostics.
+	LogLevel slog.Level `env:"MEMLOCK_EXPORTER_LOG_LEVEL" envDefault:"info"`
+	// LogFormat is "text" or "json": the format of the daemon's own
+	// diagnostics (log/slog on stderr).
+	LogFormat string `env:"MEMLOCK_EXPORTER_LOG_FORMAT" envDefault:"text"`
+	// RingbufSize is the size of the BPF ring buffer in bytes: a power of
+	// two, at least the page size and at most 1 GiB.
+	RingbufSize int `env:"MEMLOCK_EXPORTER_RINGBUF_SIZE" envDefault:"1MiB"`
+	// WakeupBytes is the amount of pending data in the ring buffer above
+	// which the kernel wakes the reader. Always above 0 and below
+	// RingbufSize after Load (unset or 0 means RingbufSize/16).
+	WakeupBytes int `env:"MEMLOCK_EXPORTER_WAKEUP_BYTES" envDefault:"0"`
+	// FlushInterval bounds how long an event may wait in the ring buffer.
+	FlushInterval time.Duration `env:"MEMLOCK_EXPORTER_FLUSH_INTERVAL" envDefault:"200ms"`
+	// ShutdownTimeout bounds the final flush of telemetry on exit.
+	ShutdownTimeout time.Duration `env:"MEMLOCK_EXPORTER_SHUTDOWN_TIMEOUT" envDefault:"5s"`
+	// SDKDisabled is the standard OTEL_SDK_DISABLED: when true, no
+	// telemetry is exported.
+	SDKDisabled bool `env:"OTEL_SDK_DISABLED" envDefault:"false"`
+}
+
+// Error reports one bad variable: its name, the value found and what is
+// allowed. Its text is a single line, for example
+//
+//	MEMLOCK_EXPORTER_RINGBUF_SIZE="3000": must be a power of two between 4096 and 1073741824 bytes (e.g. 1MiB)
+type Error struct {
+	Var     string // the variable's name
+	Value   string // the value found in the environment
+	Allowed string // what is allowed, phrased to follow "VAR=value: "
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("%s=%q: %s", e.Var, e.Value, e.Allowed)
+}
+
+// Variable describes one environment variable the daemon honours.
+type Variable struct {
+	Name        string
+	Default     string // empty when there is none
+	Allowed     string // the values accepted
+	Description string // what it does, one sentence
+}
+
+// setting is a Variable plus, for the ones Load reads, how to check it.
+type setting struct {
+	Variable
+	// field is the Config field the variable fills; empty for the OTEL_*
+	// variables left to the SDK.
+	field string
+	// must says what is allowed, phrased for Error.Allowed. c holds the
+	// values parsed so far (earlier fields are valid when it is called).
+	must func(c *Config) string
+	// valid reports whether the parsed value (and raw, the value as found,
+	// empty when unset) is acceptable. Nil means any parsed value is.
+	valid func(c *Config, raw string) bool
+}
+
+// settings is the one place where variables are named, defaulted and
+// described. Load checks them in this order; Variables and Usage list them in
+// this order.
+func settings() []setting {
+	page := os.Getpagesize()
+	return []setting{
+		{
+			Variable: Variable{
+				Name:        "MEMLOCK_EXPORTER_LOG_LEVEL",
+				Default:     "info",
+				Allowed:     "debug, info, warn, error (case-insensitive)",
+				Description: "Lowest level of the daemon's own diagnostics on stderr.",
+			},
+			field: "LogLevel",
+			must:  func(*Config) string { return "must be one of debug, info, warn, error (case-insensitive)" },
+			valid: func(_ *Config, raw string) bool {
+				switch strings.ToLower(raw) {
+				case "", "debug", "info", "warn", "error":
+					return true // slog alone would also take "info+2" and the like
+				}
+				return false
+			},
+		},
+		{
+			Variable: Variable{
+				Name:        "MEMLOCK_EXPORTER_LOG_FORMAT",
+				Default:     "text",
+				Allowed:     "text, json (case-insensitive)",
+				Description: "Format of the daemon's own diagnostics on stderr (log/slog).",
+			},
+			field: "LogFormat",
+			must:  func(*Config) string { return "must be text or json (case-insensitive)" },
+			valid: func(c *Config, _ string) bool {
+				c.LogFormat = strings.ToLower(c.LogFormat) // normalise "JSON" to "json"
+				return c.LogFormat == "text" || c.LogFormat == "json"
+			},
+		},
+		{
+			Variable: Variable{
+				Name:    "MEMLOCK_EXPORTER_RINGBUF_SIZE",
+				Default: "1MiB",
+				Allowed: fmt.Sprintf("a power of two from %s (the page size) to %s; bytes, or a KiB, MiB or GiB suffix",
+					formatBytes(page), formatBytes(maxRingbufSize)),
+				Description: "Size of the BPF ring buffer that carries events from the kernel to the daemon.",
+			},
+			field: "RingbufSize",
+			must: func(*Config) string {
+				return fmt.Sprintf("must be a power of two between %d and %d bytes (e.g. 1MiB)", page, maxRingbufSize)
+			},
+			valid: func(c *Config, _ string) bool {
+				n := c.RingbufSize
+				return n >= page && n <= maxRingbufSize && n&(n-1) == 0
+			},
+		},
+		{
+			Variable: Variable{
+				Name:        "MEMLOCK_EXPORTER_WAKEUP_BYTES",
+				Default:     "0",
+				Allowed:     "0 (meaning ring buffer size / 16) or a byte count below the ring buffer size; same suffixes",
+				Description: "Pending data in the ring buffer above which the kernel wakes the reader; less means lower latency and more wake-ups.",
+			},
+			field: "WakeupBytes",
+			must: func(c *Config) string {
+				return fmt.Sprintf("must be 0 (ring buffer size / %d) or a byte count below the ring buffer size %d (e.g. %s)",
+					wakeupDivisor, c.RingbufSize, formatBytes(c.RingbufSize/wakeupDivisor))
+			},
+			valid: func(c *Config, _ string) bool {
+				return c.WakeupBytes >= 0 && c.WakeupBytes < c.RingbufSize
+			},
+		},
+		{
+			Variable: Variable{
+				Name:        "MEMLOCK_EXPORTER_FLUSH_INTERVAL",
+				Default:     "200ms",
+				Allowed:     "a Go duration from 1ms to 1m (e.g. 200ms, 1s)",
+				Description: "Longest time an event may wait in the ring buffer before the daemon reads it.",
+			},
+			field: "FlushInterval",
+			must:  func(*Config) string { return "must be a duration with a unit between 1ms and 1m (e.g. 200ms)" },
+			valid: func(c *Config, _ string) bool {
+				return c.FlushInterval >= minFlushInterval && c.FlushInterval <= maxFlushInterval
+			},
+		},
+		{
+			Variable: Variable{
+				Name:        "MEMLOCK_EXPORTER_SHUTDOWN_TIMEOUT",
+				Default:     "5s",
+				Allowed:     "a Go duration above 0 and at most 5m (e.g. 5s)",
+				Description: "Longest time the final flush of telemetry may take on exit.",
+			},
+			field: "ShutdownTimeout",
+			must:  func(*Config) string { return "must be a duration with a unit above 0 and at most 5m (e.g. 5s)" },
+			valid: func(c *Config, _ string) bool {
+				return c.ShutdownTimeout > 0 && c.ShutdownTimeout <= maxShutdownTimeout
+			},
+		},
+		{
+			Variable: Variable{
+				Name:        "OTEL_EXPORTER_OTLP_ENDPOINT",
+				Default:     "http://localhost:4317",
+				Allowed:     "a URL; http:// is plaintext, https:// is TLS",
+				Description: "Where telemetry is sent over OTLP, for all signals. Unset: plaintext to a collector on the loopback.",
+			},
+		},
+		{
+			Variable: Variable{
+				Name:        "OTEL_EXPORTER_OTLP_PROTOCOL",
+				Default:     "grpc",
+				Allowed:     "grpc, http/protobuf",
+				Description: "OTLP transport; our default is grpc (the SDK's own default is http/protobuf).",
+			},
+		},
+		{
+			Variable: Variable{
+				Name:        "OTEL_EXPORTER_OTLP_HEADERS",
+				Allowed:     "key1=value1,key2=value2 (values URL-encoded)",
+				Description: "Headers sent with every export, e.g. for authentication.",
+			},
+		},
+		{
+			Variable: Variable{
+				Name:        "OTEL_EXPORTER_OTLP_INSECURE",
+				Default:     "false",
+				Allowed:     "true, false",
+				Description: "Plaintext instead of TLS for an endpoint given without http:// or https://.",
+			},
+		},
+		{
+			Variable: Variable{
+				Name:        "OTEL_LOGS_EXPORTER",
+				Default:     "otlp",
+				Allowed:     "otlp, console, none",
+				Description: "Where the events (one log record per call) go.",
+			},
+		},
+		{
+			Variable: Variable{
+				Name:        "OTEL_METRICS_EXPORTER",
+				Default:     "otlp",
+				Allowed:     "otlp, prometheus, console, none",
+				Description: "Where the metrics go.",
+			},
+		},
+		{
+			Variable: Variable{
+				Name:        "OTEL_METRIC_EXPORT_INTERVAL",
+				Default:     "60000",
+				Allowed:     "milliseconds",
+				Description: "Time between two metric exports.",
+			},
+		},
+		{
+			Variable: Variable{
+				Name:        "OTEL_SERVICE_NAME",
+				Default:     "memlock-exporter",
+				Allowed:     "any string",
+				Description: "The service.name resource attribute.",
+			},
+		},
+		{
+			Variable: Variable{
+				Name:        "OTEL_RESOURCE_ATTRIBUTES",
+				Allowed:     "key1=value1,key2=value2 (values URL-encoded)",
+				Description: "Extra resource attributes on all telemetry.",
+			},
+		},
+		{
+			Variable: Variable{
+				Name:        "OTEL_SDK_DISABLED",
+				Default:     "false",
+				Allowed:     "true, false (case-insensitive); empty means false",
+				Description: "true: export no telemetry at all.",
+			},
+			field: "SDKDisabled",
+			must:  func(*Config) string { return "must be true or false (case-insensitive)" },
+		},
+	}
+}
+
+// Variables lists every MEMLOCK_EXPORTER_* variable and the main standard
+// OTEL_* variables the daemon honours (the latter through the OpenTelemetry
+// SDK), in the order Usage prints them. The slice is the caller's.
+func Variables() []Variable {
+	ss := settings()
+	vs := make([]Variable, len(ss))
+	for i, s := range ss {
+		vs[i] = s.Variable
+	}
+	return vs
+}
+
+// Usage prints Variables as an aligned table: name, default ("-" when there
+// is none), and description followed by what is allowed.
+func Usage(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "VARIABLE\tDEFAULT\tDESCRIPTION")
+	for _, v := range Variables() {
+		def := v.Default
+		if def == "" {
+			def = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s Allowed: %s.\n", v.Name, def, v.Description, v.Allowed)
+	}
+	tw.Flush()
+}
+
+// FromEnv is Load(os.Environ()).
+func FromEnv() (Config, error) {
+	return Load(os.Environ())
+}
+
+// Load reads the configuration from environ, a list of "NAME=value" entries
+// as returned by os.Environ; when a name appears more than once, the last
+// entry wins (as for exec.Cmd.Env). Unset variables take their defaults;
+// OTEL_SDK_DISABLED set to the empty string counts as unset, but our own
+// variables set to the empty string are errors.
+//
+// Every problem is returned as an *Error. When there are several, Load
+// reports the first one in this order: unknown MEMLOCK_EXPORTER_* names, in
+// alphabetical order; then the variables in the order Variables lists them
+// (MEMLOCK_EXPORTER_LOG_LEVEL, _LOG_FORMAT, _RINGBUF_SIZE, _WAKEUP_BYTES,
+// _FLUSH_INTERVAL, _SHUTDOWN_TIMEOUT, then OTEL_SDK_DISABLED).
+func Load(environ []string) (Config, error) {
+	vars := make(map[string]string, len(environ))
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && k != "" {
+			vars[k] = v
+		}
+	}
+	ss := settings()
+
+	if err := checkUnknown(vars, ss); err != nil {
+		return Config{}, err
+	}
+
+	// Parse everything first, keeping each variable's parse failure, then
+	// check the variables in order so the first problem reported is stable.
+	var c Config
+	failed := make(map[string]bool) // variable name -> did not parse
+	err := env.ParseWithOptions(&c, env.Options{
+		Environment: vars,
+		FuncMap: map[reflect.Type]env.ParserFunc{
+			reflect.TypeFor[int]():           func(s string) (any, error) { return parseBytes(s) },
+			reflect.TypeFor[time.Duration](): func(s string) (any, error) { return time.ParseDuration(s) },
+			reflect.TypeFor[bool]():          func(s string) (any, error) { return parseBool(s) },
+		},
+	})
+	if err != nil {
+		var agg env.AggregateError
+		if !errors.As(err, &agg) {
+			return Config{}, fmt.Errorf("read environment: %w", err)
+		}
+		for _, e := range agg.Errors {
+			var pe env.ParseError
+			if !errors.As(e, &pe) {
+				// Only a mistake in Config's tags can get here.
+				return Config{}, fmt.Errorf("read environment: %w", e)
+			}
+			f, ok := reflect.TypeFor[Config]().FieldByName(pe.Name)
+			if !ok {
+				return Config{}, fmt.Errorf("read environment: %w", e)
+			}
+			failed[f.Tag.Get("env")] = true
+		}
+	}
+
+	for _, s := range ss {
+		if s.field == "" {
+			continue
+		}
+		raw, set := vars[s.Name]
+		empty := set && raw == "" && strings.HasPrefix(s.Name, Prefix)
+		if empty || failed[s.Name] || (s.valid != nil && !s.valid(&c, raw)) {
+			return Config{}, &Error{Var: s.Name, Value: raw, Allowed: s.must(&c)}
+		}
+	}
+
+	if c.WakeupBytes == 0 {
+		c.WakeupBytes = c.RingbufSize / wakeupDivisor
+	}
+	return c, nil
+}
+
+// checkUnknown returns an *Error for the alphabetically first variable that
+// starts with Prefix (in any case) but is not one of ours.
+func checkUnknown(vars map[string]string, ss []setting) error {
+	var known, unknown []string
+	for _, s := range ss {
+		if strings.HasPrefix(s.Name, Prefix) {
+			known = append(known, s.Name)
+		}
+	}
+	for k := range vars {
+		if len(k) >= len(Prefix) && strings.EqualFold(k[:len(Prefix)], Prefix) && !slices.Contains(known, k) {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	slices.Sort(unknown)
+	name := unknown[0]
+	msg := "unknown variable"
+	if guess := closest(name, known); guess != "" {
+		msg += " (did you mean " + guess + "?)"
+	}
+	return &Error{Var: name, Value: vars[name], Allowed: msg + "; known: " + strings.Join(known, ", ")}
+}
+
+// closest returns the known name nearest to name (ignoring case) when it is
+// near enough to be a likely typo, else "".
+func closest(name string, known []string) string {
+	best, bestDist := "", math.MaxInt
+	for _, k := range known {
+		if d := editDistance(strings.ToUpper(name), k); d < bestDist {
+			best, bestDist = k, d
+		}
+	}
+	if bestDist > 3 {
+		return ""
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b, in bytes.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+var byteUnits = []struct {
+	suffix string
+	mult   int
+}{
+	{"KiB", 1 << 10},
+	{"MiB", 1 << 20},
+	{"GiB", 1 << 30},
+}
+
+// parseBytes parses a non-negative decimal byte count with an optional
+// binary suffix KiB, MiB or GiB (any case): "4096", "64KiB", "4MiB".
+func parseBytes(s string) (int, error) {
+	num, mult := s, 1
+	for _, u := range byteUnits {
+		if len(s) > len(u.suffix) && strings.EqualFold(s[len(s)-len(u.suffix):], u.suffix) {
+			num, mult = s[:len(s)-len(u.suffix)], u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseUint(num, 10, 63)
+	if err != nil || n > uint64(math.MaxInt/mult) {
+		return 0, fmt.Errorf("parse byte count %q", s)
+	}
+	return int(n) * mult, nil
+}
+
+// formatBytes writes n with the largest binary suffix that divides it.
+func formatBytes(n int) string {
+	for i := len(byteUnits) - 1; i >= 0; i-- {
+		if u := byteUnits[i]; n != 0 && n%u.mult == 0 {
+			return strconv.Itoa(n/u.mult) + u.suffix
+		}
+	}
+	return strconv.Itoa(n)
+}
+
+// parseBool accepts true and false in any case, as the OpenTelemetry
+// specification asks for boolean variables; strconv.ParseBool would also take
+// "1", "t" and so on, but not "tRUE".
+func parseBool(s string) (bool, error) {
+	switch {
+	case strings.EqualFold(s, "true"):
+		return true, nil
+	case strings.EqualFold(s, "false"):
+		return false, nil
+	}
+	return false, fmt.Errorf("parse boolean %q", s)
+}
+
+// Logger returns a logger for the daemon's own diagnostics, writing to w in
+// c.LogFormat (JSON for "json", else text) at c.LogLevel and above.
+func (c Config) Logger(w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: c.LogLevel}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
