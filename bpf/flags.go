@@ -3,7 +3,6 @@ package bpf
 import (
 	"os"
 	"strconv"
-	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -74,10 +73,7 @@ func FlagNames(s Syscall, flags uint64) []string {
 
 // FormatFlags renders flags the way strace does: names joined by "|", or "0".
 func FormatFlags(s Syscall, flags uint64) string {
-	if flags == 0 {
-		return "0"
-	}
-	return strings.Join(FlagNames(s, flags), "|")
+	return string(appendFlags(nil, s, flags))
 }
 
 // Errno is a positive Linux error number as returned (negated) by a syscall.

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/memlock-exporter/memlock-exporter/bpf"
+	"github.com/memlock-exporter/memlock-exporter/config"
+)
+
+// version is set at build time (-ldflags "-X main.version=…").
+var version = "dev"
+
+// Exit codes: 0 clean exit, 1 runtime failure (e.g. the kernel refused the
+// programs), 2 bad usage or configuration.
+const (
+	exitOK     = 0
+	exitFailed = 1
+	exitUsage  = 2
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("memlock-exporter", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	check := fs.Bool("check", false, "load and attach the BPF programs, print which hooks attached, and exit (0 if all attached)")
+	printEvents := fs.Bool("print", false, "also print each event as one line on stdout")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	fs.Usage = func() { fmt.Fprintln(stderr, "run `memlock-exporter --help` for flags and environment variables") }
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			usage(stdout, fs)
+			return exitOK
+		}
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "memlock-exporter: unexpected argument %q; it takes only flags (see --help)\n", fs.Arg(0))
+		return exitUsage
+	}
+	if *showVersion {
+		fmt.Fprintf(stdout, "memlock-exporter %s\n", version)
+		return exitOK
+	}
+
+	cfg, err := config.FromEnv()
+	if err != nil {
+		fmt.Fprintf(stderr, "memlock-exporter: %v\n", err)
+		return exitUsage
+	}
+	log := cfg.Logger(stderr)
+
+	tracer, err := bpf.Open(bpf.Options{RingbufSize: cfg.RingbufSize, WakeupBytes: cfg.WakeupBytes})
+	if err != nil {
+		log.Error("cannot start tracing", "err", err)
+		return exitFailed
+	}
+	defer func() {
+		if err := tracer.Close(); err != nil {
+			log.Error("detach BPF programs", "err", err)
+		}
+	}()
+	for _, h := range tracer.Hooks() {
+		log.Info("hook", "syscall", h.Syscall.String(), "probe", h.Probe.String(), "target", h.Target, "attached", h.Err == nil)
+	}
+	if *check {
+		fmt.Fprint(stdout, tracer.Plan())
+		fmt.Fprintf(stdout, "task access: %s\n", tracer.TaskAccess())
+		return exitOK
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return serve(ctx, cfg, log, tracer, *printEvents || true, stdout)
+}
+
+// serve reads events until ctx is done, then drains what the kernel already
+// reported and returns the exit code.
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tracer *bpf.Tracer, printEvents bool, stdout io.Writer) int {
+	reader, err := tracer.NewReader(bpf.ReaderOptions{
+		FlushInterval: cfg.FlushInterval,
+		OnMalformed:   malformedLogger(log),
+	})
+	if err != nil {
+		log.Error("cannot read events", "err", err)
+		return exitFailed
+	}
+	defer reader.Close()
+
+	var handlers []func(*bpf.Event)
+	if printEvents {
+		p := newPrinter(stdout)
+		handlers = append(handlers, p.print)
+	}
+	handle := func(ev *bpf.Event) {
+		for _, h := range handlers {
+			h(ev)
+		}
+	}
+
+	log.Info("memlock-exporter started", "version", version, "ringbuf_bytes", cfg.RingbufSize, "flush_interval", cfg.FlushInterval)
+	if err := reader.Run(ctx, handle); err != nil {
+		log.Error("reading events failed", "err", err)
+		return exitFailed
+	}
+	losses, err := reader.Losses()
+	if err != nil {
+		log.Warn("cannot read loss counters", "err", err)
+	}
+	log.Info("memlock-exporter stopping", "events", reader.Events(), "malformed", reader.Malformed(),
+		"lost_ringbuf_full", losses.RingbufFull, "lost_missed_entry", losses.MissedEntry, "lost_entry_map_full", losses.EntryMapFull)
+	return exitOK
+}
+
+// malformedLogger reports the first malformed record and then at most one a
+// minute, so a broken producer cannot flood the daemon's log.
+func malformedLogger(log *slog.Logger) func(error, []byte) {
+	var last time.Time
+	var suppressed int
+	return func(err error, raw []byte) {
+		if now := time.Now(); now.Sub(last) >= time.Minute {
+			log.Warn("skipped a malformed record", "err", err, "bytes", len(raw), "suppressed_since_last", suppressed)
+			last, suppressed = now, 0
+			return
+		}
+		suppressed++
+	}
+}

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+func TestRunUsageAndConfigErrors(t *testing.T) {
+	tests := []struct {
+		name       string
+		args       []string
+		env        map[string]string
+		wantCode   int
+		wantStdout []string
+		wantStderr []string
+		oneLineErr bool
+	}{
+		{name: "help", args: []string{"--help"}, wantCode: exitOK,
+			wantStdout: []string{"Usage: memlock-exporter", "-check", "MEMLOCK_EXPORTER_RINGBUF_SIZE", "1MiB", "OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4317"}},
+		{name: "version", args: []string{"--version"}, wantCode: exitOK, wantStdout: []string{"memlock-exporter " + version}},
+		{name: "unknown flag", args: []string{"--bogus"}, wantCode: exitUsage, wantStderr: []string{"-bogus", "--help"}},
+		{name: "positional argument", args: []string{"extra"}, wantCode: exitUsage, wantStderr: []string{`unexpected argument "extra"`}, oneLineErr: true},
+		{name: "bad ring buffer size", env: map[string]string{"MEMLOCK_EXPORTER_RINGBUF_SIZE": "3000"}, wantCode: exitUsage,
+			wantStderr: []string{`MEMLOCK_EXPORTER_RINGBUF_SIZE="3000"`, "power of two"}, oneLineErr: true},
+		{name: "bad flush interval", env: map[string]string{"MEMLOCK_EXPORTER_FLUSH_INTERVAL": "soon"}, wantCode: exitUsage,
+			wantStderr: []string{`MEMLOCK_EXPORTER_FLUSH_INTERVAL="soon"`}, oneLineErr: true},
+		{name: "misspelt variable", env: map[string]string{"MEMLOCK_EXPORTER_LOGLEVEL": "debug"}, wantCode: exitUsage,
+			wantStderr: []string{"MEMLOCK_EXPORTER_LOGLEVEL", "MEMLOCK_EXPORTER_LOG_LEVEL"}, oneLineErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			var stdout, stderr bytes.Buffer
+			code := run(tt.args, &stdout, &stderr)
+			if code != tt.wantCode {
+				t.Fatalf("exit code %d, want %d\nstdout: %s\nstderr: %s", code, tt.wantCode, &stdout, &stderr)
+			}
+			for _, s := range tt.wantStdout {
+				if !strings.Contains(stdout.String(), s) {
+					t.Errorf("stdout lacks %q:\n%s", s, &stdout)
+				}
+			}
+			for _, s := range tt.wantStderr {
+				if !strings.Contains(stderr.String(), s) {
+					t.Errorf("stderr lacks %q:\n%s", s, &stderr)
+				}
+			}
+			if tt.oneLineErr && strings.Count(strings.TrimSpace(stderr.String()), "\n") != 0 {
+				t.Errorf("error is not one line:\n%s", &stderr)
+			}
+		})
+	}
+}
