@@ -1,0 +1,74 @@
+# memlock-exporter — see README.md. Every target runs as root on a fresh
+# Debian bookworm machine with Go 1.26; `make deps` installs the rest.
+
+SHELL     := /bin/bash
+GO        ?= go
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X main.version=$(VERSION)
+BIN       := bin
+TESTFLAGS ?= -count=1 -timeout 30m
+TESTLOG   ?= $(BIN)/test.log
+# Debian packages `make generate` needs; clang-14 is pinned so the
+# committed BPF objects are reproduced byte for byte.
+GEN_DEPS  := clang-14 llvm-14 libbpf-dev
+
+.PHONY: all build test unit fuzz bench generate check-generate deps run demo e2e lint clean
+
+all: build
+
+build: $(BIN)/memlock-exporter $(BIN)/workload
+
+$(BIN)/memlock-exporter: FORCE
+	@mkdir -p $(BIN)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/memlock-exporter
+
+$(BIN)/workload: workload/workload.c
+	@mkdir -p $(BIN)
+	gcc -O2 -Wall -Wextra -Werror -pthread -o $@ $<
+
+FORCE:
+
+# The test command (README, .ci/run): vet, every test in the module
+# (unit, privileged and end-to-end; the privileged ones need root), a short
+# fuzz run of the record decoder, and a check that, as root, nothing was
+# skipped.
+test: lint
+	@mkdir -p $(BIN)
+	$(GO) test $(TESTFLAGS) -v ./... 2>&1 | tee $(TESTLOG) | grep -E '^(ok|FAIL|--- |panic|\?)|^\s+\S+_test\.go:[0-9]+:'; \
+	  status=$${PIPESTATUS[0]}; [ $$status = 0 ] || { echo "go test failed (full log: $(TESTLOG))"; exit $$status; }
+	@if [ "$$(id -u)" = 0 ] && grep -q -- '--- SKIP' $(TESTLOG); then \
+	  echo "running as root, yet these tests skipped:"; grep -- '--- SKIP' $(TESTLOG); exit 1; fi
+	$(MAKE) fuzz
+	@echo "$$(grep -c -- '--- PASS' $(TESTLOG)) passed, $$(grep -c -- '--- FAIL' $(TESTLOG)) failed"
+
+unit:
+	$(GO) test -short $(TESTFLAGS) ./...
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 10s ./bpf
+
+lint:
+	@test -z "$$(gofmt -l . | tee /dev/stderr)" || { echo "gofmt: files above need formatting"; exit 1; }
+	$(GO) vet ./...
+
+bench: $(BIN)/memlock-exporter
+	$(GO) run ./cmd/memlock-bench
+	$(GO) test -run '^$$' -bench . -benchmem ./bpf ./exporter
+
+generate:
+	$(GO) generate ./bpf
+
+# Rebuilds the BPF objects and fails if they differ from the committed ones.
+check-generate: generate
+	git diff --exit-code --stat -- bpf/ || { echo "make generate changed the committed BPF objects: commit them, or check the clang version (needs clang-14)"; exit 1; }
+
+deps:
+	@if ! command -v clang-14 >/dev/null || [ ! -e /usr/include/bpf/bpf_helpers.h ] || ! command -v llvm-strip-14 >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(GEN_DEPS) >/dev/null; fi
+	$(GO) mod download
+
+run: $(BIN)/memlock-exporter
+	$(BIN)/memlock-exporter
+
+clean:
+	rm -rf $(BIN)
