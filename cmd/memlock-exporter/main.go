@@ -14,6 +14,7 @@ import (
 
 	"github.com/memlock-exporter/memlock-exporter/bpf"
 	"github.com/memlock-exporter/memlock-exporter/config"
+	"github.com/memlock-exporter/memlock-exporter/exporter"
 )
 
 // version is set at build time (-ldflags "-X main.version=…").
@@ -82,7 +83,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	return serve(ctx, cfg, log, tracer, *printEvents || true, stdout)
+	return serve(ctx, cfg, log, tracer, *printEvents, stdout)
 }
 
 // serve reads events until ctx is done, then drains what the kernel already
@@ -98,27 +99,53 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tracer *bpf
 	}
 	defer reader.Close()
 
-	var handlers []func(*bpf.Event)
+	// The SDK reads the standard OTEL_* variables itself; make our
+	// defaults (OTLP/gRPC to a plaintext loopback collector) visible to it.
+	if err := config.ApplySDKDefaults(); err != nil {
+		log.Error("cannot set OpenTelemetry defaults", "err", err)
+		return exitFailed
+	}
+	exp, err := exporter.New(context.Background(), exporter.Options{
+		ServiceVersion: version,
+		Disabled:       cfg.SDKDisabled,
+		Logger:         log,
+		Losses:         reader,
+		Endpoint:       config.LogsEndpoint(os.Environ()),
+	})
+	if err != nil {
+		log.Error("cannot set up OpenTelemetry export: check the OTEL_* variables", "err", err)
+		return exitUsage
+	}
+
+	handle := exp.Handle
 	if printEvents {
 		p := newPrinter(stdout)
-		handlers = append(handlers, p.print)
-	}
-	handle := func(ev *bpf.Event) {
-		for _, h := range handlers {
-			h(ev)
+		handle = func(ev *bpf.Event) {
+			p.print(ev)
+			exp.Handle(ev)
 		}
 	}
 
-	log.Info("memlock-exporter started", "version", version, "ringbuf_bytes", cfg.RingbufSize, "flush_interval", cfg.FlushInterval)
-	if err := reader.Run(ctx, handle); err != nil {
-		log.Error("reading events failed", "err", err)
+	log.Info("memlock-exporter started", "version", version, "ringbuf_bytes", cfg.RingbufSize,
+		"flush_interval", cfg.FlushInterval, "export_disabled", cfg.SDKDisabled, "collector", config.LogsEndpoint(os.Environ()))
+	runErr := reader.Run(ctx, handle)
+
+	// Reading has stopped (and drained what the kernel had reported); now
+	// flush what the SDK holds, within the shutdown budget.
+	flushCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := exp.Shutdown(flushCtx); err != nil {
+		log.Warn("final flush of telemetry incomplete", "err", err, "timeout", cfg.ShutdownTimeout)
+	}
+	if runErr != nil {
+		log.Error("reading events failed", "err", runErr)
 		return exitFailed
 	}
 	losses, err := reader.Losses()
 	if err != nil {
 		log.Warn("cannot read loss counters", "err", err)
 	}
-	log.Info("memlock-exporter stopping", "events", reader.Events(), "malformed", reader.Malformed(),
+	log.Info("memlock-exporter stopped", "events", reader.Events(), "malformed", reader.Malformed(), "export_failures", exp.ExportFailures(),
 		"lost_ringbuf_full", losses.RingbufFull, "lost_missed_entry", losses.MissedEntry, "lost_entry_map_full", losses.EntryMapFull)
 	return exitOK
 }

@@ -50,7 +50,7 @@ func TestPrintsEveryWorkloadCall(t *testing.T) {
 
 	var stdout, stderr testutil.SyncBuffer
 	cmd := exec.Command(daemon, "--print")
-	cmd.Env = append(cmd.Environ(), "MEMLOCK_EXPORTER_FLUSH_INTERVAL=20ms")
+	cmd.Env = append(cmd.Environ(), "MEMLOCK_EXPORTER_FLUSH_INTERVAL=20ms", "OTEL_SDK_DISABLED=true")
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

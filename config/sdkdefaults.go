@@ -1,0 +1,73 @@
+package config
+
+import (
+	"os"
+	"strings"
+)
+
+// Our defaults for standard OTEL_* variables where they differ from the
+// OpenTelemetry Go SDK's: we speak OTLP/gRPC unless told otherwise (the
+// SDK's autoexport defaults to http/protobuf), and an unset endpoint means
+// a plaintext collector on the loopback (the SDK's gRPC exporters would try
+// TLS there).
+const (
+	defaultOTLPProtocol     = "grpc"
+	defaultOTLPGRPCEndpoint = "http://localhost:4317"
+	defaultOTLPHTTPEndpoint = "http://localhost:4318"
+)
+
+// SDKDefaults returns the standard OTEL_* variables, with values, that the
+// daemon must set before building the SDK so that our defaults apply. It
+// never overrides what the user set, for all signals or for one.
+func SDKDefaults(environ []string) map[string]string {
+	vars := make(map[string]string, len(environ))
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "OTEL_EXPORTER_OTLP_") {
+			vars[k] = v
+		}
+	}
+	out := map[string]string{}
+	protocol := vars["OTEL_EXPORTER_OTLP_PROTOCOL"]
+	if protocol == "" {
+		protocol = defaultOTLPProtocol
+		out["OTEL_EXPORTER_OTLP_PROTOCOL"] = protocol
+	}
+	if vars["OTEL_EXPORTER_OTLP_ENDPOINT"] == "" {
+		// Signal-specific endpoints still win inside the SDK.
+		if strings.HasPrefix(protocol, "http") {
+			out["OTEL_EXPORTER_OTLP_ENDPOINT"] = defaultOTLPHTTPEndpoint
+		} else {
+			out["OTEL_EXPORTER_OTLP_ENDPOINT"] = defaultOTLPGRPCEndpoint
+		}
+	}
+	return out
+}
+
+// ApplySDKDefaults sets the variables SDKDefaults(os.Environ()) names, so
+// that the SDK, which reads the environment itself, sees our defaults.
+func ApplySDKDefaults() error {
+	for k, v := range SDKDefaults(os.Environ()) {
+		if err := os.Setenv(k, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// LogsEndpoint returns where log records go, as the SDK will resolve it
+// (the signal's own endpoint, else the shared one), for diagnostics.
+func LogsEndpoint(environ []string) string {
+	var shared, logs string
+	for _, kv := range environ {
+		switch k, v, _ := strings.Cut(kv, "="); k {
+		case "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT":
+			logs = v
+		case "OTEL_EXPORTER_OTLP_ENDPOINT":
+			shared = v
+		}
+	}
+	if logs != "" {
+		return logs
+	}
+	return shared
+}

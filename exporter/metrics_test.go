@@ -1,0 +1,361 @@
+package exporter
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
+	"github.com/memlock-exporter/memlock-exporter/bpf"
+	"github.com/memlock-exporter/memlock-exporter/semconv"
+)
+
+type fakeLosses struct {
+	counts    bpf.LossCounts
+	err       error
+	malformed uint64
+}
+
+func (f *fakeLosses) Losses() (bpf.LossCounts, error) { return f.counts, f.err }
+func (f *fakeLosses) Malformed() uint64               { return f.malformed }
+
+func collect(t *testing.T, rig *testRig) map[string]metricdata.Metrics {
+	t.Helper()
+	ms, err := collectErr(t, rig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ms
+}
+
+// collectErr collects and returns the metrics and the error of the
+// collection: the SDK still returns data when a callback fails.
+func collectErr(t *testing.T, rig *testRig) (map[string]metricdata.Metrics, error) {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	err := rig.reader.Collect(context.Background(), &rm)
+	out := map[string]metricdata.Metrics{}
+	for _, sm := range rm.ScopeMetrics {
+		if sm.Scope.Name != semconv.ScopeName || sm.Scope.SchemaURL != semconv.SchemaURL {
+			t.Errorf("scope = %+v, want %s with schema %s", sm.Scope, semconv.ScopeName, semconv.SchemaURL)
+		}
+		for _, m := range sm.Metrics {
+			out[m.Name] = m
+		}
+	}
+	return out, err
+}
+
+// attrKey renders a metric attribute set as "syscall/error.type".
+func attrKey(s attribute.Set) string {
+	sys, _ := s.Value(semconv.SyscallKey)
+	key := sys.AsString()
+	if et, ok := s.Value(semconv.ErrorTypeKey); ok {
+		key += "/" + et.AsString()
+	}
+	return key
+}
+
+func TestMetrics(t *testing.T) {
+	losses := &fakeLosses{counts: bpf.LossCounts{RingbufFull: 7, MissedEntry: 2, EntryMapFull: 1}, malformed: 3}
+	rig := newRig(t, Options{Losses: losses})
+
+	type call struct {
+		sys  bpf.Syscall
+		ret  int64
+		dur  time.Duration
+		size uint64
+		n    int
+	}
+	calls := []call{
+		{bpf.SyscallMlock2, 0, 3 * time.Microsecond, 8192, 3},       // 2.5e-6 < d <= 5e-6; 4Ki < s <= 16Ki
+		{bpf.SyscallMlock2, -12, 20 * time.Millisecond, 1 << 30, 2}, // 1e-2 < d <= 2.5e-2; s = 1Gi (<= 1Gi)
+		{bpf.SyscallMlock, 0, 500 * time.Nanosecond, 4096, 4},       // d <= 1e-6; s = 4Ki (<= 4Ki)
+		{bpf.SyscallMlock, -1, 2 * time.Second, 32 << 30, 1},        // d > 1; s > 16Gi
+		{bpf.SyscallMunlock, 0, time.Microsecond, 100, 2},           // d = 1e-6; s <= 4Ki
+		{bpf.SyscallMlockall, 0, 40 * time.Microsecond, 0, 1},       // no size
+		{bpf.SyscallMunlockall, 0, 10 * time.Microsecond, 0, 1},     // no size
+		{bpf.SyscallMlockall, -11, 10 * time.Microsecond, 0, 1},     // EAGAIN
+		{bpf.SyscallUnknown, 0, time.Microsecond, 4096, 5},          // refused: malformed
+	}
+	for _, c := range calls {
+		for i := 0; i < c.n; i++ {
+			ev := sampleEvent()
+			// Vary what must not reach metrics.
+			ev.PID, ev.TID, ev.Comm, ev.Addr = uint32(100+i), uint32(200+i), "c"+string(rune('a'+i)), uint64(i)<<12
+			ev.Syscall, ev.Ret, ev.Duration, ev.Len = c.sys, c.ret, c.dur, c.size
+			rig.exp.Handle(&ev)
+		}
+	}
+	rig.exp.diag.exportFailed(5, errors.New("collector down"))
+
+	ms := collect(t, rig)
+
+	// memlock.calls
+	m, ok := ms[semconv.MetricCalls]
+	if !ok {
+		t.Fatalf("no %s", semconv.MetricCalls)
+	}
+	if m.Unit != semconv.MetricCallsUnit || m.Description != semconv.MetricCallsDescription {
+		t.Errorf("%s unit/description = %q/%q", m.Name, m.Unit, m.Description)
+	}
+	sum, ok := m.Data.(metricdata.Sum[int64])
+	if !ok || !sum.IsMonotonic || sum.Temporality != metricdata.CumulativeTemporality {
+		t.Fatalf("%s is %T (%+v), want a monotonic cumulative int64 sum", m.Name, m.Data, m.Data)
+	}
+	gotCalls := map[string]int64{}
+	for _, dp := range sum.DataPoints {
+		gotCalls[attrKey(dp.Attributes)] += dp.Value
+	}
+	wantCalls := map[string]int64{
+		"mlock2": 3, "mlock2/ENOMEM": 2, "mlock": 4, "mlock/EPERM": 1,
+		"munlock": 2, "mlockall": 1, "munlockall": 1, "mlockall/EAGAIN": 1,
+	}
+	if !mapsEqual(gotCalls, wantCalls) {
+		t.Errorf("%s = %v, want %v", m.Name, gotCalls, wantCalls)
+	}
+
+	// memlock.call.duration
+	durBounds := semconv.CallDurationBuckets()
+	checkHistogram(t, ms, semconv.MetricCallDuration, semconv.MetricCallDurationUnit, durBounds, map[string]histWant{
+		"mlock2":          {3, 3 * 3e-6, bucketOf(durBounds, 3e-6), 3},
+		"mlock2/ENOMEM":   {2, 2 * 0.02, bucketOf(durBounds, 0.02), 2},
+		"mlock":           {4, 4 * 5e-7, 0, 4},
+		"mlock/EPERM":     {1, 2, len(durBounds), 1},
+		"munlock":         {2, 2e-6, 0, 2},
+		"mlockall":        {1, 4e-5, bucketOf(durBounds, 4e-5), 1},
+		"munlockall":      {1, 1e-5, bucketOf(durBounds, 1e-5), 1},
+		"mlockall/EAGAIN": {1, 1e-5, bucketOf(durBounds, 1e-5), 1},
+	})
+	if got := bucketOf(durBounds, 1e-5); durBounds[got] != 1e-5 {
+		t.Fatalf("test assumes 1e-5 is a duration bound")
+	}
+
+	// memlock.call.size: only for calls with a range.
+	sizeBounds := semconv.CallSizeBuckets()
+	checkHistogram(t, ms, semconv.MetricCallSize, semconv.MetricCallSizeUnit, sizeBounds, map[string]histWant{
+		"mlock2":        {3, 3 * 8192, 1, 3},
+		"mlock2/ENOMEM": {2, 2 << 30, bucketOf(sizeBounds, 1<<30), 2},
+		"mlock":         {4, 4 * 4096, 0, 4},
+		"mlock/EPERM":   {1, 32 << 30, len(sizeBounds), 1},
+		"munlock":       {2, 200, 0, 2},
+	})
+
+	// memlock.events.lost
+	m, ok = ms[semconv.MetricEventsLost]
+	if !ok {
+		t.Fatalf("no %s", semconv.MetricEventsLost)
+	}
+	if m.Unit != semconv.MetricEventsLostUnit {
+		t.Errorf("%s unit = %q", m.Name, m.Unit)
+	}
+	lost, ok := m.Data.(metricdata.Sum[int64])
+	if !ok || !lost.IsMonotonic {
+		t.Fatalf("%s is %T, want a monotonic int64 sum", m.Name, m.Data)
+	}
+	gotLost := map[string]int64{}
+	for _, dp := range lost.DataPoints {
+		r, _ := dp.Attributes.Value(semconv.ReasonKey)
+		gotLost[r.AsString()] = dp.Value
+	}
+	wantLost := map[string]int64{
+		semconv.ReasonRingbufFull: 7, semconv.ReasonMissedEntry: 2, semconv.ReasonEntryMapFull: 1,
+		semconv.ReasonMalformed: 3 + 5, semconv.ReasonExportFailed: 5,
+	}
+	if !mapsEqual(gotLost, wantLost) {
+		t.Errorf("%s = %v, want %v", m.Name, gotLost, wantLost)
+	}
+
+	// Only the schema's low-cardinality attributes, on every metric.
+	allowed := map[string][]attribute.Key{}
+	for _, d := range semconv.Metrics {
+		allowed[d.Name] = d.Attributes
+	}
+	for name, m := range ms {
+		keys, ok := allowed[name]
+		if !ok {
+			t.Errorf("metric %s is not in semconv.Metrics", name)
+			continue
+		}
+		for _, set := range attributeSets(m) {
+			for _, kv := range set.ToSlice() {
+				if !slices.Contains(keys, kv.Key) {
+					t.Errorf("%s carries %s=%s", name, kv.Key, kv.Value.Emit())
+				}
+			}
+		}
+	}
+}
+
+func TestLostWithoutSourceAndOnError(t *testing.T) {
+	t.Run("no source", func(t *testing.T) {
+		rig := newRig(t, Options{})
+		got := lostByReason(t, rig, false)
+		want := map[string]int64{semconv.ReasonMalformed: 0, semconv.ReasonExportFailed: 0}
+		if !mapsEqual(got, want) {
+			t.Errorf("lost = %v, want %v", got, want)
+		}
+	})
+	t.Run("kernel counters unreadable", func(t *testing.T) {
+		rig := newRig(t, Options{Losses: &fakeLosses{err: errors.New("map gone"), malformed: 4}})
+		got := lostByReason(t, rig, true)
+		want := map[string]int64{semconv.ReasonMalformed: 4, semconv.ReasonExportFailed: 0}
+		if !mapsEqual(got, want) {
+			t.Errorf("lost = %v, want %v", got, want)
+		}
+	})
+}
+
+func lostByReason(t *testing.T, rig *testRig, wantErr bool) map[string]int64 {
+	t.Helper()
+	ms, err := collectErr(t, rig)
+	if (err != nil) != wantErr {
+		t.Errorf("collect: error %v, want error: %v", err, wantErr)
+	}
+	m, ok := ms[semconv.MetricEventsLost]
+	if !ok {
+		t.Fatalf("no %s", semconv.MetricEventsLost)
+	}
+	got := map[string]int64{}
+	for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+		r, _ := dp.Attributes.Value(semconv.ReasonKey)
+		got[r.AsString()] = dp.Value
+	}
+	return got
+}
+
+type histWant struct {
+	count  uint64
+	sum    float64
+	bucket int    // index of the bucket that holds every value
+	inBkt  uint64 // how many values it holds
+}
+
+func bucketOf(bounds []float64, v float64) int {
+	i, _ := slices.BinarySearch(bounds, v)
+	return i
+}
+
+func checkHistogram(t *testing.T, ms map[string]metricdata.Metrics, name, unit string, bounds []float64, want map[string]histWant) {
+	t.Helper()
+	m, ok := ms[name]
+	if !ok {
+		t.Errorf("no %s", name)
+		return
+	}
+	if m.Unit != unit {
+		t.Errorf("%s unit = %q, want %q", name, m.Unit, unit)
+	}
+	var dps []struct {
+		attrs  attribute.Set
+		count  uint64
+		sum    float64
+		bounds []float64
+		counts []uint64
+	}
+	switch h := m.Data.(type) {
+	case metricdata.Histogram[float64]:
+		for _, dp := range h.DataPoints {
+			dps = append(dps, struct {
+				attrs  attribute.Set
+				count  uint64
+				sum    float64
+				bounds []float64
+				counts []uint64
+			}{dp.Attributes, dp.Count, dp.Sum, dp.Bounds, dp.BucketCounts})
+		}
+	case metricdata.Histogram[int64]:
+		for _, dp := range h.DataPoints {
+			dps = append(dps, struct {
+				attrs  attribute.Set
+				count  uint64
+				sum    float64
+				bounds []float64
+				counts []uint64
+			}{dp.Attributes, dp.Count, float64(dp.Sum), dp.Bounds, dp.BucketCounts})
+		}
+	default:
+		t.Errorf("%s is %T, want a histogram", name, m.Data)
+		return
+	}
+	seen := map[string]bool{}
+	for _, dp := range dps {
+		key := attrKey(dp.attrs)
+		seen[key] = true
+		w, ok := want[key]
+		if !ok {
+			t.Errorf("%s has unexpected series %s", name, key)
+			continue
+		}
+		if !slices.Equal(dp.bounds, bounds) {
+			t.Errorf("%s{%s} bounds = %v, want %v", name, key, dp.bounds, bounds)
+		}
+		if dp.count != w.count {
+			t.Errorf("%s{%s} count = %d, want %d", name, key, dp.count, w.count)
+		}
+		if diff := dp.sum - w.sum; diff > 1e-9*max(1, w.sum) || diff < -1e-9*max(1, w.sum) {
+			t.Errorf("%s{%s} sum = %g, want %g", name, key, dp.sum, w.sum)
+		}
+		wantCounts := make([]uint64, len(bounds)+1)
+		wantCounts[w.bucket] = w.inBkt
+		if !slices.Equal(dp.counts, wantCounts) {
+			t.Errorf("%s{%s} bucket counts = %v, want %v", name, key, dp.counts, wantCounts)
+		}
+	}
+	for key := range want {
+		if !seen[key] {
+			t.Errorf("%s has no series %s", name, key)
+		}
+	}
+}
+
+func attributeSets(m metricdata.Metrics) []attribute.Set {
+	var out []attribute.Set
+	switch d := m.Data.(type) {
+	case metricdata.Sum[int64]:
+		for _, dp := range d.DataPoints {
+			out = append(out, dp.Attributes)
+		}
+	case metricdata.Histogram[float64]:
+		for _, dp := range d.DataPoints {
+			out = append(out, dp.Attributes)
+		}
+	case metricdata.Histogram[int64]:
+		for _, dp := range d.DataPoints {
+			out = append(out, dp.Attributes)
+		}
+	}
+	return out
+}
+
+func mapsEqual[K comparable, V comparable](a, b map[K]V) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+// TestMetricRecordingAllocations: recording a call's measurements reuses
+// the cached attribute sets and allocates nothing.
+func TestMetricRecordingAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts differ under the race detector")
+	}
+	rig := newRig(t, Options{})
+	rig.exp.logsOn = false // measure the metric side only
+	ev := sampleEvent()
+	ev.Ret = -12
+	rig.exp.Handle(&ev)
+	if got := testing.AllocsPerRun(200, func() { rig.exp.Handle(&ev) }); got != 0 {
+		t.Errorf("%.1f allocations per event for metrics, want 0", got)
+	}
+}

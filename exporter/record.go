@@ -1,0 +1,218 @@
+package exporter
+
+import (
+	"strconv"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/log"
+
+	"github.com/memlock-exporter/memlock-exporter/bpf"
+	"github.com/memlock-exporter/memlock-exporter/semconv"
+)
+
+// maxRecordAttributes is the most attributes one record carries.
+const maxRecordAttributes = 20
+
+// numSyscalls bounds bpf.Syscall values, for tables indexed by syscall.
+const numSyscalls = int(bpf.SyscallMunlockall) + 1
+
+// syscallInfo is what the conversion needs to know about each syscall.
+type syscallInfo struct {
+	name      string // "mlock2"
+	eventName string // "memlock.mlock2"
+	hasRange  bool   // takes (addr, len)
+	hasFlags  bool   // takes flags
+	attr      attribute.KeyValue
+}
+
+var syscalls = func() (t [numSyscalls]syscallInfo) {
+	for s := bpf.SyscallMlock; s <= bpf.SyscallMunlockall; s++ {
+		name := s.String()
+		t[s] = syscallInfo{
+			name:      name,
+			eventName: semconv.EventName(name),
+			hasRange:  s == bpf.SyscallMlock || s == bpf.SyscallMlock2 || s == bpf.SyscallMunlock,
+			hasFlags:  s == bpf.SyscallMlock2 || s == bpf.SyscallMlockall,
+			attr:      semconv.Syscall(name),
+		}
+	}
+	return t
+}()
+
+var probeAttrs = func() (t [bpf.ProbeUprobe + 1]attribute.KeyValue) {
+	for p := range t {
+		t[p] = semconv.Probe(bpf.Probe(p).String())
+	}
+	return t
+}()
+
+// flagInfo is a flags argument decoded once: its strace-style text and
+// its memlock.flag_names attribute (none when no bit is set).
+type flagInfo struct {
+	text     string
+	names    attribute.KeyValue
+	hasNames bool
+}
+
+func newFlagInfo(s bpf.Syscall, flags uint64) flagInfo {
+	fi := flagInfo{text: bpf.FormatFlags(s, flags)}
+	if names := bpf.FlagNames(s, flags); len(names) > 0 {
+		fi.names, fi.hasNames = semconv.FlagNames(names...), true
+	}
+	return fi
+}
+
+// Flag values below smallFlags are decoded once at start-up; others are
+// cached as they are seen, up to maxFlagCache entries, then decoded per call.
+const (
+	smallFlags   = 8
+	maxFlagCache = 256
+)
+
+var smallFlagInfo = func() (t [numSyscalls][smallFlags]flagInfo) {
+	for s := range numSyscalls {
+		for f := range smallFlags {
+			t[s][f] = newFlagInfo(bpf.Syscall(s), uint64(f))
+		}
+	}
+	return t
+}()
+
+type flagKey struct {
+	syscall bpf.Syscall
+	flags   uint64
+}
+
+// recordBuilder converts events to log records, reusing its buffers from
+// call to call. It is not safe for concurrent use.
+type recordBuilder struct {
+	body      []byte
+	attrs     []attribute.KeyValue
+	flagCache map[flagKey]flagInfo
+}
+
+func (b *recordBuilder) flags(s bpf.Syscall, flags uint64) flagInfo {
+	if flags < smallFlags && int(s) < numSyscalls {
+		return smallFlagInfo[s][flags]
+	}
+	k := flagKey{s, flags}
+	if fi, ok := b.flagCache[k]; ok {
+		return fi
+	}
+	fi := newFlagInfo(s, flags)
+	if b.flagCache == nil {
+		b.flagCache = make(map[flagKey]flagInfo)
+	}
+	if len(b.flagCache) < maxFlagCache {
+		b.flagCache[k] = fi
+	}
+	return fi
+}
+
+// build returns the log record of one call, observed at observed. errName
+// is the name of the call's errno (ignored on success). ev.Syscall must be
+// valid. The record shares no memory with ev or b's buffers.
+func (b *recordBuilder) build(ev *bpf.Event, errName string, observed time.Time) log.Record {
+	si := &syscalls[ev.Syscall]
+	var fi flagInfo
+	if si.hasFlags {
+		fi = b.flags(ev.Syscall, ev.Flags)
+	}
+
+	var r log.Record
+	r.SetEventName(si.eventName)
+	r.SetTimestamp(ev.Time)
+	r.SetObservedTimestamp(observed)
+	if ev.Ret < 0 {
+		r.SetSeverity(log.SeverityWarn)
+	} else {
+		r.SetSeverity(log.SeverityInfo)
+	}
+	r.SetBody(attribute.StringValue(b.formatBody(ev, si, fi.text, errName)))
+
+	a := b.attrs[:0]
+	a = append(a, si.attr)
+	if si.hasRange {
+		a = append(a, semconv.Addr(ev.Addr), semconv.Len(ev.Len), semconv.Pages(ev.Pages()))
+	}
+	if si.hasFlags {
+		a = append(a, semconv.Flags(ev.Flags))
+		if fi.hasNames {
+			a = append(a, fi.names)
+		}
+	}
+	a = append(a,
+		semconv.ReturnValue(ev.Ret),
+		semconv.Duration(ev.Duration),
+		probeAttr(ev.Probe),
+	)
+	if ev.Ret < 0 {
+		a = append(a, semconv.ErrorTypeKey.String(errName))
+	}
+	a = append(a,
+		semconv.ProcessPIDKey.Int64(int64(ev.PID)),
+		semconv.ProcessParentPIDKey.Int64(int64(ev.PPID)),
+		semconv.ThreadIDKey.Int64(int64(ev.TID)),
+	)
+	if ev.Comm != "" {
+		a = append(a, semconv.ThreadNameKey.String(ev.Comm))
+	}
+	if ev.ExeName != "" {
+		a = append(a, semconv.ProcessExecutableNameKey.String(ev.ExeName))
+	}
+	a = append(a,
+		semconv.ProcessUserIDKey.Int64(int64(ev.EUID)),
+		semconv.ProcessRealUserIDKey.Int64(int64(ev.UID)),
+		semconv.ProcessGroupID(ev.EGID),
+		semconv.ProcessRealGroupID(ev.GID),
+	)
+	if ev.CgroupID != 0 {
+		a = append(a, semconv.CgroupID(ev.CgroupID))
+	}
+	// One call, so the record grows its attribute storage once.
+	r.AddAttributes(a...)
+	b.attrs = a[:0]
+	return r
+}
+
+func probeAttr(p bpf.Probe) attribute.KeyValue {
+	if int(p) < len(probeAttrs) {
+		return probeAttrs[p]
+	}
+	return semconv.Probe(p.String())
+}
+
+// formatBody renders the call the way strace does, e.g.
+//
+//	mlock2(0x7f3a1c000000, 8192, MLOCK_ONFAULT) = 0
+//	mlock(0x1000, 4096) = -1 ENOMEM
+//	mlockall(MCL_CURRENT|MCL_FUTURE) = 0
+//	munlockall() = 0
+//
+// It returns a new string; the buffer it writes into is reused.
+func (b *recordBuilder) formatBody(ev *bpf.Event, si *syscallInfo, flags, errName string) string {
+	buf := append(b.body[:0], si.name...)
+	buf = append(buf, '(')
+	if si.hasRange {
+		buf = append(buf, "0x"...)
+		buf = strconv.AppendUint(buf, ev.Addr, 16)
+		buf = append(buf, ", "...)
+		buf = strconv.AppendUint(buf, ev.Len, 10)
+		if si.hasFlags {
+			buf = append(buf, ", "...)
+		}
+	}
+	if si.hasFlags {
+		buf = append(buf, flags...)
+	}
+	buf = append(buf, ") = "...)
+	if ev.Ret < 0 {
+		buf = append(buf, "-1 "...)
+		buf = append(buf, errName...)
+	} else {
+		buf = strconv.AppendInt(buf, ev.Ret, 10)
+	}
+	b.body = buf
+	return string(buf)
+}
