@@ -85,5 +85,14 @@ func (e Errno) String() string {
 	if name := unix.ErrnoName(syscall.Errno(e)); name != "" {
 		return name
 	}
-	return "errno " + strconv.FormatUint(uint64(e), 10)
+	return string(e.AppendName(nil))
+}
+
+// AppendName appends what String returns, without allocating when b has
+// room.
+func (e Errno) AppendName(b []byte) []byte {
+	if name := unix.ErrnoName(syscall.Errno(e)); name != "" {
+		return append(b, name...)
+	}
+	return strconv.AppendUint(append(b, "errno "...), uint64(e), 10)
 }

@@ -24,7 +24,7 @@ func (e *Event) AppendCall(b []byte) []byte {
 	b = append(b, ") = "...)
 	if e.Ret < 0 {
 		b = append(b, "-1 "...)
-		return append(b, e.Errno().String()...)
+		return e.Errno().AppendName(b)
 	}
 	return strconv.AppendInt(b, e.Ret, 10)
 }

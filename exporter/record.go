@@ -1,7 +1,6 @@
 package exporter
 
 import (
-	"strconv"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -47,16 +46,15 @@ var probeAttrs = func() (t [bpf.ProbeUprobe + 1]attribute.KeyValue) {
 	return t
 }()
 
-// flagInfo is a flags argument decoded once: its strace-style text and
-// its memlock.flag_names attribute (none when no bit is set).
+// flagInfo is a flags argument decoded once: its memlock.flag_names
+// attribute (none when no bit is set).
 type flagInfo struct {
-	text     string
 	names    attribute.KeyValue
 	hasNames bool
 }
 
 func newFlagInfo(s bpf.Syscall, flags uint64) flagInfo {
-	fi := flagInfo{text: bpf.FormatFlags(s, flags)}
+	var fi flagInfo
 	if names := bpf.FlagNames(s, flags); len(names) > 0 {
 		fi.names, fi.hasNames = semconv.FlagNames(names...), true
 	}
@@ -129,7 +127,7 @@ func (b *recordBuilder) build(ev *bpf.Event, errName string, observed time.Time)
 	} else {
 		r.SetSeverity(log.SeverityInfo)
 	}
-	r.SetBody(attribute.StringValue(b.formatBody(ev, si, fi.text, errName)))
+	r.SetBody(attribute.StringValue(b.formatBody(ev)))
 
 	a := b.attrs[:0]
 	a = append(a, si.attr)
@@ -183,36 +181,10 @@ func probeAttr(p bpf.Probe) attribute.KeyValue {
 	return semconv.Probe(p.String())
 }
 
-// formatBody renders the call the way strace does, e.g.
-//
-//	mlock2(0x7f3a1c000000, 8192, MLOCK_ONFAULT) = 0
-//	mlock(0x1000, 4096) = -1 ENOMEM
-//	mlockall(MCL_CURRENT|MCL_FUTURE) = 0
-//	munlockall() = 0
-//
-// It returns a new string; the buffer it writes into is reused.
-func (b *recordBuilder) formatBody(ev *bpf.Event, si *syscallInfo, flags, errName string) string {
-	buf := append(b.body[:0], si.name...)
-	buf = append(buf, '(')
-	if si.hasRange {
-		buf = append(buf, "0x"...)
-		buf = strconv.AppendUint(buf, ev.Addr, 16)
-		buf = append(buf, ", "...)
-		buf = strconv.AppendUint(buf, ev.Len, 10)
-		if si.hasFlags {
-			buf = append(buf, ", "...)
-		}
-	}
-	if si.hasFlags {
-		buf = append(buf, flags...)
-	}
-	buf = append(buf, ") = "...)
-	if ev.Ret < 0 {
-		buf = append(buf, "-1 "...)
-		buf = append(buf, errName...)
-	} else {
-		buf = strconv.AppendInt(buf, ev.Ret, 10)
-	}
-	b.body = buf
-	return string(buf)
+// formatBody renders the call the way strace does (bpf.Event.AppendCall),
+// e.g. `mlock(0x1000, 4096) = -1 ENOMEM`. It returns a new string; the
+// buffer it writes into is reused.
+func (b *recordBuilder) formatBody(ev *bpf.Event) string {
+	b.body = ev.AppendCall(b.body[:0])
+	return string(b.body)
 }
