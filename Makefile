@@ -6,7 +6,7 @@ GO        ?= go
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 BIN       := bin
-TESTFLAGS ?= -count=1 -timeout 30m
+TESTFLAGS ?= -count=1 -timeout 30m -p 1
 TESTLOG   ?= $(BIN)/test.log
 # Debian packages `make generate` needs; clang-14 is pinned so the
 # committed BPF objects are reproduced byte for byte.
@@ -69,6 +69,11 @@ deps:
 
 run: $(BIN)/memlock-exporter
 	$(BIN)/memlock-exporter
+
+# The main job on a fresh machine: collector + exporter + workload, then
+# what the collector received.
+demo:
+	scripts/demo.sh
 
 clean:
 	rm -rf $(BIN)
