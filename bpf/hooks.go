@@ -1,14 +1,19 @@
 package bpf
 
 import (
+	"errors"
 	"fmt"
+	"os"
+	"strings"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
 )
 
-// HookStatus says how one syscall is being watched: which kind of hook,
-// at which kernel target, and whether it attached.
+// HookStatus says how one syscall is being watched: which kind of hook, at
+// which kernel target, and why better kinds were not used.
 type HookStatus struct {
 	Syscall Syscall
 	Probe   Probe
@@ -17,28 +22,116 @@ type HookStatus struct {
 	Target string
 	// Err is nil when the hook is attached, else why it is not.
 	Err error
+	// Skipped lists the better kinds of hook that were tried first and
+	// failed, each with the kernel's reason.
+	Skipped []string
 }
 
 func (h HookStatus) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%-10s %-10s %s: ", h.Syscall, h.Probe, h.Target)
 	if h.Err != nil {
-		return fmt.Sprintf("%-8s %-10s %s: not attached: %v", h.Syscall, h.Probe, h.Target, h.Err)
+		fmt.Fprintf(&b, "not attached: %v", h.Err)
+	} else {
+		b.WriteString("attached")
 	}
-	return fmt.Sprintf("%-8s %-10s %s: attached", h.Syscall, h.Probe, h.Target)
+	if len(h.Skipped) > 0 {
+		fmt.Fprintf(&b, " (skipped %s)", strings.Join(h.Skipped, "; "))
+	}
+	return b.String()
 }
 
-// attacher attaches the entry and exit programs of one kind of hook for one
-// syscall. Adding a kind of hook (fentry, kprobe, uprobe) means adding an
-// attacher; the reader and the record stay as they are.
+// HookError reports a syscall that no allowed kind of hook could watch.
+type HookError struct {
+	Status HookStatus
+}
+
+func (e *HookError) Error() string {
+	msg := fmt.Sprintf("cannot hook %s with %s: %s", e.Status.Syscall, e.Status.Probe, shortError(e.Status.Err))
+	if len(e.Status.Skipped) > 0 {
+		msg += " (also tried " + strings.Join(e.Status.Skipped, "; ") + ")"
+	}
+	return msg
+}
+
+func (e *HookError) Unwrap() error { return e.Status.Err }
+
+// HookPreference is the order in which automatic planning tries hook kinds:
+// fentry/fexit cost least and tax no other syscall; kprobes work without
+// BPF trampolines; syscall tracepoints work wherever CONFIG_FTRACE_SYSCALLS
+// is set, but send every syscall on the host through the slow path.
+var HookPreference = []Probe{ProbeFentry, ProbeKprobe, ProbeTracepoint}
+
+// ParseHook turns a configuration value ("auto", "fentry", "kprobe",
+// "tracepoint") into the kinds to try, in order.
+func ParseHook(s string) ([]Probe, error) {
+	switch s {
+	case "", "auto":
+		return HookPreference, nil
+	case "fentry":
+		return []Probe{ProbeFentry}, nil
+	case "kprobe":
+		return []Probe{ProbeKprobe}, nil
+	case "tracepoint":
+		return []Probe{ProbeTracepoint}, nil
+	}
+	return nil, fmt.Errorf("unknown hook kind %q: want auto, fentry, kprobe or tracepoint", s)
+}
+
+// attacher loads and attaches the entry and exit programs of one kind of
+// hook for one syscall. Every kind runs the same BPF code behind different
+// entry points, so every kind yields the same records.
 type attacher interface {
 	probe() Probe
 	// target describes where the hook goes, for logs and --check.
 	target(s Syscall) string
-	attach(objs *memlockObjects, s Syscall) ([]link.Link, error)
+	// programs names the entry and exit programs in the BPF object.
+	programs(s Syscall) (enter, exit string)
+	// prepare adjusts the programs' specs before loading (e.g. the
+	// kernel function they attach to).
+	prepare(enter, exit *ebpf.ProgramSpec, s Syscall) error
+	attach(enter, exit *ebpf.Program, s Syscall) ([]link.Link, error)
+}
+
+var attachers = map[Probe]attacher{
+	ProbeTracepoint: tracepointAttacher{},
+	ProbeKprobe:     kprobeAttacher{},
+	ProbeFentry:     fentryAttacher{},
+}
+
+// syscallFunction returns the kernel function that implements a syscall
+// on x86-64 (kernels since 4.17 wrap every syscall in __x64_sys_<name>),
+// checked against the kernel's BTF when it is readable.
+func syscallFunction(s Syscall) (string, error) {
+	name := "__x64_sys_" + s.String()
+	spec, err := btf.LoadKernelSpec()
+	if err != nil {
+		return name, nil // kprobes work without BTF; let the attach decide
+	}
+	var fn *btf.Func
+	if err := spec.TypeByName(name, &fn); err != nil {
+		return "", fmt.Errorf("kernel function %s not found in BTF: %w", name, err)
+	}
+	return name, nil
+}
+
+// exitFirst attaches the exit hook before the entry hook: an entry
+// recorded while its exit hook does not exist yet would be left behind and
+// counted as missed.
+func exitFirst(attachExit, attachEnter func() (link.Link, error)) ([]link.Link, error) {
+	exitLink, err := attachExit()
+	if err != nil {
+		return nil, err
+	}
+	enterLink, err := attachEnter()
+	if err != nil {
+		exitLink.Close()
+		return nil, err
+	}
+	return []link.Link{enterLink, exitLink}, nil
 }
 
 // tracepointAttacher uses the syscall tracepoints syscalls:sys_{enter,exit}_*.
-// They exist wherever CONFIG_FTRACE_SYSCALLS=y, at the price of sending every
-// syscall on the host through the slower tracing path.
 type tracepointAttacher struct{}
 
 func (tracepointAttacher) probe() Probe { return ProbeTracepoint }
@@ -47,26 +140,117 @@ func (tracepointAttacher) target(s Syscall) string {
 	return fmt.Sprintf("syscalls:sys_enter_%s + syscalls:sys_exit_%s", s, s)
 }
 
-func (tracepointAttacher) attach(objs *memlockObjects, s Syscall) ([]link.Link, error) {
-	var enter, exit *ebpf.Program
-	switch s {
-	case SyscallMlock:
-		enter, exit = objs.TpEnterMlock, objs.TpExitMlock
-	case SyscallMlock2:
-		enter, exit = objs.TpEnterMlock2, objs.TpExitMlock2
-	default:
-		return nil, fmt.Errorf("no tracepoint programs for %s", s)
-	}
-	// Exit first: an entry recorded before its exit hook exists would be
-	// left behind in the entries map and counted as missed.
-	exitLink, err := link.Tracepoint("syscalls", "sys_exit_"+s.String(), exit, nil)
+func (tracepointAttacher) programs(s Syscall) (string, string) {
+	return "tp_enter_" + s.String(), "tp_exit_" + s.String()
+}
+
+func (tracepointAttacher) prepare(_, _ *ebpf.ProgramSpec, _ Syscall) error { return nil }
+
+func (tracepointAttacher) attach(enter, exit *ebpf.Program, s Syscall) ([]link.Link, error) {
+	return exitFirst(
+		func() (link.Link, error) {
+			l, err := link.Tracepoint("syscalls", "sys_exit_"+s.String(), exit, nil)
+			if err != nil {
+				return nil, fmt.Errorf("attach tracepoint syscalls:sys_exit_%s: %w", s, err)
+			}
+			return l, nil
+		},
+		func() (link.Link, error) {
+			l, err := link.Tracepoint("syscalls", "sys_enter_"+s.String(), enter, nil)
+			if err != nil {
+				return nil, fmt.Errorf("attach tracepoint syscalls:sys_enter_%s: %w", s, err)
+			}
+			return l, nil
+		})
+}
+
+// kprobeAttacher uses a kprobe and a kretprobe on the syscall's function.
+type kprobeAttacher struct{}
+
+func (kprobeAttacher) probe() Probe { return ProbeKprobe }
+
+func (kprobeAttacher) target(s Syscall) string { return "__x64_sys_" + s.String() }
+
+func (kprobeAttacher) programs(s Syscall) (string, string) {
+	return "kp_enter_" + s.String(), "kp_exit_" + s.String()
+}
+
+func (kprobeAttacher) prepare(_, _ *ebpf.ProgramSpec, _ Syscall) error { return nil }
+
+func (kprobeAttacher) attach(enter, exit *ebpf.Program, s Syscall) ([]link.Link, error) {
+	fn, err := syscallFunction(s)
 	if err != nil {
-		return nil, fmt.Errorf("attach tracepoint syscalls:sys_exit_%s: %w", s, err)
+		return nil, err
 	}
-	enterLink, err := link.Tracepoint("syscalls", "sys_enter_"+s.String(), enter, nil)
+	return exitFirst(
+		func() (link.Link, error) {
+			l, err := link.Kretprobe(fn, exit, nil)
+			if err != nil {
+				return nil, fmt.Errorf("attach kretprobe %s: %w", fn, err)
+			}
+			return l, nil
+		},
+		func() (link.Link, error) {
+			l, err := link.Kprobe(fn, enter, nil)
+			if err != nil {
+				return nil, fmt.Errorf("attach kprobe %s: %w", fn, err)
+			}
+			return l, nil
+		})
+}
+
+// fentryAttacher uses fentry/fexit (BPF trampolines) on the syscall's
+// function.
+type fentryAttacher struct{}
+
+func (fentryAttacher) probe() Probe { return ProbeFentry }
+
+func (fentryAttacher) target(s Syscall) string { return "__x64_sys_" + s.String() }
+
+func (fentryAttacher) programs(s Syscall) (string, string) {
+	return "fe_enter_" + s.String(), "fe_exit_" + s.String()
+}
+
+func (fentryAttacher) prepare(enter, exit *ebpf.ProgramSpec, s Syscall) error {
+	fn, err := syscallFunction(s)
 	if err != nil {
-		exitLink.Close()
-		return nil, fmt.Errorf("attach tracepoint syscalls:sys_enter_%s: %w", s, err)
+		return err
 	}
-	return []link.Link{enterLink, exitLink}, nil
+	enter.AttachTo, exit.AttachTo = fn, fn
+	return nil
+}
+
+func (fentryAttacher) attach(enter, exit *ebpf.Program, s Syscall) ([]link.Link, error) {
+	return exitFirst(
+		func() (link.Link, error) {
+			l, err := link.AttachTracing(link.TracingOptions{Program: exit})
+			if err != nil {
+				return nil, fmt.Errorf("attach fexit __x64_sys_%s: %w", s, err)
+			}
+			return l, nil
+		},
+		func() (link.Link, error) {
+			l, err := link.AttachTracing(link.TracingOptions{Program: enter})
+			if err != nil {
+				return nil, fmt.Errorf("attach fentry __x64_sys_%s: %w", s, err)
+			}
+			return l, nil
+		})
+}
+
+// shortError says in one line why a hook failed: verifier output and some
+// kernel errors run to many lines, and a plan is printed one line per hook.
+// The commonest refusals get a plain explanation instead of the raw chain.
+func shortError(err error) string {
+	var verr *ebpf.VerifierError
+	switch {
+	case errors.As(err, &verr):
+		return "the verifier refused the program: " + strings.SplitN(verr.Error(), "\n", 2)[0]
+	case errors.Is(err, os.ErrNotExist) && strings.Contains(err.Error(), "kprobe_events"):
+		return "this kernel has no kprobes (no kprobe_events in tracefs: CONFIG_KPROBES is off)"
+	case errors.Is(err, unix.EPERM) && strings.Contains(err.Error(), "fentry"):
+		// cilium/ebpf suggests raising RLIMIT_MEMLOCK, which Open already did.
+		return "the kernel refused to load fentry programs (operation not permitted: no BPF trampolines here, or lockdown)"
+	}
+	return strings.SplitN(err.Error(), "\n", 2)[0]
 }

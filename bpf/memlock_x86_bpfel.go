@@ -50,16 +50,42 @@ type memlockEvent struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	memlockMapCounters       = "counters"
-	memlockMapEntries        = "entries"
-	memlockMapEvents         = "events"
-	memlockMapTaskEntries    = "task_entries"
-	memlockProgTpEnterMlock  = "tp_enter_mlock"
-	memlockProgTpEnterMlock2 = "tp_enter_mlock2"
-	memlockProgTpExitMlock   = "tp_exit_mlock"
-	memlockProgTpExitMlock2  = "tp_exit_mlock2"
-	memlockVarUseTaskBtf     = "use_task_btf"
-	memlockVarWakeupBytes    = "wakeup_bytes"
+	memlockMapCounters           = "counters"
+	memlockMapEntries            = "entries"
+	memlockMapEvents             = "events"
+	memlockMapTaskEntries        = "task_entries"
+	memlockProgFeEnterMlock      = "fe_enter_mlock"
+	memlockProgFeEnterMlock2     = "fe_enter_mlock2"
+	memlockProgFeEnterMlockall   = "fe_enter_mlockall"
+	memlockProgFeEnterMunlock    = "fe_enter_munlock"
+	memlockProgFeEnterMunlockall = "fe_enter_munlockall"
+	memlockProgFeExitMlock       = "fe_exit_mlock"
+	memlockProgFeExitMlock2      = "fe_exit_mlock2"
+	memlockProgFeExitMlockall    = "fe_exit_mlockall"
+	memlockProgFeExitMunlock     = "fe_exit_munlock"
+	memlockProgFeExitMunlockall  = "fe_exit_munlockall"
+	memlockProgKpEnterMlock      = "kp_enter_mlock"
+	memlockProgKpEnterMlock2     = "kp_enter_mlock2"
+	memlockProgKpEnterMlockall   = "kp_enter_mlockall"
+	memlockProgKpEnterMunlock    = "kp_enter_munlock"
+	memlockProgKpEnterMunlockall = "kp_enter_munlockall"
+	memlockProgKpExitMlock       = "kp_exit_mlock"
+	memlockProgKpExitMlock2      = "kp_exit_mlock2"
+	memlockProgKpExitMlockall    = "kp_exit_mlockall"
+	memlockProgKpExitMunlock     = "kp_exit_munlock"
+	memlockProgKpExitMunlockall  = "kp_exit_munlockall"
+	memlockProgTpEnterMlock      = "tp_enter_mlock"
+	memlockProgTpEnterMlock2     = "tp_enter_mlock2"
+	memlockProgTpEnterMlockall   = "tp_enter_mlockall"
+	memlockProgTpEnterMunlock    = "tp_enter_munlock"
+	memlockProgTpEnterMunlockall = "tp_enter_munlockall"
+	memlockProgTpExitMlock       = "tp_exit_mlock"
+	memlockProgTpExitMlock2      = "tp_exit_mlock2"
+	memlockProgTpExitMlockall    = "tp_exit_mlockall"
+	memlockProgTpExitMunlock     = "tp_exit_munlock"
+	memlockProgTpExitMunlockall  = "tp_exit_munlockall"
+	memlockVarUseTaskBtf         = "use_task_btf"
+	memlockVarWakeupBytes        = "wakeup_bytes"
 )
 
 // loadMemlock returns the embedded CollectionSpec for memlock.
@@ -104,10 +130,36 @@ type memlockSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type memlockProgramSpecs struct {
-	TpEnterMlock  *ebpf.ProgramSpec `ebpf:"tp_enter_mlock"`
-	TpEnterMlock2 *ebpf.ProgramSpec `ebpf:"tp_enter_mlock2"`
-	TpExitMlock   *ebpf.ProgramSpec `ebpf:"tp_exit_mlock"`
-	TpExitMlock2  *ebpf.ProgramSpec `ebpf:"tp_exit_mlock2"`
+	FeEnterMlock      *ebpf.ProgramSpec `ebpf:"fe_enter_mlock"`
+	FeEnterMlock2     *ebpf.ProgramSpec `ebpf:"fe_enter_mlock2"`
+	FeEnterMlockall   *ebpf.ProgramSpec `ebpf:"fe_enter_mlockall"`
+	FeEnterMunlock    *ebpf.ProgramSpec `ebpf:"fe_enter_munlock"`
+	FeEnterMunlockall *ebpf.ProgramSpec `ebpf:"fe_enter_munlockall"`
+	FeExitMlock       *ebpf.ProgramSpec `ebpf:"fe_exit_mlock"`
+	FeExitMlock2      *ebpf.ProgramSpec `ebpf:"fe_exit_mlock2"`
+	FeExitMlockall    *ebpf.ProgramSpec `ebpf:"fe_exit_mlockall"`
+	FeExitMunlock     *ebpf.ProgramSpec `ebpf:"fe_exit_munlock"`
+	FeExitMunlockall  *ebpf.ProgramSpec `ebpf:"fe_exit_munlockall"`
+	KpEnterMlock      *ebpf.ProgramSpec `ebpf:"kp_enter_mlock"`
+	KpEnterMlock2     *ebpf.ProgramSpec `ebpf:"kp_enter_mlock2"`
+	KpEnterMlockall   *ebpf.ProgramSpec `ebpf:"kp_enter_mlockall"`
+	KpEnterMunlock    *ebpf.ProgramSpec `ebpf:"kp_enter_munlock"`
+	KpEnterMunlockall *ebpf.ProgramSpec `ebpf:"kp_enter_munlockall"`
+	KpExitMlock       *ebpf.ProgramSpec `ebpf:"kp_exit_mlock"`
+	KpExitMlock2      *ebpf.ProgramSpec `ebpf:"kp_exit_mlock2"`
+	KpExitMlockall    *ebpf.ProgramSpec `ebpf:"kp_exit_mlockall"`
+	KpExitMunlock     *ebpf.ProgramSpec `ebpf:"kp_exit_munlock"`
+	KpExitMunlockall  *ebpf.ProgramSpec `ebpf:"kp_exit_munlockall"`
+	TpEnterMlock      *ebpf.ProgramSpec `ebpf:"tp_enter_mlock"`
+	TpEnterMlock2     *ebpf.ProgramSpec `ebpf:"tp_enter_mlock2"`
+	TpEnterMlockall   *ebpf.ProgramSpec `ebpf:"tp_enter_mlockall"`
+	TpEnterMunlock    *ebpf.ProgramSpec `ebpf:"tp_enter_munlock"`
+	TpEnterMunlockall *ebpf.ProgramSpec `ebpf:"tp_enter_munlockall"`
+	TpExitMlock       *ebpf.ProgramSpec `ebpf:"tp_exit_mlock"`
+	TpExitMlock2      *ebpf.ProgramSpec `ebpf:"tp_exit_mlock2"`
+	TpExitMlockall    *ebpf.ProgramSpec `ebpf:"tp_exit_mlockall"`
+	TpExitMunlock     *ebpf.ProgramSpec `ebpf:"tp_exit_munlock"`
+	TpExitMunlockall  *ebpf.ProgramSpec `ebpf:"tp_exit_munlockall"`
 }
 
 // memlockMapSpecs contains maps before they are loaded into the kernel.
@@ -175,18 +227,70 @@ type memlockVariables struct {
 //
 // It can be passed to loadMemlockObjects or ebpf.CollectionSpec.LoadAndAssign.
 type memlockPrograms struct {
-	TpEnterMlock  *ebpf.Program `ebpf:"tp_enter_mlock"`
-	TpEnterMlock2 *ebpf.Program `ebpf:"tp_enter_mlock2"`
-	TpExitMlock   *ebpf.Program `ebpf:"tp_exit_mlock"`
-	TpExitMlock2  *ebpf.Program `ebpf:"tp_exit_mlock2"`
+	FeEnterMlock      *ebpf.Program `ebpf:"fe_enter_mlock"`
+	FeEnterMlock2     *ebpf.Program `ebpf:"fe_enter_mlock2"`
+	FeEnterMlockall   *ebpf.Program `ebpf:"fe_enter_mlockall"`
+	FeEnterMunlock    *ebpf.Program `ebpf:"fe_enter_munlock"`
+	FeEnterMunlockall *ebpf.Program `ebpf:"fe_enter_munlockall"`
+	FeExitMlock       *ebpf.Program `ebpf:"fe_exit_mlock"`
+	FeExitMlock2      *ebpf.Program `ebpf:"fe_exit_mlock2"`
+	FeExitMlockall    *ebpf.Program `ebpf:"fe_exit_mlockall"`
+	FeExitMunlock     *ebpf.Program `ebpf:"fe_exit_munlock"`
+	FeExitMunlockall  *ebpf.Program `ebpf:"fe_exit_munlockall"`
+	KpEnterMlock      *ebpf.Program `ebpf:"kp_enter_mlock"`
+	KpEnterMlock2     *ebpf.Program `ebpf:"kp_enter_mlock2"`
+	KpEnterMlockall   *ebpf.Program `ebpf:"kp_enter_mlockall"`
+	KpEnterMunlock    *ebpf.Program `ebpf:"kp_enter_munlock"`
+	KpEnterMunlockall *ebpf.Program `ebpf:"kp_enter_munlockall"`
+	KpExitMlock       *ebpf.Program `ebpf:"kp_exit_mlock"`
+	KpExitMlock2      *ebpf.Program `ebpf:"kp_exit_mlock2"`
+	KpExitMlockall    *ebpf.Program `ebpf:"kp_exit_mlockall"`
+	KpExitMunlock     *ebpf.Program `ebpf:"kp_exit_munlock"`
+	KpExitMunlockall  *ebpf.Program `ebpf:"kp_exit_munlockall"`
+	TpEnterMlock      *ebpf.Program `ebpf:"tp_enter_mlock"`
+	TpEnterMlock2     *ebpf.Program `ebpf:"tp_enter_mlock2"`
+	TpEnterMlockall   *ebpf.Program `ebpf:"tp_enter_mlockall"`
+	TpEnterMunlock    *ebpf.Program `ebpf:"tp_enter_munlock"`
+	TpEnterMunlockall *ebpf.Program `ebpf:"tp_enter_munlockall"`
+	TpExitMlock       *ebpf.Program `ebpf:"tp_exit_mlock"`
+	TpExitMlock2      *ebpf.Program `ebpf:"tp_exit_mlock2"`
+	TpExitMlockall    *ebpf.Program `ebpf:"tp_exit_mlockall"`
+	TpExitMunlock     *ebpf.Program `ebpf:"tp_exit_munlock"`
+	TpExitMunlockall  *ebpf.Program `ebpf:"tp_exit_munlockall"`
 }
 
 func (p *memlockPrograms) Close() error {
 	return _MemlockClose(
+		p.FeEnterMlock,
+		p.FeEnterMlock2,
+		p.FeEnterMlockall,
+		p.FeEnterMunlock,
+		p.FeEnterMunlockall,
+		p.FeExitMlock,
+		p.FeExitMlock2,
+		p.FeExitMlockall,
+		p.FeExitMunlock,
+		p.FeExitMunlockall,
+		p.KpEnterMlock,
+		p.KpEnterMlock2,
+		p.KpEnterMlockall,
+		p.KpEnterMunlock,
+		p.KpEnterMunlockall,
+		p.KpExitMlock,
+		p.KpExitMlock2,
+		p.KpExitMlockall,
+		p.KpExitMunlock,
+		p.KpExitMunlockall,
 		p.TpEnterMlock,
 		p.TpEnterMlock2,
+		p.TpEnterMlockall,
+		p.TpEnterMunlock,
+		p.TpEnterMunlockall,
 		p.TpExitMlock,
 		p.TpExitMlock2,
+		p.TpExitMlockall,
+		p.TpExitMunlock,
+		p.TpExitMunlockall,
 	)
 }
 

@@ -3,6 +3,8 @@ package bpf
 import (
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -29,24 +31,18 @@ func EnableRuntimeStats() (io.Closer, error) {
 	return c, nil
 }
 
-// ProgramStats returns the run-time statistics of every loaded program.
+// ProgramStats returns the run-time statistics of every attached program.
 func (t *Tracer) ProgramStats() ([]ProgramStat, error) {
-	progs := []struct {
-		name string
-		prog *ebpf.Program
-	}{
-		{memlockProgTpEnterMlock, t.objs.TpEnterMlock},
-		{memlockProgTpExitMlock, t.objs.TpExitMlock},
-		{memlockProgTpEnterMlock2, t.objs.TpEnterMlock2},
-		{memlockProgTpExitMlock2, t.objs.TpExitMlock2},
-	}
-	out := make([]ProgramStat, 0, len(progs))
-	for _, p := range progs {
-		st, err := p.prog.Stats()
-		if err != nil {
-			return nil, fmt.Errorf("read statistics of %s: %w", p.name, err)
+	var out []ProgramStat
+	for _, c := range t.colls {
+		for name, prog := range c.Programs {
+			st, err := prog.Stats()
+			if err != nil {
+				return nil, fmt.Errorf("read statistics of %s: %w", name, err)
+			}
+			out = append(out, ProgramStat{Name: name, RunCount: st.RunCount, Runtime: st.Runtime})
 		}
-		out = append(out, ProgramStat{Name: p.name, RunCount: st.RunCount, Runtime: st.Runtime})
 	}
+	slices.SortFunc(out, func(a, b ProgramStat) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
 }

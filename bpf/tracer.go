@@ -30,6 +30,10 @@ type Options struct {
 	WakeupBytes int
 	// Syscalls to trace; empty means DefaultSyscalls.
 	Syscalls []Syscall
+	// Hooks are the kinds of hook to try for each syscall, best first;
+	// empty means HookPreference (fentry, kprobe, tracepoint). The first
+	// kind that loads and attaches is used.
+	Hooks []Probe
 	// LegacyTaskAccess makes the programs keep calls in flight in a hash
 	// map and read the task with bpf_probe_read_kernel, as they must on
 	// kernels before 5.11, even where the faster task-storage path works.
@@ -40,13 +44,16 @@ type Options struct {
 // Tracer owns the loaded BPF objects and their links. Close releases all.
 type Tracer struct {
 	taskBTF bool
-	objs    memlockObjects
+	spec    *ebpf.CollectionSpec
+	maps    memlockMaps
+	colls   []*ebpf.Collection
 	links   []link.Link
 	hooks   []HookStatus
 }
 
-// Open checks the host, loads the programs and attaches them. Any hook that
-// fails to attach makes Open fail, closing what was already attached: a
+// Open checks the host, loads the programs and attaches them, choosing for
+// each syscall the first kind of hook in opts.Hooks that works here. If a
+// syscall cannot be hooked at all, Open fails and releases everything: a
 // tracer that silently misses a syscall would be worse than none.
 func Open(opts Options) (*Tracer, error) {
 	if err := Preflight(); err != nil {
@@ -75,7 +82,6 @@ func Open(opts Options) (*Tracer, error) {
 	if err := spec.Variables[memlockVarWakeupBytes].Set(uint64(opts.WakeupBytes)); err != nil {
 		return nil, fmt.Errorf("set wakeup_bytes: %w", err)
 	}
-
 	useTaskBTF := !opts.LegacyTaskAccess && haveTaskBTF()
 	if err := spec.Variables[memlockVarUseTaskBtf].Set(useTaskBTF); err != nil {
 		return nil, fmt.Errorf("set use_task_btf: %w", err)
@@ -88,35 +94,102 @@ func Open(opts Options) (*Tracer, error) {
 		}
 	}
 
-	t := &Tracer{taskBTF: useTaskBTF}
-	if err := spec.LoadAndAssign(&t.objs, nil); err != nil {
-		var verr *ebpf.VerifierError
-		if errors.As(err, &verr) {
-			return nil, fmt.Errorf("load BPF programs: the kernel's verifier refused them: %+v", verr)
-		}
-		return nil, fmt.Errorf("load BPF programs: %w", err)
+	t := &Tracer{taskBTF: useTaskBTF, spec: spec}
+	// The maps are created once and shared by every program loaded later.
+	if err := spec.LoadAndAssign(&t.maps, nil); err != nil {
+		return nil, fmt.Errorf("create BPF maps: %w", err)
 	}
 
 	syscalls := opts.Syscalls
 	if len(syscalls) == 0 {
 		syscalls = DefaultSyscalls
 	}
-	var a attacher = tracepointAttacher{}
+	kinds := opts.Hooks
+	if len(kinds) == 0 {
+		kinds = HookPreference
+	}
 	for _, s := range syscalls {
-		status := HookStatus{Syscall: s, Probe: a.probe(), Target: a.target(s)}
-		links, err := a.attach(&t.objs, s)
-		status.Err = err
+		status := t.hook(s, kinds)
 		t.hooks = append(t.hooks, status)
-		if err != nil {
+		if status.Err != nil {
 			t.Close()
-			return nil, fmt.Errorf("attach %s hooks for %s: %w", a.probe(), s, err)
+			return nil, &HookError{Status: status}
 		}
-		t.links = append(t.links, links...)
 	}
 	return t, nil
 }
 
-// haveTaskBTF reports whether tracepoint programs may call
+// hook attaches the first kind of hook in kinds that works for s.
+func (t *Tracer) hook(s Syscall, kinds []Probe) HookStatus {
+	var skipped []string
+	var lastErr error
+	for i, kind := range kinds {
+		a, ok := attachers[kind]
+		if !ok {
+			return HookStatus{Syscall: s, Probe: kind, Err: fmt.Errorf("no %s hook for syscalls", kind)}
+		}
+		status := HookStatus{Syscall: s, Probe: kind, Target: a.target(s), Skipped: skipped}
+		err := t.attachWith(a, s)
+		if err == nil {
+			return status
+		}
+		lastErr = err
+		if i == len(kinds)-1 {
+			status.Err = err
+			return status
+		}
+		skipped = append(skipped, fmt.Sprintf("%s: %s", kind, shortError(err)))
+	}
+	return HookStatus{Syscall: s, Err: lastErr}
+}
+
+// attachWith loads a's two programs for s, sharing the tracer's maps, and
+// attaches them. On failure nothing stays loaded.
+func (t *Tracer) attachWith(a attacher, s Syscall) error {
+	enterName, exitName := a.programs(s)
+	spec := t.spec.Copy()
+	for name := range spec.Programs {
+		if name != enterName && name != exitName {
+			delete(spec.Programs, name)
+		}
+	}
+	enter, exit := spec.Programs[enterName], spec.Programs[exitName]
+	if enter == nil || exit == nil {
+		return fmt.Errorf("no %s programs for %s in the BPF object", a.probe(), s)
+	}
+	if err := a.prepare(enter, exit, s); err != nil {
+		return err
+	}
+	// Only the maps the programs use are created here; the shared ones are
+	// replaced by the tracer's.
+	for name := range spec.Maps {
+		if name != memlockMapEvents && name != memlockMapEntries && name != memlockMapTaskEntries &&
+			name != memlockMapCounters && !strings.HasPrefix(name, ".") {
+			delete(spec.Maps, name)
+		}
+	}
+	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{
+		MapReplacements: map[string]*ebpf.Map{
+			memlockMapEvents:      t.maps.Events,
+			memlockMapEntries:     t.maps.Entries,
+			memlockMapTaskEntries: t.maps.TaskEntries,
+			memlockMapCounters:    t.maps.Counters,
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("load %s programs: %w", a.probe(), err)
+	}
+	links, err := a.attach(coll.Programs[enterName], coll.Programs[exitName], s)
+	if err != nil {
+		coll.Close()
+		return err
+	}
+	t.colls = append(t.colls, coll)
+	t.links = append(t.links, links...)
+	return nil
+}
+
+// haveTaskBTF reports whether tracing programs may call
 // bpf_get_current_task_btf and use task-local storage (Linux 5.11+).
 func haveTaskBTF() bool {
 	return features.HaveProgramHelper(ebpf.TracePoint, asm.FnGetCurrentTaskBtf) == nil &&
@@ -148,11 +221,11 @@ func (t *Tracer) Plan() string {
 
 // NewReader opens a reader on the tracer's ring buffer. See Reader.
 func (t *Tracer) NewReader(opts ReaderOptions) (*Reader, error) {
-	rb, err := ringbuf.NewReader(t.objs.Events)
+	rb, err := ringbuf.NewReader(t.maps.Events)
 	if err != nil {
 		return nil, fmt.Errorf("open ring buffer reader: %w", err)
 	}
-	return newReader(rb, t.objs.Counters, opts)
+	return newReader(rb, t.maps.Counters, opts)
 }
 
 // Close detaches every hook and frees the BPF objects. It is safe to call
@@ -165,8 +238,12 @@ func (t *Tracer) Close() error {
 		}
 	}
 	t.links = nil
-	if err := t.objs.Close(); err != nil {
-		errs = append(errs, fmt.Errorf("close BPF objects: %w", err))
+	for _, c := range t.colls {
+		c.Close()
+	}
+	t.colls = nil
+	if err := t.maps.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close BPF maps: %w", err))
 	}
 	return errors.Join(errs...)
 }

@@ -3,7 +3,10 @@ package bpf_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -64,32 +67,78 @@ func startTracer(t *testing.T, opts bpf.Options) (*bpf.Tracer, *bpf.Reader, *col
 	return tr, r, c
 }
 
-func TestTracerHooks(t *testing.T) {
-	tr, _, _ := startTracer(t, bpf.Options{})
-	hooks := tr.Hooks()
-	if len(hooks) != 2 {
-		t.Fatalf("got %d hooks, want mlock2 and mlock: %v", len(hooks), hooks)
+// availableHooks tries every kind of hook alone and returns those this
+// kernel accepts, in preference order. MEMLOCK_TEST_EXPECT_HOOKS (a comma
+// list, set by make vmtest for each kernel) makes a missing kind a failure
+// instead of a fact to report.
+func availableHooks(t *testing.T) []bpf.Probe {
+	t.Helper()
+	testutil.RequireRoot(t)
+	var ok []bpf.Probe
+	for _, kind := range bpf.HookPreference {
+		tr, err := bpf.Open(bpf.Options{Hooks: []bpf.Probe{kind}})
+		if err != nil {
+			t.Logf("%s: not available here: %v", kind, err)
+			continue
+		}
+		tr.Close()
+		ok = append(ok, kind)
 	}
-	for i, want := range []bpf.Syscall{bpf.SyscallMlock2, bpf.SyscallMlock} {
-		h := hooks[i]
-		if h.Syscall != want || h.Probe != bpf.ProbeTracepoint || h.Err != nil {
-			t.Errorf("hook %d = %v, want %s attached as tracepoint", i, h, want)
+	if want := os.Getenv("MEMLOCK_TEST_EXPECT_HOOKS"); want != "" {
+		for _, name := range strings.Split(want, ",") {
+			if !slices.ContainsFunc(ok, func(p bpf.Probe) bool { return p.String() == name }) {
+				t.Errorf("MEMLOCK_TEST_EXPECT_HOOKS lists %s, but it does not attach on this kernel", name)
+			}
 		}
 	}
+	if len(ok) == 0 {
+		t.Fatal("no kind of hook attaches on this kernel")
+	}
+	return ok
+}
+
+// TestAutoPicksBestHook: with no preference given, every syscall gets the
+// best kind of hook that works on this kernel, and the plan says why the
+// better ones were skipped.
+func TestAutoPicksBestHook(t *testing.T) {
+	avail := availableHooks(t)
+	t.Logf("hooks that attach on this kernel: %v", avail)
+	tr, _, _ := startTracer(t, bpf.Options{})
+	hooks := tr.Hooks()
+	if len(hooks) != len(bpf.DefaultSyscalls) {
+		t.Fatalf("got %d hooks, want one per default syscall: %v", len(hooks), hooks)
+	}
+	best := avail[0]
+	skipped := slices.Index(bpf.HookPreference, best)
+	for i, h := range hooks {
+		if h.Syscall != bpf.DefaultSyscalls[i] || h.Probe != best || h.Err != nil {
+			t.Errorf("hook %d = %v, want %s attached with %s", i, h, bpf.DefaultSyscalls[i], best)
+		}
+		if len(h.Skipped) != skipped {
+			t.Errorf("%s: skipped %q, want one reason for each of the %d better kinds", h.Syscall, h.Skipped, skipped)
+		}
+	}
+	t.Logf("plan:\n%s", tr.Plan())
 }
 
 // TestWorkloadEventsExact runs a workload whose every call is known and
 // checks that each produced exactly one event with every field right, and
 // that nothing else was reported for its processes.
 func TestWorkloadEventsExact(t *testing.T) {
-	for _, tc := range []struct {
+	type tcase struct {
 		name string
 		opts bpf.Options
-	}{
-		{"wake-up per record", bpf.Options{}},
-		{"batched wake-ups", bpf.Options{WakeupBytes: 64 << 10}},
-		{"legacy task access", bpf.Options{WakeupBytes: 64 << 10, LegacyTaskAccess: true}},
-	} {
+	}
+	var cases []tcase
+	// Every kind of hook this kernel supports must deliver the same events.
+	for _, kind := range availableHooks(t) {
+		cases = append(cases,
+			tcase{kind.String() + "/wake-up per record", bpf.Options{Hooks: []bpf.Probe{kind}}},
+			tcase{kind.String() + "/batched wake-ups", bpf.Options{Hooks: []bpf.Probe{kind}, WakeupBytes: 64 << 10}},
+			tcase{kind.String() + "/legacy task access", bpf.Options{Hooks: []bpf.Probe{kind}, WakeupBytes: 64 << 10, LegacyTaskAccess: true}},
+		)
+	}
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			testWorkloadEventsExact(t, tc.opts)
 		})
@@ -101,6 +150,7 @@ func testWorkloadEventsExact(t *testing.T, opts bpf.Options) {
 	opts.RingbufSize = 256 << 10
 	tr, reader, col := startTracer(t, opts)
 	t.Logf("task access: %s", tr.TaskAccess())
+	probe := tr.Hooks()[0].Probe
 
 	start := time.Now()
 	calls := testutil.RunWorkload(t, bin, "--repeat", "2")
@@ -160,7 +210,7 @@ func testWorkloadEventsExact(t *testing.T, opts bpf.Options) {
 			t.Errorf("tid %d: %d events, want %d", tid, len(have), len(want))
 		}
 		for i := 0; i < min(len(have), len(want)); i++ {
-			if diffs := compare(&have[i], &want[i], filepath.Base(bin), start, end, cgroupID, haveCgroup); len(diffs) > 0 {
+			if diffs := compare(&have[i], &want[i], probe, filepath.Base(bin), start, end, cgroupID, haveCgroup); len(diffs) > 0 {
 				t.Errorf("tid %d call %d (%s): %v\n event %+v", tid, i, want[i].Step, diffs, have[i])
 				continue
 			}
@@ -181,7 +231,7 @@ func testWorkloadEventsExact(t *testing.T, opts bpf.Options) {
 	}
 }
 
-func compare(ev *bpf.Event, c *testutil.WorkloadCall, exe string, start, end time.Time, cgroupID uint64, haveCgroup bool) []string {
+func compare(ev *bpf.Event, c *testutil.WorkloadCall, probe bpf.Probe, exe string, start, end time.Time, cgroupID uint64, haveCgroup bool) []string {
 	var diffs []string
 	check := func(field string, got, want any) {
 		if got != want {
@@ -189,7 +239,7 @@ func compare(ev *bpf.Event, c *testutil.WorkloadCall, exe string, start, end tim
 		}
 	}
 	check("syscall", ev.Syscall.String(), c.Syscall)
-	check("probe", ev.Probe, bpf.ProbeTracepoint)
+	check("probe", ev.Probe, probe)
 	check("pid", ev.PID, c.PID)
 	check("tid", ev.TID, c.TID)
 	check("ppid", ev.PPID, c.PPID)

@@ -52,6 +52,10 @@ type Config struct {
 	FlushInterval time.Duration `env:"MEMLOCK_EXPORTER_FLUSH_INTERVAL" envDefault:"200ms"`
 	// ShutdownTimeout bounds the final flush of telemetry on exit.
 	ShutdownTimeout time.Duration `env:"MEMLOCK_EXPORTER_SHUTDOWN_TIMEOUT" envDefault:"5s"`
+	// KernelHook is the kind of kernel hook to use: "auto" (the best this
+	// kernel offers: fentry, then kprobe, then tracepoint) or one of
+	// "fentry", "kprobe", "tracepoint" to insist on it.
+	KernelHook string `env:"MEMLOCK_EXPORTER_KERNEL_HOOK" envDefault:"auto"`
 	// SDKDisabled is the standard OTEL_SDK_DISABLED: when true, no
 	// telemetry is exported.
 	SDKDisabled bool `env:"OTEL_SDK_DISABLED" envDefault:"false"`
@@ -191,6 +195,24 @@ func settings() []setting {
 		},
 		{
 			Variable: Variable{
+				Name:        "MEMLOCK_EXPORTER_KERNEL_HOOK",
+				Default:     "auto",
+				Allowed:     "auto, fentry, kprobe, tracepoint",
+				Description: "Kind of kernel hook: auto picks the best this kernel offers (fentry, then kprobe, then tracepoint); another value insists on it and fails if the kernel lacks it.",
+			},
+			field: "KernelHook",
+			must:  func(*Config) string { return "must be auto, fentry, kprobe or tracepoint" },
+			valid: func(c *Config, _ string) bool {
+				c.KernelHook = strings.ToLower(c.KernelHook)
+				switch c.KernelHook {
+				case "auto", "fentry", "kprobe", "tracepoint":
+					return true
+				}
+				return false
+			},
+		},
+		{
+			Variable: Variable{
 				Name:        "OTEL_EXPORTER_OTLP_ENDPOINT",
 				Default:     "http://localhost:4317",
 				Allowed:     "a URL; http:// is plaintext, https:// is TLS",
@@ -314,7 +336,7 @@ func FromEnv() (Config, error) {
 // reports the first one in this order: unknown MEMLOCK_EXPORTER_* names, in
 // alphabetical order; then the variables in the order Variables lists them
 // (MEMLOCK_EXPORTER_LOG_LEVEL, _LOG_FORMAT, _RINGBUF_SIZE, _WAKEUP_BYTES,
-// _FLUSH_INTERVAL, _SHUTDOWN_TIMEOUT, then OTEL_SDK_DISABLED).
+// _FLUSH_INTERVAL, _SHUTDOWN_TIMEOUT, _KERNEL_HOOK, then OTEL_SDK_DISABLED).
 func Load(environ []string) (Config, error) {
 	vars := make(map[string]string, len(environ))
 	for _, kv := range environ {

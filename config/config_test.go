@@ -24,6 +24,7 @@ func defaults() Config {
 		WakeupBytes:     1 << 16,
 		FlushInterval:   200 * time.Millisecond,
 		ShutdownTimeout: 5 * time.Second,
+		KernelHook:      "auto",
 		SDKDisabled:     false,
 	}
 }
@@ -88,6 +89,11 @@ func TestGoodValues(t *testing.T) {
 		{"MEMLOCK_EXPORTER_SHUTDOWN_TIMEOUT=5m", func(c *Config) { c.ShutdownTimeout = 5 * time.Minute }},
 		{"MEMLOCK_EXPORTER_SHUTDOWN_TIMEOUT=4m59s", func(c *Config) { c.ShutdownTimeout = 299 * time.Second }},
 
+		{"MEMLOCK_EXPORTER_KERNEL_HOOK=auto", func(c *Config) { c.KernelHook = "auto" }},
+		{"MEMLOCK_EXPORTER_KERNEL_HOOK=fentry", func(c *Config) { c.KernelHook = "fentry" }},
+		{"MEMLOCK_EXPORTER_KERNEL_HOOK=kprobe", func(c *Config) { c.KernelHook = "kprobe" }},
+		{"MEMLOCK_EXPORTER_KERNEL_HOOK=Tracepoint", func(c *Config) { c.KernelHook = "tracepoint" }},
+
 		{"OTEL_SDK_DISABLED=true", func(c *Config) { c.SDKDisabled = true }},
 		{"OTEL_SDK_DISABLED=TRUE", func(c *Config) { c.SDKDisabled = true }},
 		{"OTEL_SDK_DISABLED=True", func(c *Config) { c.SDKDisabled = true }},
@@ -119,6 +125,7 @@ func TestAllTogether(t *testing.T) {
 		"MEMLOCK_EXPORTER_WAKEUP_BYTES=2MiB",
 		"MEMLOCK_EXPORTER_FLUSH_INTERVAL=50ms",
 		"MEMLOCK_EXPORTER_SHUTDOWN_TIMEOUT=10s",
+		"MEMLOCK_EXPORTER_KERNEL_HOOK=kprobe",
 		"OTEL_SDK_DISABLED=true",
 	})
 	if err != nil {
@@ -131,6 +138,7 @@ func TestAllTogether(t *testing.T) {
 		WakeupBytes:     2 << 20,
 		FlushInterval:   50 * time.Millisecond,
 		ShutdownTimeout: 10 * time.Second,
+		KernelHook:      "kprobe",
 		SDKDisabled:     true,
 	}
 	if got != want {
@@ -156,6 +164,7 @@ func TestBadValues(t *testing.T) {
 	flush := "must be a duration with a unit between 1ms and 1m (e.g. 200ms)"
 	shutdown := "must be a duration with a unit above 0 and at most 5m (e.g. 5s)"
 	sdk := "must be true or false (case-insensitive)"
+	hook := "must be auto, fentry, kprobe or tracepoint"
 
 	tests := []struct {
 		environ []string
@@ -220,6 +229,10 @@ func TestBadValues(t *testing.T) {
 		{[]string{"MEMLOCK_EXPORTER_SHUTDOWN_TIMEOUT=5m1s"}, "MEMLOCK_EXPORTER_SHUTDOWN_TIMEOUT", "5m1s", shutdown},
 		{[]string{"MEMLOCK_EXPORTER_SHUTDOWN_TIMEOUT=1h"}, "MEMLOCK_EXPORTER_SHUTDOWN_TIMEOUT", "1h", shutdown},
 		{[]string{"MEMLOCK_EXPORTER_SHUTDOWN_TIMEOUT=forever"}, "MEMLOCK_EXPORTER_SHUTDOWN_TIMEOUT", "forever", shutdown},
+
+		{[]string{"MEMLOCK_EXPORTER_KERNEL_HOOK="}, "MEMLOCK_EXPORTER_KERNEL_HOOK", "", hook},
+		{[]string{"MEMLOCK_EXPORTER_KERNEL_HOOK=kprobes"}, "MEMLOCK_EXPORTER_KERNEL_HOOK", "kprobes", hook},
+		{[]string{"MEMLOCK_EXPORTER_KERNEL_HOOK=uprobe"}, "MEMLOCK_EXPORTER_KERNEL_HOOK", "uprobe", hook},
 
 		{[]string{"OTEL_SDK_DISABLED=1"}, "OTEL_SDK_DISABLED", "1", sdk},
 		{[]string{"OTEL_SDK_DISABLED=0"}, "OTEL_SDK_DISABLED", "0", sdk},
@@ -304,7 +317,7 @@ func TestErrorText(t *testing.T) {
 
 func TestUnknownVariable(t *testing.T) {
 	known := "known: MEMLOCK_EXPORTER_LOG_LEVEL, MEMLOCK_EXPORTER_LOG_FORMAT, MEMLOCK_EXPORTER_RINGBUF_SIZE, " +
-		"MEMLOCK_EXPORTER_WAKEUP_BYTES, MEMLOCK_EXPORTER_FLUSH_INTERVAL, MEMLOCK_EXPORTER_SHUTDOWN_TIMEOUT"
+		"MEMLOCK_EXPORTER_WAKEUP_BYTES, MEMLOCK_EXPORTER_FLUSH_INTERVAL, MEMLOCK_EXPORTER_SHUTDOWN_TIMEOUT, MEMLOCK_EXPORTER_KERNEL_HOOK"
 	tests := []struct {
 		environ []string
 		varName string

@@ -9,6 +9,7 @@
 #include "vmlinux_min.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
 #include "memlock.h"
 
 char __license[] SEC("license") = "Dual BSD/GPL";
@@ -234,31 +235,102 @@ static __always_inline void on_exit(__u32 syscall, __u32 probe, __s64 ret)
 	bpf_ringbuf_submit(ev, submit_flags());
 }
 
-SEC("tracepoint/syscalls/sys_enter_mlock")
-int tp_enter_mlock(struct syscall_enter_ctx *ctx)
+/*
+ * The hooks. Every kind of hook runs the same on_enter/on_exit, so every
+ * kind yields the same record; only how the arguments are fetched differs.
+ * ARGS_<syscall>(A) lists (addr, len, flags) in terms of A(i), the i-th
+ * syscall argument; calls without a range or flags report zeros.
+ */
+#define ARGS_mlock(A) A(0), A(1), 0
+#define ARGS_mlock2(A) A(0), A(1), (__u32)A(2) /* flags is an int in the kernel */
+#define ARGS_munlock(A) A(0), A(1), 0
+#define ARGS_mlockall(A) 0, 0, (__u32)A(0)
+#define ARGS_munlockall(A) 0, 0, 0
+
+/* Syscall tracepoints: the arguments are in the record. */
+#define TP_ARG(i) ctx->args[i]
+#define TRACEPOINT_HOOKS(name, id)                                        \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                       \
+	int tp_enter_##name(struct syscall_enter_ctx *ctx)                \
+	{                                                                 \
+		on_enter(id, ARGS_##name(TP_ARG));                        \
+		return 0;                                                 \
+	}                                                                 \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                        \
+	int tp_exit_##name(struct syscall_exit_ctx *ctx)                  \
+	{                                                                 \
+		on_exit(id, PROBE_TRACEPOINT, ctx->ret);                  \
+		return 0;                                                 \
+	}
+
+/*
+ * kprobes and fentry on the syscall's kernel function (__x64_sys_<name>,
+ * set by the loader): with syscall wrappers its one argument is the user's
+ * saved registers, which hold the syscall's arguments.
+ */
+static __always_inline __u64 regs_arg_probe(const struct pt_regs *regs, int i)
 {
-	on_enter(SYSCALL_MLOCK, ctx->args[0], ctx->args[1], 0);
-	return 0;
+	switch (i) {
+	case 0:
+		return BPF_CORE_READ(regs, di);
+	case 1:
+		return BPF_CORE_READ(regs, si);
+	default:
+		return BPF_CORE_READ(regs, dx);
+	}
 }
 
-SEC("tracepoint/syscalls/sys_exit_mlock")
-int tp_exit_mlock(struct syscall_exit_ctx *ctx)
+static __always_inline __u64 regs_arg_btf(const struct pt_regs *regs, int i)
 {
-	on_exit(SYSCALL_MLOCK, PROBE_TRACEPOINT, ctx->ret);
-	return 0;
+	switch (i) {
+	case 0:
+		return regs->di;
+	case 1:
+		return regs->si;
+	default:
+		return regs->dx;
+	}
 }
 
-SEC("tracepoint/syscalls/sys_enter_mlock2")
-int tp_enter_mlock2(struct syscall_enter_ctx *ctx)
-{
-	/* The kernel's flags parameter is an int: only the low 32 bits count. */
-	on_enter(SYSCALL_MLOCK2, ctx->args[0], ctx->args[1], (__u32)ctx->args[2]);
-	return 0;
-}
+#define KP_ARG(i) regs_arg_probe(regs, i)
+#define KPROBE_HOOKS(name, id)                                            \
+	SEC("kprobe")                                                     \
+	int kp_enter_##name(struct pt_regs *ctx)                          \
+	{                                                                 \
+		const struct pt_regs *regs __attribute__((unused)) =      \
+			(const struct pt_regs *)PT_REGS_PARM1(ctx);       \
+		on_enter(id, ARGS_##name(KP_ARG));                        \
+		return 0;                                                 \
+	}                                                                 \
+	SEC("kretprobe")                                                  \
+	int kp_exit_##name(struct pt_regs *ctx)                           \
+	{                                                                 \
+		on_exit(id, PROBE_KPROBE, (long)PT_REGS_RC(ctx));         \
+		return 0;                                                 \
+	}
 
-SEC("tracepoint/syscalls/sys_exit_mlock2")
-int tp_exit_mlock2(struct syscall_exit_ctx *ctx)
-{
-	on_exit(SYSCALL_MLOCK2, PROBE_TRACEPOINT, ctx->ret);
-	return 0;
-}
+#define FE_ARG(i) regs_arg_btf(regs, i)
+#define FENTRY_HOOKS(name, id)                                            \
+	SEC("fentry/__x64_sys_" #name)                                    \
+	int BPF_PROG(fe_enter_##name, const struct pt_regs *regs)         \
+	{                                                                 \
+		on_enter(id, ARGS_##name(FE_ARG));                        \
+		return 0;                                                 \
+	}                                                                 \
+	SEC("fexit/__x64_sys_" #name)                                     \
+	int BPF_PROG(fe_exit_##name, const struct pt_regs *regs, long ret) \
+	{                                                                 \
+		on_exit(id, PROBE_FENTRY, ret);                           \
+		return 0;                                                 \
+	}
+
+#define HOOKS(name, id)             \
+	TRACEPOINT_HOOKS(name, id)  \
+	KPROBE_HOOKS(name, id)      \
+	FENTRY_HOOKS(name, id)
+
+HOOKS(mlock, SYSCALL_MLOCK)
+HOOKS(mlock2, SYSCALL_MLOCK2)
+HOOKS(munlock, SYSCALL_MUNLOCK)
+HOOKS(mlockall, SYSCALL_MLOCKALL)
+HOOKS(munlockall, SYSCALL_MUNLOCKALL)

@@ -54,6 +54,12 @@ enum {
 	BPF_RB_AVAIL_DATA = 0,
 };
 
+/* x86-64 register names, as bpf_tracing.h expects them under __VMLINUX_H__. */
+struct pt_regs {
+	unsigned long r15, r14, r13, r12, bp, bx, r11, r10, r9, r8;
+	unsigned long ax, cx, dx, si, di, orig_ax, ip, cs, flags, sp, ss;
+} __attribute__((preserve_access_index));
+
 typedef struct {
 	__u32 val;
 } kuid_t;

@@ -4,6 +4,11 @@
 //
 // Timing on shared machines is noisy, so every comparison is made inside one
 // run, alternating the two sides (ABBA order) and quoting medians.
+//
+// The end-to-end section runs the memlock-exporter binary against the test
+// collector (e2e/otelcol) under a steady mlock2 load and reports the
+// exporter's CPU time per event and its peak RSS; it is skipped, with a
+// note, when either binary is missing.
 package main
 
 import (
@@ -25,15 +30,24 @@ func main() {
 	rounds := flag.Int("rounds", 7, "rounds of the with/without overhead comparison")
 	calls := flag.Int("calls", 200_000, "mlock2+munlock pairs per measurement")
 	flood := flag.Duration("flood", 2*time.Second, "how long to call mlock2 flat out for the throughput test")
+	var e2e e2eOptions
+	flag.StringVar(&e2e.exporter, "exporter", "bin/memlock-exporter", "memlock-exporter binary for the end-to-end measurement")
+	flag.StringVar(&e2e.collector, "collector", "bin/otelcol", "collector binary (built from e2e/otelcol) for the end-to-end measurement")
+	flag.IntVar(&e2e.rate, "rate", 50_000, "mlock2 calls per second in the end-to-end measurement")
+	flag.DurationVar(&e2e.duration, "e2e-duration", 10*time.Second, "measured window of the end-to-end measurement, after a warm-up")
 	flag.Parse()
+	if e2e.rate <= 0 || e2e.duration <= 0 {
+		fmt.Fprintf(os.Stderr, "memlock-bench: -rate %d and -e2e-duration %v must both be positive\n", e2e.rate, e2e.duration)
+		os.Exit(2)
+	}
 
-	if err := run(*rounds, *calls, *flood); err != nil {
+	if err := run(*rounds, *calls, *flood, e2e); err != nil {
 		fmt.Fprintln(os.Stderr, "memlock-bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(rounds, calls int, flood time.Duration) error {
+func run(rounds, calls int, flood time.Duration, e2e e2eOptions) error {
 	page, err := unix.Mmap(-1, 0, os.Getpagesize(), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
 	if err != nil {
 		return fmt.Errorf("map a page: %w", err)
@@ -76,6 +90,13 @@ func run(rounds, calls int, flood time.Duration) error {
 	if err != nil {
 		return err
 	}
+	// A failure here still leaves the measurements above worth printing.
+	e2eSkipped := missingE2EInputs(e2e)
+	var e2eResults []e2eResult
+	var e2eErr error
+	if e2eSkipped == "" {
+		e2eResults, e2eErr = measureEndToEnd(page, e2e)
+	}
 
 	fmt.Printf("%-58s %14s\n", "measurement", "value")
 	fmt.Printf("%-58s %14s\n", "-----------", "-----")
@@ -101,8 +122,13 @@ func run(rounds, calls int, flood time.Duration) error {
 	fmt.Printf("%-58s %14d\n", "  lost: ring buffer full", losses.RingbufFull)
 	fmt.Printf("%-58s %14d\n", "  lost: exit without entry", losses.MissedEntry)
 	fmt.Printf("%-58s %14d\n", "  lost: entry map full", losses.EntryMapFull)
+	printEndToEnd(e2eResults, e2e)
 	fmt.Printf("\nper-round ns: untraced %v\n              traced %v\n              pre-5.11 %v\n", round(base), round(traced), round(legacy))
-	return nil
+	printEndToEndNotes(e2eResults)
+	if e2eSkipped != "" {
+		fmt.Printf("\n%s\n", e2eSkipped)
+	}
+	return e2eErr
 }
 
 // measureCalls times `calls` mlock2+munlock pairs of one page and returns

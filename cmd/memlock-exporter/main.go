@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -62,8 +63,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	log := cfg.Logger(stderr)
 
-	tracer, err := bpf.Open(bpf.Options{RingbufSize: cfg.RingbufSize, WakeupBytes: cfg.WakeupBytes})
+	hooks, err := bpf.ParseHook(cfg.KernelHook)
+	if err != nil { // config validated it; this is a programming error
+		log.Error("bad hook kind", "err", err)
+		return exitUsage
+	}
+	tracer, err := bpf.Open(bpf.Options{RingbufSize: cfg.RingbufSize, WakeupBytes: cfg.WakeupBytes, Hooks: hooks})
 	if err != nil {
+		var hookErr *bpf.HookError
+		if errors.As(err, &hookErr) && cfg.KernelHook != "auto" {
+			// The operator insisted on a kind of hook this kernel lacks.
+			fmt.Fprintf(stderr, "memlock-exporter: MEMLOCK_EXPORTER_KERNEL_HOOK=%q: %v\n", cfg.KernelHook, err)
+			return exitUsage
+		}
 		log.Error("cannot start tracing", "err", err)
 		return exitFailed
 	}
@@ -73,7 +85,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	}()
 	for _, h := range tracer.Hooks() {
-		log.Info("hook", "syscall", h.Syscall.String(), "probe", h.Probe.String(), "target", h.Target, "attached", h.Err == nil)
+		attrs := []any{"syscall", h.Syscall.String(), "probe", h.Probe.String(), "target", h.Target}
+		if len(h.Skipped) > 0 {
+			attrs = append(attrs, "skipped", strings.Join(h.Skipped, "; "))
+		}
+		log.Info("hook attached", attrs...)
 	}
 	if *check {
 		fmt.Fprint(stdout, tracer.Plan())

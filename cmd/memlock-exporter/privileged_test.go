@@ -33,7 +33,7 @@ func TestCheckPrintsPlan(t *testing.T) {
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("--check: %v\n%s", err, &stderr)
 	}
-	for _, want := range []string{"mlock2   tracepoint", "mlock    tracepoint", "attached", "task access:"} {
+	for _, want := range []string{"mlock2 ", "mlock ", " attached", "task access:"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("--check output lacks %q:\n%s", want, &stdout)
 		}
