@@ -18,17 +18,19 @@ const (
 	offFlags      = 32
 	offRet        = 40
 	offCgroupID   = 48
-	offPID        = 56
-	offTID        = 60
-	offPPID       = 64
-	offUID        = 68
-	offEUID       = 72
-	offGID        = 76
-	offEGID       = 80
-	offSyscall    = 84
-	offProbe      = 88
-	offReserved   = 92
-	offComm       = 96
+	offKernelNs   = 56
+	offCallerAddr = 64
+	offPID        = 72
+	offTID        = 76
+	offPPID       = 80
+	offUID        = 84
+	offEUID       = 88
+	offGID        = 92
+	offEGID       = 96
+	offSyscall    = 100
+	offProbe      = 104
+	offLibcFn     = 108
+	offComm       = 112
 	offExeName    = offComm + CommLen
 
 	// CommLen and ExeNameMax are the sizes of the record's string fields,
@@ -46,7 +48,7 @@ var (
 	ErrRecordSize     = errors.New("record has the wrong size")
 	ErrUnknownSyscall = errors.New("record names an unknown syscall")
 	ErrUnknownProbe   = errors.New("record names an unknown probe")
-	ErrReservedBits   = errors.New("record has non-zero reserved bytes")
+	ErrUnknownLibcFunc = errors.New("record names an unknown libc function")
 )
 
 // Decoder turns raw ring-buffer records into Events. It interns the short
@@ -80,8 +82,9 @@ func (d *Decoder) Decode(raw []byte, ev *Event) error {
 	if !probe.Valid() {
 		return ErrUnknownProbe
 	}
-	if le.Uint32(raw[offReserved:]) != 0 {
-		return ErrReservedBits
+	libcFn := LibcFunc(le.Uint32(raw[offLibcFn:]))
+	if libcFn > LibcMlockall {
+		return ErrUnknownLibcFunc
 	}
 
 	ev.Syscall = syscall
@@ -93,6 +96,9 @@ func (d *Decoder) Decode(raw []byte, ev *Event) error {
 	ev.Flags = le.Uint64(raw[offFlags:])
 	ev.Ret = int64(le.Uint64(raw[offRet:]))
 	ev.CgroupID = le.Uint64(raw[offCgroupID:])
+	ev.KernelDuration = time.Duration(le.Uint64(raw[offKernelNs:]))
+	ev.CallerAddr = le.Uint64(raw[offCallerAddr:])
+	ev.LibcFunc = libcFn
 	ev.PID = le.Uint32(raw[offPID:])
 	ev.TID = le.Uint32(raw[offTID:])
 	ev.PPID = le.Uint32(raw[offPPID:])

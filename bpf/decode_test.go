@@ -23,9 +23,10 @@ func TestRecordLayoutMatchesCompiledObject(t *testing.T) {
 	}{
 		{"EntryNs", offEntryNs}, {"DurationNs", offDurationNs}, {"Addr", offAddr},
 		{"Len", offLen}, {"Flags", offFlags}, {"Ret", offRet}, {"CgroupId", offCgroupID},
+		{"KernelNs", offKernelNs}, {"CallerAddr", offCallerAddr},
 		{"Pid", offPID}, {"Tid", offTID}, {"Ppid", offPPID}, {"Uid", offUID},
 		{"Euid", offEUID}, {"Gid", offGID}, {"Egid", offEGID}, {"Syscall", offSyscall},
-		{"Probe", offProbe}, {"Reserved", offReserved}, {"Comm", offComm}, {"ExeName", offExeName},
+		{"Probe", offProbe}, {"LibcFn", offLibcFn}, {"Comm", offComm}, {"ExeName", offExeName},
 	}
 	typ := reflect.TypeOf(gen)
 	seen := 0
@@ -56,9 +57,9 @@ func TestRecordLayoutMatchesCompiledObject(t *testing.T) {
 type record struct {
 	entryNs, durationNs, addr, length, flags uint64
 	ret                                      int64
-	cgroupID                                 uint64
+	cgroupID, kernelNs, callerAddr           uint64
 	pid, tid, ppid, uid, euid, gid, egid     uint32
-	syscall, probe, reserved                 uint32
+	syscall, probe, libcFn                   uint32
 	comm, exe                                string
 }
 
@@ -72,6 +73,8 @@ func (r record) bytes() []byte {
 	le.PutUint64(b[offFlags:], r.flags)
 	le.PutUint64(b[offRet:], uint64(r.ret))
 	le.PutUint64(b[offCgroupID:], r.cgroupID)
+	le.PutUint64(b[offKernelNs:], r.kernelNs)
+	le.PutUint64(b[offCallerAddr:], r.callerAddr)
 	le.PutUint32(b[offPID:], r.pid)
 	le.PutUint32(b[offTID:], r.tid)
 	le.PutUint32(b[offPPID:], r.ppid)
@@ -81,7 +84,7 @@ func (r record) bytes() []byte {
 	le.PutUint32(b[offEGID:], r.egid)
 	le.PutUint32(b[offSyscall:], r.syscall)
 	le.PutUint32(b[offProbe:], r.probe)
-	le.PutUint32(b[offReserved:], r.reserved)
+	le.PutUint32(b[offLibcFn:], r.libcFn)
 	copy(b[offComm:offComm+CommLen], r.comm)
 	copy(b[offExeName:offExeName+ExeNameMax], r.exe)
 	return b
@@ -91,6 +94,7 @@ var sampleRecord = record{
 	entryNs: 5_000_000_000, durationNs: 4200, addr: 0x7f3a1c000000, length: 8192, flags: 1,
 	ret: -12, cgroupID: 4242, pid: 100, tid: 101, ppid: 1, uid: 1000, euid: 0, gid: 1001, egid: 1002,
 	syscall: uint32(SyscallMlock2), probe: uint32(ProbeTracepoint), comm: "gpg-agent", exe: "gpg-agent-bin",
+	kernelNs: 1500, callerAddr: 0x55aa00001234, libcFn: uint32(LibcMlock2),
 }
 
 func TestDecode(t *testing.T) {
@@ -115,6 +119,7 @@ func TestDecode(t *testing.T) {
 				Syscall: SyscallMlock2, Probe: ProbeTracepoint, PID: 100, TID: 101, PPID: 1,
 				UID: 1000, EUID: 0, GID: 1001, EGID: 1002, Comm: "gpg-agent", ExeName: "gpg-agent-bin",
 				CgroupID: 4242, Addr: 0x7f3a1c000000, Len: 8192, Flags: 1, Ret: -12,
+				KernelDuration: 1500, LibcFunc: LibcMlock2, CallerAddr: 0x55aa00001234,
 			},
 		},
 		{
@@ -125,6 +130,7 @@ func TestDecode(t *testing.T) {
 				Syscall: SyscallMlock2, Probe: ProbeTracepoint, PID: 100, TID: 101, PPID: 1,
 				UID: 1000, EUID: 0, GID: 1001, EGID: 1002, Comm: "0123456789abcdef", ExeName: "x",
 				CgroupID: 4242, Addr: 0x7f3a1c000000, Len: 8192, Flags: 1, Ret: -12,
+				KernelDuration: 1500, LibcFunc: LibcMlock2, CallerAddr: 0x55aa00001234,
 			},
 		},
 		{name: "empty", raw: nil, wantErr: ErrRecordSize},
@@ -133,7 +139,7 @@ func TestDecode(t *testing.T) {
 		{name: "syscall zero", raw: func() []byte { r := sampleRecord; r.syscall = 0; return r.bytes() }(), wantErr: ErrUnknownSyscall},
 		{name: "syscall out of range", raw: func() []byte { r := sampleRecord; r.syscall = 99; return r.bytes() }(), wantErr: ErrUnknownSyscall},
 		{name: "probe zero", raw: func() []byte { r := sampleRecord; r.probe = 0; return r.bytes() }(), wantErr: ErrUnknownProbe},
-		{name: "reserved set", raw: func() []byte { r := sampleRecord; r.reserved = 1; return r.bytes() }(), wantErr: ErrReservedBits},
+		{name: "libc function out of range", raw: func() []byte { r := sampleRecord; r.libcFn = 4; return r.bytes() }(), wantErr: ErrUnknownLibcFunc},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -70,6 +70,28 @@ func (p Probe) String() string {
 // Valid reports whether p names a known hook kind.
 func (p Probe) Valid() bool { return p > ProbeUnknown && int(p) < len(probeNames) }
 
+// LibcFunc is the C library function a call came through, when the libc
+// uprobes saw it. Numbering shared with the BPF programs (enum
+// memlock_libc_fn in c/memlock.h).
+type LibcFunc uint32
+
+const (
+	LibcNone LibcFunc = iota
+	LibcMlock
+	LibcMlock2
+	LibcMlockall
+)
+
+var libcNames = [...]string{LibcNone: "", LibcMlock: "mlock", LibcMlock2: "mlock2", LibcMlockall: "mlockall"}
+
+// String returns the function's name, or "" for LibcNone.
+func (f LibcFunc) String() string {
+	if int(f) < len(libcNames) {
+		return libcNames[f]
+	}
+	return "libc(" + strconv.FormatUint(uint64(f), 10) + ")"
+}
+
 // Event is one completed call of the mlock family, decoded from the kernel's
 // record. Process identifiers are as seen from the initial PID namespace.
 type Event struct {
@@ -109,6 +131,17 @@ type Event struct {
 	Flags uint64
 	// Ret is the syscall's return value: zero on success, -errno on failure.
 	Ret int64
+
+	// KernelDuration is the time the kernel spent in do_mlock, the
+	// function that locks the pages, when the kernel-function hook is on
+	// and saw the call (mlock and mlock2 only); zero otherwise.
+	KernelDuration time.Duration
+	// LibcFunc and CallerAddr are the user-side view, when the libc
+	// uprobes saw the call: the libc function called (glibc's
+	// mlock2(addr, len, 0) issues the mlock syscall, so the two can
+	// differ) and the return address into its caller.
+	LibcFunc   LibcFunc
+	CallerAddr uint64
 }
 
 // Failed reports whether the call returned an error.

@@ -29,7 +29,15 @@ type HookStatus struct {
 
 func (h HookStatus) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%-10s %-10s %s: ", h.Syscall, h.Probe, h.Target)
+	what := h.Syscall.String()
+	switch {
+	case h.Syscall != SyscallUnknown:
+	case h.Probe == ProbeUprobe:
+		what = "libc"
+	default:
+		what = "kernel-fn"
+	}
+	fmt.Fprintf(&b, "%-10s %-10s %s: ", what, h.Probe, h.Target)
 	if h.Err != nil {
 		fmt.Fprintf(&b, "not attached: %v", h.Err)
 	} else {

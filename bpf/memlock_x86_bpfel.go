@@ -14,13 +14,15 @@ import (
 )
 
 type memlockEntry struct {
-	_        structs.HostLayout
-	EntryNs  uint64
-	Addr     uint64
-	Len      uint64
-	Flags    uint64
-	Syscall  uint32
-	Reserved uint32
+	_           structs.HostLayout
+	EntryNs     uint64
+	Addr        uint64
+	Len         uint64
+	Flags       uint64
+	KernelStart uint64
+	KernelNs    uint64
+	Syscall     uint32
+	Reserved    uint32
 }
 
 type memlockEvent struct {
@@ -32,6 +34,8 @@ type memlockEvent struct {
 	Flags      uint64
 	Ret        int64
 	CgroupId   uint64
+	KernelNs   uint64
+	CallerAddr uint64
 	Pid        uint32
 	Tid        uint32
 	Ppid       uint32
@@ -41,9 +45,16 @@ type memlockEvent struct {
 	Egid       uint32
 	Syscall    uint32
 	Probe      uint32
-	Reserved   uint32
+	LibcFn     uint32
 	Comm       [16]int8
 	ExeName    [64]int8
+}
+
+type memlockLibcCall struct {
+	_          structs.HostLayout
+	CallerAddr uint64
+	Fn         uint32
+	Reserved   uint32
 }
 
 // Names of all BPF objects in the ELF.
@@ -53,22 +64,27 @@ const (
 	memlockMapCounters           = "counters"
 	memlockMapEntries            = "entries"
 	memlockMapEvents             = "events"
+	memlockMapLibcCalls          = "libc_calls"
 	memlockMapTaskEntries        = "task_entries"
+	memlockProgFeEnterDoMlock    = "fe_enter_do_mlock"
 	memlockProgFeEnterMlock      = "fe_enter_mlock"
 	memlockProgFeEnterMlock2     = "fe_enter_mlock2"
 	memlockProgFeEnterMlockall   = "fe_enter_mlockall"
 	memlockProgFeEnterMunlock    = "fe_enter_munlock"
 	memlockProgFeEnterMunlockall = "fe_enter_munlockall"
+	memlockProgFeExitDoMlock     = "fe_exit_do_mlock"
 	memlockProgFeExitMlock       = "fe_exit_mlock"
 	memlockProgFeExitMlock2      = "fe_exit_mlock2"
 	memlockProgFeExitMlockall    = "fe_exit_mlockall"
 	memlockProgFeExitMunlock     = "fe_exit_munlock"
 	memlockProgFeExitMunlockall  = "fe_exit_munlockall"
+	memlockProgKpEnterDoMlock    = "kp_enter_do_mlock"
 	memlockProgKpEnterMlock      = "kp_enter_mlock"
 	memlockProgKpEnterMlock2     = "kp_enter_mlock2"
 	memlockProgKpEnterMlockall   = "kp_enter_mlockall"
 	memlockProgKpEnterMunlock    = "kp_enter_munlock"
 	memlockProgKpEnterMunlockall = "kp_enter_munlockall"
+	memlockProgKpExitDoMlock     = "kp_exit_do_mlock"
 	memlockProgKpExitMlock       = "kp_exit_mlock"
 	memlockProgKpExitMlock2      = "kp_exit_mlock2"
 	memlockProgKpExitMlockall    = "kp_exit_mlockall"
@@ -84,7 +100,14 @@ const (
 	memlockProgTpExitMlockall    = "tp_exit_mlockall"
 	memlockProgTpExitMunlock     = "tp_exit_munlock"
 	memlockProgTpExitMunlockall  = "tp_exit_munlockall"
+	memlockProgUpEnterMlock      = "up_enter_mlock"
+	memlockProgUpEnterMlock2     = "up_enter_mlock2"
+	memlockProgUpEnterMlockall   = "up_enter_mlockall"
+	memlockProgUpExitMlock       = "up_exit_mlock"
+	memlockProgUpExitMlock2      = "up_exit_mlock2"
+	memlockProgUpExitMlockall    = "up_exit_mlockall"
 	memlockVarUseTaskBtf         = "use_task_btf"
+	memlockVarUseUprobes         = "use_uprobes"
 	memlockVarWakeupBytes        = "wakeup_bytes"
 )
 
@@ -130,21 +153,25 @@ type memlockSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type memlockProgramSpecs struct {
+	FeEnterDoMlock    *ebpf.ProgramSpec `ebpf:"fe_enter_do_mlock"`
 	FeEnterMlock      *ebpf.ProgramSpec `ebpf:"fe_enter_mlock"`
 	FeEnterMlock2     *ebpf.ProgramSpec `ebpf:"fe_enter_mlock2"`
 	FeEnterMlockall   *ebpf.ProgramSpec `ebpf:"fe_enter_mlockall"`
 	FeEnterMunlock    *ebpf.ProgramSpec `ebpf:"fe_enter_munlock"`
 	FeEnterMunlockall *ebpf.ProgramSpec `ebpf:"fe_enter_munlockall"`
+	FeExitDoMlock     *ebpf.ProgramSpec `ebpf:"fe_exit_do_mlock"`
 	FeExitMlock       *ebpf.ProgramSpec `ebpf:"fe_exit_mlock"`
 	FeExitMlock2      *ebpf.ProgramSpec `ebpf:"fe_exit_mlock2"`
 	FeExitMlockall    *ebpf.ProgramSpec `ebpf:"fe_exit_mlockall"`
 	FeExitMunlock     *ebpf.ProgramSpec `ebpf:"fe_exit_munlock"`
 	FeExitMunlockall  *ebpf.ProgramSpec `ebpf:"fe_exit_munlockall"`
+	KpEnterDoMlock    *ebpf.ProgramSpec `ebpf:"kp_enter_do_mlock"`
 	KpEnterMlock      *ebpf.ProgramSpec `ebpf:"kp_enter_mlock"`
 	KpEnterMlock2     *ebpf.ProgramSpec `ebpf:"kp_enter_mlock2"`
 	KpEnterMlockall   *ebpf.ProgramSpec `ebpf:"kp_enter_mlockall"`
 	KpEnterMunlock    *ebpf.ProgramSpec `ebpf:"kp_enter_munlock"`
 	KpEnterMunlockall *ebpf.ProgramSpec `ebpf:"kp_enter_munlockall"`
+	KpExitDoMlock     *ebpf.ProgramSpec `ebpf:"kp_exit_do_mlock"`
 	KpExitMlock       *ebpf.ProgramSpec `ebpf:"kp_exit_mlock"`
 	KpExitMlock2      *ebpf.ProgramSpec `ebpf:"kp_exit_mlock2"`
 	KpExitMlockall    *ebpf.ProgramSpec `ebpf:"kp_exit_mlockall"`
@@ -160,6 +187,12 @@ type memlockProgramSpecs struct {
 	TpExitMlockall    *ebpf.ProgramSpec `ebpf:"tp_exit_mlockall"`
 	TpExitMunlock     *ebpf.ProgramSpec `ebpf:"tp_exit_munlock"`
 	TpExitMunlockall  *ebpf.ProgramSpec `ebpf:"tp_exit_munlockall"`
+	UpEnterMlock      *ebpf.ProgramSpec `ebpf:"up_enter_mlock"`
+	UpEnterMlock2     *ebpf.ProgramSpec `ebpf:"up_enter_mlock2"`
+	UpEnterMlockall   *ebpf.ProgramSpec `ebpf:"up_enter_mlockall"`
+	UpExitMlock       *ebpf.ProgramSpec `ebpf:"up_exit_mlock"`
+	UpExitMlock2      *ebpf.ProgramSpec `ebpf:"up_exit_mlock2"`
+	UpExitMlockall    *ebpf.ProgramSpec `ebpf:"up_exit_mlockall"`
 }
 
 // memlockMapSpecs contains maps before they are loaded into the kernel.
@@ -169,6 +202,7 @@ type memlockMapSpecs struct {
 	Counters    *ebpf.MapSpec `ebpf:"counters"`
 	Entries     *ebpf.MapSpec `ebpf:"entries"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
+	LibcCalls   *ebpf.MapSpec `ebpf:"libc_calls"`
 	TaskEntries *ebpf.MapSpec `ebpf:"task_entries"`
 }
 
@@ -177,6 +211,7 @@ type memlockMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type memlockVariableSpecs struct {
 	UseTaskBtf  *ebpf.VariableSpec `ebpf:"use_task_btf"`
+	UseUprobes  *ebpf.VariableSpec `ebpf:"use_uprobes"`
 	WakeupBytes *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
@@ -203,6 +238,7 @@ type memlockMaps struct {
 	Counters    *ebpf.Map `ebpf:"counters"`
 	Entries     *ebpf.Map `ebpf:"entries"`
 	Events      *ebpf.Map `ebpf:"events"`
+	LibcCalls   *ebpf.Map `ebpf:"libc_calls"`
 	TaskEntries *ebpf.Map `ebpf:"task_entries"`
 }
 
@@ -211,6 +247,7 @@ func (m *memlockMaps) Close() error {
 		m.Counters,
 		m.Entries,
 		m.Events,
+		m.LibcCalls,
 		m.TaskEntries,
 	)
 }
@@ -220,6 +257,7 @@ func (m *memlockMaps) Close() error {
 // It can be passed to loadMemlockObjects or ebpf.CollectionSpec.LoadAndAssign.
 type memlockVariables struct {
 	UseTaskBtf  *ebpf.Variable `ebpf:"use_task_btf"`
+	UseUprobes  *ebpf.Variable `ebpf:"use_uprobes"`
 	WakeupBytes *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
@@ -227,21 +265,25 @@ type memlockVariables struct {
 //
 // It can be passed to loadMemlockObjects or ebpf.CollectionSpec.LoadAndAssign.
 type memlockPrograms struct {
+	FeEnterDoMlock    *ebpf.Program `ebpf:"fe_enter_do_mlock"`
 	FeEnterMlock      *ebpf.Program `ebpf:"fe_enter_mlock"`
 	FeEnterMlock2     *ebpf.Program `ebpf:"fe_enter_mlock2"`
 	FeEnterMlockall   *ebpf.Program `ebpf:"fe_enter_mlockall"`
 	FeEnterMunlock    *ebpf.Program `ebpf:"fe_enter_munlock"`
 	FeEnterMunlockall *ebpf.Program `ebpf:"fe_enter_munlockall"`
+	FeExitDoMlock     *ebpf.Program `ebpf:"fe_exit_do_mlock"`
 	FeExitMlock       *ebpf.Program `ebpf:"fe_exit_mlock"`
 	FeExitMlock2      *ebpf.Program `ebpf:"fe_exit_mlock2"`
 	FeExitMlockall    *ebpf.Program `ebpf:"fe_exit_mlockall"`
 	FeExitMunlock     *ebpf.Program `ebpf:"fe_exit_munlock"`
 	FeExitMunlockall  *ebpf.Program `ebpf:"fe_exit_munlockall"`
+	KpEnterDoMlock    *ebpf.Program `ebpf:"kp_enter_do_mlock"`
 	KpEnterMlock      *ebpf.Program `ebpf:"kp_enter_mlock"`
 	KpEnterMlock2     *ebpf.Program `ebpf:"kp_enter_mlock2"`
 	KpEnterMlockall   *ebpf.Program `ebpf:"kp_enter_mlockall"`
 	KpEnterMunlock    *ebpf.Program `ebpf:"kp_enter_munlock"`
 	KpEnterMunlockall *ebpf.Program `ebpf:"kp_enter_munlockall"`
+	KpExitDoMlock     *ebpf.Program `ebpf:"kp_exit_do_mlock"`
 	KpExitMlock       *ebpf.Program `ebpf:"kp_exit_mlock"`
 	KpExitMlock2      *ebpf.Program `ebpf:"kp_exit_mlock2"`
 	KpExitMlockall    *ebpf.Program `ebpf:"kp_exit_mlockall"`
@@ -257,25 +299,35 @@ type memlockPrograms struct {
 	TpExitMlockall    *ebpf.Program `ebpf:"tp_exit_mlockall"`
 	TpExitMunlock     *ebpf.Program `ebpf:"tp_exit_munlock"`
 	TpExitMunlockall  *ebpf.Program `ebpf:"tp_exit_munlockall"`
+	UpEnterMlock      *ebpf.Program `ebpf:"up_enter_mlock"`
+	UpEnterMlock2     *ebpf.Program `ebpf:"up_enter_mlock2"`
+	UpEnterMlockall   *ebpf.Program `ebpf:"up_enter_mlockall"`
+	UpExitMlock       *ebpf.Program `ebpf:"up_exit_mlock"`
+	UpExitMlock2      *ebpf.Program `ebpf:"up_exit_mlock2"`
+	UpExitMlockall    *ebpf.Program `ebpf:"up_exit_mlockall"`
 }
 
 func (p *memlockPrograms) Close() error {
 	return _MemlockClose(
+		p.FeEnterDoMlock,
 		p.FeEnterMlock,
 		p.FeEnterMlock2,
 		p.FeEnterMlockall,
 		p.FeEnterMunlock,
 		p.FeEnterMunlockall,
+		p.FeExitDoMlock,
 		p.FeExitMlock,
 		p.FeExitMlock2,
 		p.FeExitMlockall,
 		p.FeExitMunlock,
 		p.FeExitMunlockall,
+		p.KpEnterDoMlock,
 		p.KpEnterMlock,
 		p.KpEnterMlock2,
 		p.KpEnterMlockall,
 		p.KpEnterMunlock,
 		p.KpEnterMunlockall,
+		p.KpExitDoMlock,
 		p.KpExitMlock,
 		p.KpExitMlock2,
 		p.KpExitMlockall,
@@ -291,6 +343,12 @@ func (p *memlockPrograms) Close() error {
 		p.TpExitMlockall,
 		p.TpExitMunlock,
 		p.TpExitMunlockall,
+		p.UpEnterMlock,
+		p.UpEnterMlock2,
+		p.UpEnterMlockall,
+		p.UpExitMlock,
+		p.UpExitMlock2,
+		p.UpExitMlockall,
 	)
 }
 

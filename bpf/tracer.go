@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/cilium/ebpf"
@@ -39,6 +40,18 @@ type Options struct {
 	// kernels before 5.11, even where the faster task-storage path works.
 	// Tests use it to prove the fallback on a new kernel.
 	LegacyTaskAccess bool
+	// KernelFunctionHook adds fentry/fexit (else kprobe/kretprobe) on
+	// do_mlock, the kernel function that locks the pages for mlock and
+	// mlock2, to report the time spent there (Event.KernelDuration).
+	// Where do_mlock cannot be hooked, tracing carries on without it.
+	KernelFunctionHook bool
+	// Uprobes adds uprobes on the C library's mlock, mlock2 and mlockall
+	// (Event.LibcFunc, Event.CallerAddr) in every libc found on the host
+	// and in LibcPaths. Processes that use another copy of libc (in a
+	// container, statically linked, or calling syscall(2)) are not seen
+	// this way; their syscalls still are.
+	Uprobes   bool
+	LibcPaths []string
 }
 
 // Tracer owns the loaded BPF objects and their links. Close releases all.
@@ -49,6 +62,7 @@ type Tracer struct {
 	colls   []*ebpf.Collection
 	links   []link.Link
 	hooks   []HookStatus
+	extras  []HookStatus // do_mlock and libc hooks
 }
 
 // Open checks the host, loads the programs and attaches them, choosing for
@@ -94,6 +108,10 @@ func Open(opts Options) (*Tracer, error) {
 		}
 	}
 
+	if err := spec.Variables[memlockVarUseUprobes].Set(opts.Uprobes); err != nil {
+		return nil, fmt.Errorf("set use_uprobes: %w", err)
+	}
+
 	t := &Tracer{taskBTF: useTaskBTF, spec: spec}
 	// The maps are created once and shared by every program loaded later.
 	if err := spec.LoadAndAssign(&t.maps, nil); err != nil {
@@ -115,6 +133,13 @@ func Open(opts Options) (*Tracer, error) {
 			t.Close()
 			return nil, &HookError{Status: status}
 		}
+	}
+	// The optional views never stop tracing: their status says what failed.
+	if opts.KernelFunctionHook {
+		t.extras = append(t.extras, t.hookDoMlock())
+	}
+	if opts.Uprobes {
+		t.extras = append(t.extras, t.hookLibc(opts.LibcPaths)...)
 	}
 	return t, nil
 }
@@ -147,35 +172,9 @@ func (t *Tracer) hook(s Syscall, kinds []Probe) HookStatus {
 // attaches them. On failure nothing stays loaded.
 func (t *Tracer) attachWith(a attacher, s Syscall) error {
 	enterName, exitName := a.programs(s)
-	spec := t.spec.Copy()
-	for name := range spec.Programs {
-		if name != enterName && name != exitName {
-			delete(spec.Programs, name)
-		}
-	}
-	enter, exit := spec.Programs[enterName], spec.Programs[exitName]
-	if enter == nil || exit == nil {
-		return fmt.Errorf("no %s programs for %s in the BPF object", a.probe(), s)
-	}
-	if err := a.prepare(enter, exit, s); err != nil {
-		return err
-	}
-	// Only the maps the programs use are created here; the shared ones are
-	// replaced by the tracer's.
-	for name := range spec.Maps {
-		if name != memlockMapEvents && name != memlockMapEntries && name != memlockMapTaskEntries &&
-			name != memlockMapCounters && !strings.HasPrefix(name, ".") {
-			delete(spec.Maps, name)
-		}
-	}
-	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{
-		MapReplacements: map[string]*ebpf.Map{
-			memlockMapEvents:      t.maps.Events,
-			memlockMapEntries:     t.maps.Entries,
-			memlockMapTaskEntries: t.maps.TaskEntries,
-			memlockMapCounters:    t.maps.Counters,
-		},
-	})
+	coll, err := t.loadPrograms(func(progs map[string]*ebpf.ProgramSpec) error {
+		return a.prepare(progs[enterName], progs[exitName], s)
+	}, enterName, exitName)
 	if err != nil {
 		return fmt.Errorf("load %s programs: %w", a.probe(), err)
 	}
@@ -184,9 +183,49 @@ func (t *Tracer) attachWith(a attacher, s Syscall) error {
 		coll.Close()
 		return err
 	}
+	t.keep(coll, links)
+	return nil
+}
+
+// loadPrograms loads the named programs alone, sharing the tracer's maps,
+// after prepare (if any) has adjusted their specs.
+func (t *Tracer) loadPrograms(prepare func(map[string]*ebpf.ProgramSpec) error, names ...string) (*ebpf.Collection, error) {
+	spec := t.spec.Copy()
+	for name := range spec.Programs {
+		if !slices.Contains(names, name) {
+			delete(spec.Programs, name)
+		}
+	}
+	for _, name := range names {
+		if spec.Programs[name] == nil {
+			return nil, fmt.Errorf("no program %s in the BPF object", name)
+		}
+	}
+	if prepare != nil {
+		if err := prepare(spec.Programs); err != nil {
+			return nil, err
+		}
+	}
+	shared := map[string]*ebpf.Map{
+		memlockMapEvents:      t.maps.Events,
+		memlockMapEntries:     t.maps.Entries,
+		memlockMapTaskEntries: t.maps.TaskEntries,
+		memlockMapLibcCalls:   t.maps.LibcCalls,
+		memlockMapCounters:    t.maps.Counters,
+	}
+	// Only the read-only data is created anew; the other maps are shared.
+	for name := range spec.Maps {
+		if shared[name] == nil && !strings.HasPrefix(name, ".") {
+			delete(spec.Maps, name)
+		}
+	}
+	return ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{MapReplacements: shared})
+}
+
+// keep takes ownership of a loaded collection and its links.
+func (t *Tracer) keep(coll *ebpf.Collection, links []link.Link) {
 	t.colls = append(t.colls, coll)
 	t.links = append(t.links, links...)
-	return nil
 }
 
 // haveTaskBTF reports whether tracing programs may call
@@ -209,10 +248,14 @@ func (t *Tracer) TaskAccess() string {
 // Hooks reports how each traced syscall is hooked.
 func (t *Tracer) Hooks() []HookStatus { return append([]HookStatus(nil), t.hooks...) }
 
-// Plan renders Hooks as one line per hook, for logs and --check.
+// Extras reports the optional hooks (do_mlock, libc uprobes): attached or
+// why not.
+func (t *Tracer) Extras() []HookStatus { return append([]HookStatus(nil), t.extras...) }
+
+// Plan renders Hooks and Extras as one line per hook, for logs and --check.
 func (t *Tracer) Plan() string {
 	var b strings.Builder
-	for _, h := range t.hooks {
+	for _, h := range append(t.Hooks(), t.extras...) {
 		b.WriteString(h.String())
 		b.WriteByte('\n')
 	}

@@ -136,6 +136,8 @@ func TestWorkloadEventsExact(t *testing.T) {
 			tcase{kind.String() + "/wake-up per record", bpf.Options{Hooks: []bpf.Probe{kind}}},
 			tcase{kind.String() + "/batched wake-ups", bpf.Options{Hooks: []bpf.Probe{kind}, WakeupBytes: 64 << 10}},
 			tcase{kind.String() + "/legacy task access", bpf.Options{Hooks: []bpf.Probe{kind}, WakeupBytes: 64 << 10, LegacyTaskAccess: true}},
+			tcase{kind.String() + "/libc uprobes + do_mlock", bpf.Options{Hooks: []bpf.Probe{kind}, Uprobes: true, KernelFunctionHook: true}},
+			tcase{kind.String() + "/libc uprobes + do_mlock, legacy task access", bpf.Options{Hooks: []bpf.Probe{kind}, Uprobes: true, KernelFunctionHook: true, LegacyTaskAccess: true}},
 		)
 	}
 	for _, tc := range cases {
@@ -149,8 +151,24 @@ func testWorkloadEventsExact(t *testing.T, opts bpf.Options) {
 	bin := testutil.BuildWorkload(t)
 	opts.RingbufSize = 256 << 10
 	tr, reader, col := startTracer(t, opts)
-	t.Logf("task access: %s", tr.TaskAccess())
-	probe := tr.Hooks()[0].Probe
+	t.Logf("task access: %s; plan:\n%s", tr.TaskAccess(), tr.Plan())
+	want := expectations{probe: tr.Hooks()[0].Probe, exe: filepath.Base(bin), uprobes: opts.Uprobes}
+	for _, x := range tr.Extras() {
+		switch {
+		case x.Probe == bpf.ProbeUprobe && x.Err != nil:
+			t.Errorf("libc uprobes requested but not attached: %v", x)
+		case x.Target == "do_mlock" && x.Err == nil:
+			want.kernelTime = true
+		case x.Target == "do_mlock":
+			t.Logf("do_mlock not hooked here: %v", x.Err)
+			if strings.Contains(os.Getenv("MEMLOCK_TEST_EXPECT_HOOKS"), "fentry") || strings.Contains(os.Getenv("MEMLOCK_TEST_EXPECT_HOOKS"), "kprobe") {
+				t.Errorf("do_mlock must attach where fentry or kprobes work: %v", x.Err)
+			}
+		}
+	}
+	if opts.Uprobes && len(bpf.FindLibcs(nil)) == 0 {
+		t.Fatal("no libc found on this host")
+	}
 
 	start := time.Now()
 	calls := testutil.RunWorkload(t, bin, "--repeat", "2")
@@ -204,14 +222,14 @@ func testWorkloadEventsExact(t *testing.T, opts bpf.Options) {
 		}
 	}
 	matched := 0
-	for tid, want := range callsByTID {
+	for tid, wantCalls := range callsByTID {
 		have := byTID[tid]
-		if len(have) != len(want) {
-			t.Errorf("tid %d: %d events, want %d", tid, len(have), len(want))
+		if len(have) != len(wantCalls) {
+			t.Errorf("tid %d: %d events, want %d", tid, len(have), len(wantCalls))
 		}
-		for i := 0; i < min(len(have), len(want)); i++ {
-			if diffs := compare(&have[i], &want[i], probe, filepath.Base(bin), start, end, cgroupID, haveCgroup); len(diffs) > 0 {
-				t.Errorf("tid %d call %d (%s): %v\n event %+v", tid, i, want[i].Step, diffs, have[i])
+		for i := 0; i < min(len(have), len(wantCalls)); i++ {
+			if diffs := compare(&have[i], &wantCalls[i], want, start, end, cgroupID, haveCgroup); len(diffs) > 0 {
+				t.Errorf("tid %d call %d (%s): %v\n event %+v", tid, i, wantCalls[i].Step, diffs, have[i])
 				continue
 			}
 			matched++
@@ -231,7 +249,15 @@ func testWorkloadEventsExact(t *testing.T, opts bpf.Options) {
 	}
 }
 
-func compare(ev *bpf.Event, c *testutil.WorkloadCall, probe bpf.Probe, exe string, start, end time.Time, cgroupID uint64, haveCgroup bool) []string {
+// expectations are what every event of a run must show beyond the call.
+type expectations struct {
+	probe      bpf.Probe
+	exe        string
+	uprobes    bool // libc function and caller expected for libc calls
+	kernelTime bool // do_mlock hooked: kernel time expected where do_mlock ran
+}
+
+func compare(ev *bpf.Event, c *testutil.WorkloadCall, x expectations, start, end time.Time, cgroupID uint64, haveCgroup bool) []string {
 	var diffs []string
 	check := func(field string, got, want any) {
 		if got != want {
@@ -239,7 +265,7 @@ func compare(ev *bpf.Event, c *testutil.WorkloadCall, probe bpf.Probe, exe strin
 		}
 	}
 	check("syscall", ev.Syscall.String(), c.Syscall)
-	check("probe", ev.Probe, probe)
+	check("probe", ev.Probe, x.probe)
 	check("pid", ev.PID, c.PID)
 	check("tid", ev.TID, c.TID)
 	check("ppid", ev.PPID, c.PPID)
@@ -248,7 +274,21 @@ func compare(ev *bpf.Event, c *testutil.WorkloadCall, probe bpf.Probe, exe strin
 	check("gid", ev.GID, c.GID)
 	check("egid", ev.EGID, c.EGID)
 	check("comm", ev.Comm, c.Comm)
-	check("exe", ev.ExeName, exe)
+	check("exe", ev.ExeName, x.exe)
+	wantLibc := ""
+	if x.uprobes && c.Libc != "syscall" {
+		wantLibc = c.Libc
+	}
+	check("libc function", ev.LibcFunc.String(), wantLibc)
+	if (ev.CallerAddr != 0) != (wantLibc != "") {
+		diffs = append(diffs, fmt.Sprintf("caller address %#x with libc function %q", ev.CallerAddr, wantLibc))
+	}
+	// do_mlock runs for every mlock and mlock2 call that passes the flags
+	// check (which returns EINVAL before it).
+	wantKernel := x.kernelTime && c.Ret != -22
+	if (ev.KernelDuration > 0) != wantKernel || ev.KernelDuration > ev.Duration {
+		diffs = append(diffs, fmt.Sprintf("kernel time %v (call took %v), expected some: %v", ev.KernelDuration, ev.Duration, wantKernel))
+	}
 	check("addr", ev.Addr, c.Addr)
 	check("len", ev.Len, c.Len)
 	check("flags", ev.Flags, c.Flags)

@@ -37,9 +37,21 @@ struct entry {
 	__u64 addr;
 	__u64 len;
 	__u64 flags;
+	__u64 kernel_start; /* do_mlock entry time, 0 outside do_mlock */
+	__u64 kernel_ns;    /* time spent in do_mlock so far */
 	__u32 syscall;
 	__u32 reserved;
 };
+
+/* A libc call in flight, seen by the uprobes, by thread id. */
+struct libc_call {
+	__u64 caller_addr;
+	__u32 fn;
+	__u32 reserved;
+};
+
+/* Set by the loader when the libc uprobes are attached. */
+const volatile bool use_uprobes = false;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -63,6 +75,13 @@ struct {
 	__type(key, __u32);
 	__type(value, struct entry);
 } entries SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct libc_call);
+} libc_calls SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -220,7 +239,17 @@ static __always_inline void on_exit(__u32 syscall, __u32 probe, __s64 ret)
 	ev->ret = ret;
 	ev->syscall = syscall;
 	ev->probe = probe;
-	ev->reserved = 0;
+	ev->kernel_ns = e.kernel_ns;
+	ev->caller_addr = 0;
+	ev->libc_fn = LIBC_NONE;
+	if (use_uprobes) {
+		struct libc_call *lc = bpf_map_lookup_elem(&libc_calls, &tid);
+
+		if (lc) {
+			ev->caller_addr = lc->caller_addr;
+			ev->libc_fn = lc->fn;
+		}
+	}
 
 	ev->pid = pid_tgid >> 32;
 	ev->tid = tid;
@@ -334,3 +363,104 @@ HOOKS(mlock2, SYSCALL_MLOCK2)
 HOOKS(munlock, SYSCALL_MUNLOCK)
 HOOKS(mlockall, SYSCALL_MLOCKALL)
 HOOKS(munlockall, SYSCALL_MUNLOCKALL)
+
+/*
+ * The kernel-function view: do_mlock() does the locking for both mlock and
+ * mlock2. Its time is added to the call in flight, which the syscall's exit
+ * then reports. Nothing is emitted here.
+ */
+static __always_inline struct entry *entry_in_flight(void)
+{
+	if (use_task_btf)
+		return bpf_task_storage_get(&task_entries, bpf_get_current_task_btf(), 0, 0);
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	return bpf_map_lookup_elem(&entries, &tid);
+}
+
+static __always_inline void do_mlock_enter(void)
+{
+	struct entry *e = entry_in_flight();
+
+	if (e && (e->syscall == SYSCALL_MLOCK || e->syscall == SYSCALL_MLOCK2))
+		e->kernel_start = bpf_ktime_get_boot_ns();
+}
+
+static __always_inline void do_mlock_exit(void)
+{
+	struct entry *e = entry_in_flight();
+
+	if (e && e->kernel_start) {
+		e->kernel_ns += bpf_ktime_get_boot_ns() - e->kernel_start;
+		e->kernel_start = 0;
+	}
+}
+
+SEC("fentry/do_mlock")
+int BPF_PROG(fe_enter_do_mlock)
+{
+	do_mlock_enter();
+	return 0;
+}
+
+SEC("fexit/do_mlock")
+int BPF_PROG(fe_exit_do_mlock)
+{
+	do_mlock_exit();
+	return 0;
+}
+
+SEC("kprobe/do_mlock")
+int kp_enter_do_mlock(struct pt_regs *ctx)
+{
+	do_mlock_enter();
+	return 0;
+}
+
+SEC("kretprobe/do_mlock")
+int kp_exit_do_mlock(struct pt_regs *ctx)
+{
+	do_mlock_exit();
+	return 0;
+}
+
+/*
+ * The user-side view (opt-in): uprobes on libc's mlock, mlock2 and
+ * mlockall note which function the call came through and its caller's
+ * return address, which sits on top of the stack at function entry. The
+ * syscall's exit copies both into its record, so one call stays one
+ * record; the uretprobe forgets the call.
+ */
+static __always_inline void libc_enter(struct pt_regs *ctx, __u32 fn)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct libc_call lc = { .fn = fn };
+
+	if (bpf_probe_read_user(&lc.caller_addr, sizeof(lc.caller_addr), (void *)PT_REGS_SP(ctx)))
+		lc.caller_addr = 0;
+	bpf_map_update_elem(&libc_calls, &tid, &lc, BPF_ANY);
+}
+
+static __always_inline void libc_exit(void)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+
+	bpf_map_delete_elem(&libc_calls, &tid);
+}
+
+#define LIBC_HOOKS(name, fn)                                              \
+	SEC("uprobe")                                                     \
+	int up_enter_##name(struct pt_regs *ctx)                          \
+	{                                                                 \
+		libc_enter(ctx, fn);                                      \
+		return 0;                                                 \
+	}                                                                 \
+	SEC("uretprobe")                                                  \
+	int up_exit_##name(struct pt_regs *ctx)                           \
+	{                                                                 \
+		libc_exit();                                              \
+		return 0;                                                 \
+	}
+
+LIBC_HOOKS(mlock, LIBC_MLOCK)
+LIBC_HOOKS(mlock2, LIBC_MLOCK2)
+LIBC_HOOKS(mlockall, LIBC_MLOCKALL)

@@ -30,6 +30,14 @@ enum memlock_probe {
 	PROBE_UPROBE = 4,
 };
 
+/* The libc function a uprobe saw the call come through; mirrored by bpf.LibcFunc. */
+enum memlock_libc_fn {
+	LIBC_NONE = 0,
+	LIBC_MLOCK = 1,
+	LIBC_MLOCK2 = 2,
+	LIBC_MLOCKALL = 3,
+};
+
 /* Indexes of the per-CPU loss counters; mirrored by bpf.Counter*. */
 enum memlock_counter {
 	COUNTER_RINGBUF_FULL = 0,   /* bpf_ringbuf_reserve failed: record lost */
@@ -46,6 +54,8 @@ struct event {
 	__u64 flags;
 	__s64 ret; /* 0 or -errno */
 	__u64 cgroup_id;
+	__u64 kernel_ns;   /* time spent in do_mlock (kernel-function hook), 0 if not seen */
+	__u64 caller_addr; /* return address into the caller of the libc function (uprobes), 0 if none */
 	__u32 pid;  /* tgid */
 	__u32 tid;  /* kernel pid */
 	__u32 ppid; /* real parent's tgid */
@@ -55,7 +65,7 @@ struct event {
 	__u32 egid;
 	__u32 syscall; /* enum memlock_syscall */
 	__u32 probe;   /* enum memlock_probe */
-	__u32 reserved;
+	__u32 libc_fn; /* enum memlock_libc_fn */
 	char comm[COMM_LEN];
 	char exe_name[EXE_NAME_LEN];
 };
