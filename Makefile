@@ -22,6 +22,12 @@ $(BIN)/memlock-exporter: FORCE
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/memlock-exporter
 
+# The test-only OpenTelemetry Collector (its own module, e2e/otelcol), for
+# make bench and make demo.
+$(BIN)/otelcol: e2e/otelcol/go.mod e2e/otelcol/go.sum $(wildcard e2e/otelcol/*.go)
+	@mkdir -p $(BIN)
+	cd e2e/otelcol && $(GO) build -ldflags='-s -w' -o $(abspath $@) .
+
 $(BIN)/workload: workload/workload.c
 	@mkdir -p $(BIN)
 	gcc -O2 -Wall -Wextra -Werror -pthread -o $@ $<
@@ -51,8 +57,10 @@ lint:
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || { echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
 
-bench: $(BIN)/memlock-exporter
-	$(GO) run ./cmd/memlock-bench
+# Needs root. Both binaries are built first so that the end-to-end section
+# (exporter + collector under a steady mlock2 load) always runs.
+bench: $(BIN)/memlock-exporter $(BIN)/otelcol
+	$(GO) run ./cmd/memlock-bench -exporter $(BIN)/memlock-exporter -collector $(BIN)/otelcol
 	$(GO) test -run '^$$' -bench . -benchmem ./bpf ./exporter
 
 generate:
@@ -61,6 +69,19 @@ generate:
 # Rebuilds the BPF objects and fails if they differ from the committed ones.
 check-generate: generate
 	git diff --exit-code --stat -- bpf/ || { echo "make generate changed the committed BPF objects: commit them, or check the clang version (needs clang-14)"; exit 1; }
+
+# The kernel matrix: Debian's stock kernels (bullseye 5.10, bookworm 6.1,
+# trixie 6.12, sid) boot under QEMU with the privileged tests in a busybox
+# initramfs; kernels are cached in ~/.cache/memlock-exporter/vmtest, logs go
+# to $(BIN)/vmtest/results. VMTEST_KERNELS=bookworm picks a subset; the other
+# knobs are in vmtest/README.md.
+VMTEST_KERNELS ?= bullseye bookworm trixie sid
+VMTEST_RUN     ?= Tracer|Workload
+
+.PHONY: vmtest
+vmtest:
+	GO='$(GO)' VMTEST_KERNELS='$(VMTEST_KERNELS)' VMTEST_RUN='$(VMTEST_RUN)' VMTEST_OUT='$(CURDIR)/$(BIN)/vmtest' \
+	  bash vmtest/run.sh
 
 deps:
 	@if ! command -v clang-14 >/dev/null || [ ! -e /usr/include/bpf/bpf_helpers.h ] || ! command -v llvm-strip-14 >/dev/null; then \

@@ -45,9 +45,9 @@ const (
 // Sentinel decode errors; they are values, not formatted strings, so that a
 // stream of malformed records costs no allocations.
 var (
-	ErrRecordSize     = errors.New("record has the wrong size")
-	ErrUnknownSyscall = errors.New("record names an unknown syscall")
-	ErrUnknownProbe   = errors.New("record names an unknown probe")
+	ErrRecordSize      = errors.New("record has the wrong size")
+	ErrUnknownSyscall  = errors.New("record names an unknown syscall")
+	ErrUnknownProbe    = errors.New("record names an unknown probe")
 	ErrUnknownLibcFunc = errors.New("record names an unknown libc function")
 )
 

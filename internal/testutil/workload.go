@@ -73,11 +73,31 @@ func RequireRoot(tb testing.TB) {
 	}
 }
 
+// WorkloadBinEnv names the environment variable that points the tests at a
+// prebuilt workload binary instead of compiling one. make vmtest sets it
+// inside its virtual machines, which have no compiler; the binary there is
+// built with gcc -static and is also named "workload".
+const WorkloadBinEnv = "MEMLOCK_WORKLOAD_BIN"
+
 // BuildWorkload compiles workload/workload.c with gcc into a temporary
 // directory of tb and returns the path of the binary. The binary is named
 // "workload", which is therefore the comm of its calls.
+//
+// If the environment variable MEMLOCK_WORKLOAD_BIN is set, it returns that
+// path instead, after checking that it is an executable file, and compiles
+// nothing.
 func BuildWorkload(tb testing.TB) string {
 	tb.Helper()
+	if bin, ok := os.LookupEnv(WorkloadBinEnv); ok {
+		fi, err := os.Stat(bin)
+		if err != nil {
+			tb.Fatalf("prebuilt workload named by %s: %v", WorkloadBinEnv, err)
+		}
+		if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+			tb.Fatalf("prebuilt workload named by %s: %s is not an executable file (mode %s)", WorkloadBinEnv, bin, fi.Mode())
+		}
+		return bin
+	}
 	root, err := repoRoot()
 	if err != nil {
 		tb.Fatalf("build workload: %v", err)
