@@ -56,6 +56,15 @@ type Config struct {
 	// kernel offers: fentry, then kprobe, then tracepoint) or one of
 	// "fentry", "kprobe", "tracepoint" to insist on it.
 	KernelHook string `env:"MEMLOCK_EXPORTER_KERNEL_HOOK" envDefault:"auto"`
+	// KernelFunctionHook ("on" or "off") adds the kernel-function view:
+	// the time spent in do_mlock for each mlock and mlock2 call.
+	KernelFunctionHook string `env:"MEMLOCK_EXPORTER_KERNEL_FUNCTION_HOOK" envDefault:"off"`
+	// Uprobes ("on" or "off") adds the user-side view: uprobes on the C
+	// library's mlock, mlock2 and mlockall.
+	Uprobes string `env:"MEMLOCK_EXPORTER_UPROBES" envDefault:"off"`
+	// LibcPaths are C libraries to probe besides those found on the host,
+	// e.g. a container's libc as seen from the host.
+	LibcPaths []string `env:"MEMLOCK_EXPORTER_LIBC_PATHS" envSeparator:":"`
 	// SDKDisabled is the standard OTEL_SDK_DISABLED: when true, no
 	// telemetry is exported.
 	SDKDisabled bool `env:"OTEL_SDK_DISABLED" envDefault:"false"`
@@ -95,6 +104,20 @@ type setting struct {
 	// valid reports whether the parsed value (and raw, the value as found,
 	// empty when unset) is acceptable. Nil means any parsed value is.
 	valid func(c *Config, raw string) bool
+}
+
+// onOff describes a switch variable taking "on" or "off".
+func onOff(name, field, def, description string, ptr func(*Config) *string) setting {
+	return setting{
+		Variable: Variable{Name: name, Default: def, Allowed: "on, off (case-insensitive)", Description: description},
+		field:    field,
+		must:     func(*Config) string { return "must be on or off" },
+		valid: func(c *Config, _ string) bool {
+			v := ptr(c)
+			*v = strings.ToLower(*v)
+			return *v == "on" || *v == "off"
+		},
+	}
 }
 
 // settings is the one place where variables are named, defaulted and
@@ -209,6 +232,32 @@ func settings() []setting {
 					return true
 				}
 				return false
+			},
+		},
+		onOff("MEMLOCK_EXPORTER_KERNEL_FUNCTION_HOOK", "KernelFunctionHook", "off",
+			"Also hook do_mlock, the kernel function that locks the pages, to report the time spent there (memlock.kernel.duration); needs fentry or kprobes, else it is skipped with a warning.",
+			func(c *Config) *string { return &c.KernelFunctionHook }),
+		onOff("MEMLOCK_EXPORTER_UPROBES", "Uprobes", "off",
+			"Also hook the C library's mlock, mlock2 and mlockall with uprobes (memlock.libc.function, memlock.caller.address); costs about 17 µs per call.",
+			func(c *Config) *string { return &c.Uprobes }),
+		{
+			Variable: Variable{
+				Name:        "MEMLOCK_EXPORTER_LIBC_PATHS",
+				Default:     "",
+				Allowed:     "absolute paths of C libraries, separated by colons",
+				Description: "C libraries to probe besides those found on the host (glibc and musl in /lib, /usr/lib and their multiarch directories), e.g. a container's libc via /proc/<pid>/root.",
+			},
+			field: "LibcPaths",
+			must: func(*Config) string {
+				return "must be absolute paths separated by colons, e.g. /lib/x86_64-linux-gnu/libc.so.6"
+			},
+			valid: func(c *Config, _ string) bool {
+				for _, p := range c.LibcPaths {
+					if !strings.HasPrefix(p, "/") {
+						return false
+					}
+				}
+				return true
 			},
 		},
 		{
@@ -386,7 +435,7 @@ func Load(environ []string) (Config, error) {
 			continue
 		}
 		raw, set := vars[s.Name]
-		empty := set && raw == "" && strings.HasPrefix(s.Name, Prefix)
+		empty := set && raw == "" && strings.HasPrefix(s.Name, Prefix) && s.Default != "" // empty means the empty default
 		if empty || failed[s.Name] || (s.valid != nil && !s.valid(&c, raw)) {
 			return Config{}, &Error{Var: s.Name, Value: raw, Allowed: s.must(&c)}
 		}

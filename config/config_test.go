@@ -18,14 +18,16 @@ var page = os.Getpagesize()
 
 func defaults() Config {
 	return Config{
-		LogLevel:        slog.LevelInfo,
-		LogFormat:       "text",
-		RingbufSize:     1 << 20,
-		WakeupBytes:     1 << 16,
-		FlushInterval:   200 * time.Millisecond,
-		ShutdownTimeout: 5 * time.Second,
-		KernelHook:      "auto",
-		SDKDisabled:     false,
+		LogLevel:           slog.LevelInfo,
+		LogFormat:          "text",
+		RingbufSize:        1 << 20,
+		WakeupBytes:        1 << 16,
+		FlushInterval:      200 * time.Millisecond,
+		ShutdownTimeout:    5 * time.Second,
+		KernelHook:         "auto",
+		KernelFunctionHook: "off",
+		Uprobes:            "off",
+		SDKDisabled:        false,
 	}
 }
 
@@ -39,7 +41,7 @@ func TestDefaults(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Load(%q): %v", environ, err)
 		}
-		if want := defaults(); got != want {
+		if want := defaults(); !reflect.DeepEqual(got, want) {
 			t.Errorf("Load(%q) = %+v, want %+v", environ, got, want)
 		}
 	}
@@ -110,7 +112,7 @@ func TestGoodValues(t *testing.T) {
 			}
 			want := defaults()
 			tt.want(&want)
-			if got != want {
+			if !reflect.DeepEqual(got, want) {
 				t.Errorf("got %+v, want %+v", got, want)
 			}
 		})
@@ -126,22 +128,28 @@ func TestAllTogether(t *testing.T) {
 		"MEMLOCK_EXPORTER_FLUSH_INTERVAL=50ms",
 		"MEMLOCK_EXPORTER_SHUTDOWN_TIMEOUT=10s",
 		"MEMLOCK_EXPORTER_KERNEL_HOOK=kprobe",
+		"MEMLOCK_EXPORTER_KERNEL_FUNCTION_HOOK=ON",
+		"MEMLOCK_EXPORTER_UPROBES=on",
+		"MEMLOCK_EXPORTER_LIBC_PATHS=/a/libc.so.6:/b/libc.so",
 		"OTEL_SDK_DISABLED=true",
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := Config{
-		LogLevel:        slog.LevelWarn,
-		LogFormat:       "json",
-		RingbufSize:     16 << 20,
-		WakeupBytes:     2 << 20,
-		FlushInterval:   50 * time.Millisecond,
-		ShutdownTimeout: 10 * time.Second,
-		KernelHook:      "kprobe",
-		SDKDisabled:     true,
+		LogLevel:           slog.LevelWarn,
+		LogFormat:          "json",
+		RingbufSize:        16 << 20,
+		WakeupBytes:        2 << 20,
+		FlushInterval:      50 * time.Millisecond,
+		ShutdownTimeout:    10 * time.Second,
+		KernelHook:         "kprobe",
+		KernelFunctionHook: "on",
+		Uprobes:            "on",
+		LibcPaths:          []string{"/a/libc.so.6", "/b/libc.so"},
+		SDKDisabled:        true,
 	}
-	if got != want {
+	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %+v, want %+v", got, want)
 	}
 }
@@ -234,6 +242,11 @@ func TestBadValues(t *testing.T) {
 		{[]string{"MEMLOCK_EXPORTER_KERNEL_HOOK=kprobes"}, "MEMLOCK_EXPORTER_KERNEL_HOOK", "kprobes", hook},
 		{[]string{"MEMLOCK_EXPORTER_KERNEL_HOOK=uprobe"}, "MEMLOCK_EXPORTER_KERNEL_HOOK", "uprobe", hook},
 
+		{[]string{"MEMLOCK_EXPORTER_KERNEL_FUNCTION_HOOK=yes"}, "MEMLOCK_EXPORTER_KERNEL_FUNCTION_HOOK", "yes", "must be on or off"},
+		{[]string{"MEMLOCK_EXPORTER_UPROBES=1"}, "MEMLOCK_EXPORTER_UPROBES", "1", "must be on or off"},
+		{[]string{"MEMLOCK_EXPORTER_UPROBES="}, "MEMLOCK_EXPORTER_UPROBES", "", "must be on or off"},
+		{[]string{"MEMLOCK_EXPORTER_LIBC_PATHS=libc.so.6"}, "MEMLOCK_EXPORTER_LIBC_PATHS", "libc.so.6", "must be absolute paths separated by colons, e.g. /lib/x86_64-linux-gnu/libc.so.6"},
+
 		{[]string{"OTEL_SDK_DISABLED=1"}, "OTEL_SDK_DISABLED", "1", sdk},
 		{[]string{"OTEL_SDK_DISABLED=0"}, "OTEL_SDK_DISABLED", "0", sdk},
 		{[]string{"OTEL_SDK_DISABLED=yes"}, "OTEL_SDK_DISABLED", "yes", sdk},
@@ -317,7 +330,8 @@ func TestErrorText(t *testing.T) {
 
 func TestUnknownVariable(t *testing.T) {
 	known := "known: MEMLOCK_EXPORTER_LOG_LEVEL, MEMLOCK_EXPORTER_LOG_FORMAT, MEMLOCK_EXPORTER_RINGBUF_SIZE, " +
-		"MEMLOCK_EXPORTER_WAKEUP_BYTES, MEMLOCK_EXPORTER_FLUSH_INTERVAL, MEMLOCK_EXPORTER_SHUTDOWN_TIMEOUT, MEMLOCK_EXPORTER_KERNEL_HOOK"
+		"MEMLOCK_EXPORTER_WAKEUP_BYTES, MEMLOCK_EXPORTER_FLUSH_INTERVAL, MEMLOCK_EXPORTER_SHUTDOWN_TIMEOUT, MEMLOCK_EXPORTER_KERNEL_HOOK, " +
+		"MEMLOCK_EXPORTER_KERNEL_FUNCTION_HOOK, MEMLOCK_EXPORTER_UPROBES, MEMLOCK_EXPORTER_LIBC_PATHS"
 	tests := []struct {
 		environ []string
 		varName string
@@ -454,7 +468,7 @@ func TestVariablesMatchConfig(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Load(listed defaults): %v", err)
 	}
-	if got != defaults() {
+	if !reflect.DeepEqual(got, defaults()) {
 		t.Errorf("Load(listed defaults) = %+v, want %+v", got, defaults())
 	}
 
@@ -527,7 +541,7 @@ func TestFromEnv(t *testing.T) {
 
 func TestParseBytes(t *testing.T) {
 	for s, want := range map[string]int{"0": 0, "1": 1, "007": 7, "1KiB": 1024, "1kib": 1024, "3MiB": 3 << 20, "2GiB": 2 << 30} {
-		if got, err := parseBytes(s); err != nil || got != want {
+		if got, err := parseBytes(s); err != nil || !reflect.DeepEqual(got, want) {
 			t.Errorf("parseBytes(%q) = %d, %v; want %d", s, got, err, want)
 		}
 	}
@@ -537,7 +551,7 @@ func TestParseBytes(t *testing.T) {
 		}
 	}
 	for n, want := range map[int]string{0: "0", 256: "256", 4096: "4KiB", 65536: "64KiB", 1 << 20: "1MiB", 3 << 29: "1536MiB", 1 << 30: "1GiB"} {
-		if got := formatBytes(n); got != want {
+		if got := formatBytes(n); !reflect.DeepEqual(got, want) {
 			t.Errorf("formatBytes(%d) = %q, want %q", n, got, want)
 		}
 	}

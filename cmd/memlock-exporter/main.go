@@ -68,7 +68,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		log.Error("bad hook kind", "err", err)
 		return exitUsage
 	}
-	tracer, err := bpf.Open(bpf.Options{RingbufSize: cfg.RingbufSize, WakeupBytes: cfg.WakeupBytes, Hooks: hooks})
+	tracer, err := bpf.Open(bpf.Options{
+		RingbufSize:        cfg.RingbufSize,
+		WakeupBytes:        cfg.WakeupBytes,
+		Hooks:              hooks,
+		KernelFunctionHook: cfg.KernelFunctionHook == "on",
+		Uprobes:            cfg.Uprobes == "on",
+		LibcPaths:          cfg.LibcPaths,
+	})
 	if err != nil {
 		var hookErr *bpf.HookError
 		if errors.As(err, &hookErr) && cfg.KernelHook != "auto" {
@@ -90,6 +97,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 			attrs = append(attrs, "skipped", strings.Join(h.Skipped, "; "))
 		}
 		log.Info("hook attached", attrs...)
+	}
+	// The optional views never stop the daemon; say once what they cover.
+	for _, h := range tracer.Extras() {
+		if h.Err != nil {
+			log.Warn("optional hook not attached", "probe", h.Probe.String(), "target", h.Target, "err", h.Err)
+			continue
+		}
+		log.Info("optional hook attached", "probe", h.Probe.String(), "target", h.Target)
 	}
 	if *check {
 		fmt.Fprint(stdout, tracer.Plan())
