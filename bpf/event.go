@@ -1,6 +1,7 @@
 package bpf
 
 import (
+	"fmt"
 	"strconv"
 	"time"
 )
@@ -34,6 +35,16 @@ func (s Syscall) String() string {
 		return syscallNames[s]
 	}
 	return "syscall(" + strconv.FormatUint(uint64(s), 10) + ")"
+}
+
+// ParseSyscall returns the syscall named name ("mlock2").
+func ParseSyscall(name string) (Syscall, error) {
+	for s := SyscallMlock; s.Valid(); s++ {
+		if s.String() == name {
+			return s, nil
+		}
+	}
+	return SyscallUnknown, fmt.Errorf("unknown syscall %q: want mlock, mlock2, munlock, mlockall or munlockall", name)
 }
 
 // Valid reports whether s names a known syscall.

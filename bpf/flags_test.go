@@ -115,3 +115,17 @@ func TestNames(t *testing.T) {
 		t.Error("Syscall.Valid is wrong")
 	}
 }
+
+func TestParseSyscall(t *testing.T) {
+	for s := SyscallMlock; s.Valid(); s++ {
+		got, err := ParseSyscall(s.String())
+		if err != nil || got != s {
+			t.Errorf("ParseSyscall(%q) = %v, %v", s.String(), got, err)
+		}
+	}
+	for _, bad := range []string{"", "unknown", "MLOCK", "mlock3"} {
+		if _, err := ParseSyscall(bad); err == nil {
+			t.Errorf("ParseSyscall(%q) succeeded", bad)
+		}
+	}
+}

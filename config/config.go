@@ -52,6 +52,8 @@ type Config struct {
 	FlushInterval time.Duration `env:"MEMLOCK_EXPORTER_FLUSH_INTERVAL" envDefault:"200ms"`
 	// ShutdownTimeout bounds the final flush of telemetry on exit.
 	ShutdownTimeout time.Duration `env:"MEMLOCK_EXPORTER_SHUTDOWN_TIMEOUT" envDefault:"5s"`
+	// Syscalls are the calls of the mlock family to trace.
+	Syscalls []string `env:"MEMLOCK_EXPORTER_SYSCALLS" envDefault:"mlock,mlock2,munlock,mlockall,munlockall" envSeparator:","`
 	// KernelHook is the kind of kernel hook to use: "auto" (the best this
 	// kernel offers: fentry, then kprobe, then tracepoint) or one of
 	// "fentry", "kprobe", "tracepoint" to insist on it.
@@ -214,6 +216,32 @@ func settings() []setting {
 			must:  func(*Config) string { return "must be a duration with a unit above 0 and at most 5m (e.g. 5s)" },
 			valid: func(c *Config, _ string) bool {
 				return c.ShutdownTimeout > 0 && c.ShutdownTimeout <= maxShutdownTimeout
+			},
+		},
+		{
+			Variable: Variable{
+				Name:        "MEMLOCK_EXPORTER_SYSCALLS",
+				Default:     "mlock,mlock2,munlock,mlockall,munlockall",
+				Allowed:     "a comma-separated subset of mlock, mlock2, munlock, mlockall, munlockall; mlock2 needs mlock (glibc's mlock2(addr, len, 0) issues mlock)",
+				Description: "Which calls of the mlock family to trace.",
+			},
+			field: "Syscalls",
+			must: func(*Config) string {
+				return "must be a comma-separated subset of mlock, mlock2, munlock, mlockall, munlockall, with mlock wherever mlock2 is"
+			},
+			valid: func(c *Config, _ string) bool {
+				seen := map[string]bool{}
+				for i, name := range c.Syscalls {
+					name = strings.ToLower(strings.TrimSpace(name))
+					c.Syscalls[i] = name
+					switch name {
+					case "mlock", "mlock2", "munlock", "mlockall", "munlockall":
+					default:
+						return false
+					}
+					seen[name] = true
+				}
+				return len(seen) > 0 && (!seen["mlock2"] || seen["mlock"])
 			},
 		},
 		{
@@ -385,7 +413,8 @@ func FromEnv() (Config, error) {
 // reports the first one in this order: unknown MEMLOCK_EXPORTER_* names, in
 // alphabetical order; then the variables in the order Variables lists them
 // (MEMLOCK_EXPORTER_LOG_LEVEL, _LOG_FORMAT, _RINGBUF_SIZE, _WAKEUP_BYTES,
-// _FLUSH_INTERVAL, _SHUTDOWN_TIMEOUT, _KERNEL_HOOK, then OTEL_SDK_DISABLED).
+// _FLUSH_INTERVAL, _SHUTDOWN_TIMEOUT, _SYSCALLS, _KERNEL_HOOK, _KERNEL_FUNCTION_HOOK, _UPROBES,
+// _LIBC_PATHS, then OTEL_SDK_DISABLED).
 func Load(environ []string) (Config, error) {
 	vars := make(map[string]string, len(environ))
 	for _, kv := range environ {

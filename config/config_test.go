@@ -24,6 +24,7 @@ func defaults() Config {
 		WakeupBytes:        1 << 16,
 		FlushInterval:      200 * time.Millisecond,
 		ShutdownTimeout:    5 * time.Second,
+		Syscalls:           []string{"mlock", "mlock2", "munlock", "mlockall", "munlockall"},
 		KernelHook:         "auto",
 		KernelFunctionHook: "off",
 		Uprobes:            "off",
@@ -127,6 +128,7 @@ func TestAllTogether(t *testing.T) {
 		"MEMLOCK_EXPORTER_WAKEUP_BYTES=2MiB",
 		"MEMLOCK_EXPORTER_FLUSH_INTERVAL=50ms",
 		"MEMLOCK_EXPORTER_SHUTDOWN_TIMEOUT=10s",
+		"MEMLOCK_EXPORTER_SYSCALLS=MLOCK, mlock2",
 		"MEMLOCK_EXPORTER_KERNEL_HOOK=kprobe",
 		"MEMLOCK_EXPORTER_KERNEL_FUNCTION_HOOK=ON",
 		"MEMLOCK_EXPORTER_UPROBES=on",
@@ -143,6 +145,7 @@ func TestAllTogether(t *testing.T) {
 		WakeupBytes:        2 << 20,
 		FlushInterval:      50 * time.Millisecond,
 		ShutdownTimeout:    10 * time.Second,
+		Syscalls:           []string{"mlock", "mlock2"},
 		KernelHook:         "kprobe",
 		KernelFunctionHook: "on",
 		Uprobes:            "on",
@@ -173,6 +176,7 @@ func TestBadValues(t *testing.T) {
 	shutdown := "must be a duration with a unit above 0 and at most 5m (e.g. 5s)"
 	sdk := "must be true or false (case-insensitive)"
 	hook := "must be auto, fentry, kprobe or tracepoint"
+	syscalls := "must be a comma-separated subset of mlock, mlock2, munlock, mlockall, munlockall, with mlock wherever mlock2 is"
 
 	tests := []struct {
 		environ []string
@@ -242,6 +246,10 @@ func TestBadValues(t *testing.T) {
 		{[]string{"MEMLOCK_EXPORTER_KERNEL_HOOK=kprobes"}, "MEMLOCK_EXPORTER_KERNEL_HOOK", "kprobes", hook},
 		{[]string{"MEMLOCK_EXPORTER_KERNEL_HOOK=uprobe"}, "MEMLOCK_EXPORTER_KERNEL_HOOK", "uprobe", hook},
 
+		{[]string{"MEMLOCK_EXPORTER_SYSCALLS=mlock,mlock3"}, "MEMLOCK_EXPORTER_SYSCALLS", "mlock,mlock3", syscalls},
+		{[]string{"MEMLOCK_EXPORTER_SYSCALLS=mlock2"}, "MEMLOCK_EXPORTER_SYSCALLS", "mlock2", syscalls},
+		{[]string{"MEMLOCK_EXPORTER_SYSCALLS=,"}, "MEMLOCK_EXPORTER_SYSCALLS", ",", syscalls},
+		{[]string{"MEMLOCK_EXPORTER_SYSCALLS="}, "MEMLOCK_EXPORTER_SYSCALLS", "", syscalls},
 		{[]string{"MEMLOCK_EXPORTER_KERNEL_FUNCTION_HOOK=yes"}, "MEMLOCK_EXPORTER_KERNEL_FUNCTION_HOOK", "yes", "must be on or off"},
 		{[]string{"MEMLOCK_EXPORTER_UPROBES=1"}, "MEMLOCK_EXPORTER_UPROBES", "1", "must be on or off"},
 		{[]string{"MEMLOCK_EXPORTER_UPROBES="}, "MEMLOCK_EXPORTER_UPROBES", "", "must be on or off"},
@@ -330,7 +338,7 @@ func TestErrorText(t *testing.T) {
 
 func TestUnknownVariable(t *testing.T) {
 	known := "known: MEMLOCK_EXPORTER_LOG_LEVEL, MEMLOCK_EXPORTER_LOG_FORMAT, MEMLOCK_EXPORTER_RINGBUF_SIZE, " +
-		"MEMLOCK_EXPORTER_WAKEUP_BYTES, MEMLOCK_EXPORTER_FLUSH_INTERVAL, MEMLOCK_EXPORTER_SHUTDOWN_TIMEOUT, MEMLOCK_EXPORTER_KERNEL_HOOK, " +
+		"MEMLOCK_EXPORTER_WAKEUP_BYTES, MEMLOCK_EXPORTER_FLUSH_INTERVAL, MEMLOCK_EXPORTER_SHUTDOWN_TIMEOUT, MEMLOCK_EXPORTER_SYSCALLS, MEMLOCK_EXPORTER_KERNEL_HOOK, " +
 		"MEMLOCK_EXPORTER_KERNEL_FUNCTION_HOOK, MEMLOCK_EXPORTER_UPROBES, MEMLOCK_EXPORTER_LIBC_PATHS"
 	tests := []struct {
 		environ []string

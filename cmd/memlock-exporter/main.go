@@ -68,7 +68,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 		log.Error("bad hook kind", "err", err)
 		return exitUsage
 	}
+	var syscalls []bpf.Syscall
+	for _, name := range cfg.Syscalls {
+		s, err := bpf.ParseSyscall(name)
+		if err != nil { // config validated the names; this is a programming error
+			log.Error("bad syscall name", "err", err)
+			return exitUsage
+		}
+		syscalls = append(syscalls, s)
+	}
 	tracer, err := bpf.Open(bpf.Options{
+		Syscalls:           syscalls,
 		RingbufSize:        cfg.RingbufSize,
 		WakeupBytes:        cfg.WakeupBytes,
 		Hooks:              hooks,
