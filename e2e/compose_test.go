@@ -28,6 +28,7 @@ const (
 	composeFile           = "../docker-compose.yaml"
 	composeExporterName   = "memlock-exporter"
 	composeCollectorName  = "otel-collector"
+	composeJaegerName     = "jaeger"
 	composeCollectorImage = "otel/opentelemetry-collector-contrib"
 	composeOTLPGRPCPort   = "4317"
 	// The test collector's go.mod: the compose collector's version must match it.
@@ -196,6 +197,27 @@ func TestComposeFileIsValid(t *testing.T) {
 		}
 	})
 
+	t.Run("jaeger", func(t *testing.T) {
+		jaeger := composeService(t, p, composeJaegerName)
+		name, tag, _ := composeSplitImage(jaeger.Image)
+		if name != "jaegertracing/jaeger" || !strings.HasPrefix(tag, "2.") {
+			t.Errorf("%s: image %q, want jaegertracing/jaeger pinned to a 2.x version (OTLP in)", composeJaegerName, jaeger.Image)
+		}
+		var ui bool
+		for _, port := range jaeger.Ports {
+			if port.Published != "" && port.HostIP != "127.0.0.1" {
+				t.Errorf("%s: port %d is published on %q, want 127.0.0.1 only", composeJaegerName, port.Target, port.HostIP)
+			}
+			ui = ui || port.Target == 16686
+		}
+		if !ui {
+			t.Errorf("%s: the UI port 16686 is not published", composeJaegerName)
+		}
+		if _, ok := collector.DependsOn[composeJaegerName]; !ok {
+			t.Errorf("%s: does not depend_on %s", composeCollectorName, composeJaegerName)
+		}
+	})
+
 	t.Run("collector config", func(t *testing.T) {
 		target := composeConfigFlag(collector.Command)
 		if target == "" {
@@ -300,6 +322,28 @@ func composeCheckCollectorConfig(t *testing.T, path string) {
 			t.Errorf("%s: service.pipelines.%s.exporters = %v, want debug among them", path, name, pl.Exporters)
 		}
 	}
+	// Spans go to the compose file's Jaeger over plaintext OTLP/gRPC.
+	traces, ok := cfg.Service.Pipelines["traces"]
+	if !ok || !slices.Contains(traces.Receivers, "otlp") {
+		t.Errorf("%s: no traces pipeline receiving otlp", path)
+	}
+	var toJaeger bool
+	for _, id := range traces.Exporters {
+		var e struct {
+			Endpoint string `yaml:"endpoint"`
+			TLS      struct {
+				Insecure bool `yaml:"insecure"`
+			} `yaml:"tls"`
+		}
+		if node, ok := cfg.Exporters[id]; ok && strings.HasPrefix(id, "otlp") && node.Decode(&e) == nil &&
+			e.Endpoint == composeJaegerName+":4317" && e.TLS.Insecure {
+			toJaeger = true
+		}
+	}
+	if !toJaeger {
+		t.Errorf("%s: the traces pipeline exports %v, none of them plaintext OTLP/gRPC to %s:4317", path, traces.Exporters, composeJaegerName)
+	}
+
 	for name, pl := range cfg.Service.Pipelines {
 		for _, c := range []struct {
 			kind    string
