@@ -64,7 +64,7 @@ bench: $(BIN)/memlock-exporter $(BIN)/otelcol
 	$(GO) test -run '^$$' -bench . -benchmem ./bpf ./exporter
 
 generate:
-	$(GO) generate ./bpf
+	$(GO) generate ./bpf ./semconv
 
 # Rebuilds the BPF objects and fails if they differ from the committed ones.
 check-generate: generate
