@@ -337,6 +337,14 @@ func settings() []setting {
 		},
 		{
 			Variable: Variable{
+				Name:        "OTEL_TRACES_EXPORTER",
+				Default:     "otlp",
+				Allowed:     "otlp, console, none",
+				Description: "Where the spans (one span per call, linked from its log record) go; none makes no spans at all.",
+			},
+		},
+		{
+			Variable: Variable{
 				Name:        "OTEL_METRIC_EXPORT_INTERVAL",
 				Default:     "60000",
 				Allowed:     "milliseconds",

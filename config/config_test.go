@@ -452,6 +452,7 @@ func TestVariablesMatchConfig(t *testing.T) {
 		"OTEL_EXPORTER_OTLP_INSECURE": "false",
 		"OTEL_LOGS_EXPORTER":          "otlp",
 		"OTEL_METRICS_EXPORTER":       "otlp",
+		"OTEL_TRACES_EXPORTER":        "otlp",
 		"OTEL_METRIC_EXPORT_INTERVAL": "60000",
 		"OTEL_SERVICE_NAME":           "memlock-exporter",
 		"OTEL_RESOURCE_ATTRIBUTES":    "",

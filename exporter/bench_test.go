@@ -2,12 +2,15 @@ package exporter
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"go.opentelemetry.io/otel/log"
 	"go.opentelemetry.io/otel/metric"
 	sdklog "go.opentelemetry.io/otel/sdk/log"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 )
 
 type discardProcessor struct{}
@@ -33,14 +36,30 @@ func BenchmarkRecord(b *testing.B) {
 	}
 }
 
-// BenchmarkHandle measures Handle end to end up to the SDK's processor:
-// conversion, the SDK's Emit, and the three metric measurements into a
-// real sdk/metric provider.
+type discardSpanExporter struct{}
+
+func (discardSpanExporter) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (discardSpanExporter) Shutdown(context.Context) error                             { return nil }
+
+// batchSpans is the tracer provider New builds: a batch span processor
+// whose (here discarding) exporter counts what it could not deliver.
+func batchSpans() trace.TracerProvider {
+	bsp := sdktrace.NewBatchSpanProcessor(&countingSpanExporter{SpanExporter: discardSpanExporter{}, diag: newDiagnostics(nil, "", "")})
+	return sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(bsp))
+}
+
+// BenchmarkHandle measures Handle end to end up to the SDK's processors:
+// conversion, the SDK's Emit, the three metric measurements into a real
+// sdk/metric provider and, in the "+spans" cases, the span of the call
+// through a batch span processor (as New builds it when
+// OTEL_TRACES_EXPORTER is not none). The other cases have no tracer
+// provider, as with OTEL_TRACES_EXPORTER=none.
 func BenchmarkHandle(b *testing.B) {
-	diag := func() *diagnostics { return newDiagnostics(nil, "") }
+	diag := func() *diagnostics { return newDiagnostics(nil, "", "") }
 	for _, bc := range []struct {
 		name string
 		lp   func() log.LoggerProvider
+		tp   func() trace.TracerProvider
 		off  bool
 	}{
 		{name: "discard-processor", lp: func() log.LoggerProvider {
@@ -50,11 +69,21 @@ func BenchmarkHandle(b *testing.B) {
 			bp := sdklog.NewBatchProcessor(&countingExporter{Exporter: discardExporter{}, diag: diag()})
 			return sdklog.NewLoggerProvider(sdklog.WithProcessor(bp), sdklog.WithAllowKeyDuplication())
 		}},
+		{name: "batch-processor+spans", tp: batchSpans, lp: func() log.LoggerProvider {
+			bp := sdklog.NewBatchProcessor(&countingExporter{Exporter: discardExporter{}, diag: diag()})
+			return sdklog.NewLoggerProvider(sdklog.WithProcessor(bp), sdklog.WithAllowKeyDuplication())
+		}},
+		{name: "discard-processor+spans", tp: batchSpans, lp: func() log.LoggerProvider {
+			return sdklog.NewLoggerProvider(sdklog.WithProcessor(discardProcessor{}), sdklog.WithAllowKeyDuplication())
+		}},
 		{name: "batch-processor-sdk-dedup", lp: func() log.LoggerProvider {
 			bp := sdklog.NewBatchProcessor(&countingExporter{Exporter: discardExporter{}, diag: diag()})
 			return sdklog.NewLoggerProvider(sdklog.WithProcessor(bp))
 		}},
 		{name: "metrics-only", lp: func() log.LoggerProvider {
+			return sdklog.NewLoggerProvider()
+		}},
+		{name: "metrics-only+spans", tp: batchSpans, lp: func() log.LoggerProvider {
 			return sdklog.NewLoggerProvider()
 		}},
 		{name: "disabled", off: true},
@@ -63,16 +92,20 @@ func BenchmarkHandle(b *testing.B) {
 			var e *Exporter
 			if bc.off {
 				var err error
-				if e, err = NewWithProviders(nil, nil, Options{Disabled: true}); err != nil {
+				if e, err = NewWithProviders(nil, nil, nil, Options{Disabled: true}); err != nil {
 					b.Fatal(err)
 				}
 			} else {
 				var mp metric.MeterProvider = sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+				var tp trace.TracerProvider
+				if bc.tp != nil {
+					tp = bc.tp()
+				}
 				var err error
-				if e, err = NewWithProviders(bc.lp(), mp, Options{}); err != nil {
+				if e, err = NewWithProviders(bc.lp(), mp, tp, Options{}); err != nil {
 					b.Fatal(err)
 				}
-				if bc.name == "metrics-only" {
+				if strings.HasPrefix(bc.name, "metrics-only") {
 					e.logsOn = false
 				}
 			}

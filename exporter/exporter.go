@@ -11,6 +11,7 @@ import (
 
 	"go.opentelemetry.io/otel/log"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/memlock-exporter/memlock-exporter/bpf"
 	"github.com/memlock-exporter/memlock-exporter/semconv"
@@ -43,14 +44,26 @@ type Options struct {
 	// reads OTEL_EXPORTER_OTLP_*_ENDPOINT itself). Empty says "the
 	// collector".
 	Endpoint string
+	// TracesEndpoint is Endpoint for spans, when they go elsewhere (for
+	// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT). Empty means Endpoint.
+	TracesEndpoint string
 }
 
-// Exporter turns events into OpenTelemetry log records and metrics.
+func (o *Options) newDiagnostics() *diagnostics {
+	traces := o.TracesEndpoint
+	if traces == "" {
+		traces = o.Endpoint
+	}
+	return newDiagnostics(o.Logger, o.Endpoint, traces)
+}
+
+// Exporter turns events into OpenTelemetry log records, metrics and spans.
 type Exporter struct {
 	disabled bool
 	logsOn   bool // false when logs go nowhere: skip building records
 	ctx      context.Context
 	logger   log.Logger
+	tracer   trace.Tracer // nil when spans go nowhere: no tracer calls at all
 	inst     *instruments
 	diag     *diagnostics
 	losses   LossSource
@@ -63,37 +76,49 @@ type Exporter struct {
 
 	shutdownOnce sync.Once
 	shutdownErr  error
-	shutdowns    []func(context.Context) error
+	// shutdowns run in order; the functions of one step run concurrently.
+	shutdowns [][]func(context.Context) error
 
-	mu    sync.Mutex // guards rb and attrs
-	rb    recordBuilder
-	attrs callAttrCache
+	mu       sync.Mutex // guards rb, attrs and spanOpts
+	rb       recordBuilder
+	attrs    callAttrCache
+	spanOpts spanOptions
 }
 
 // NewWithProviders returns an Exporter that emits into the given providers,
-// for tests and embedding (in-memory exporters, a ManualReader). The
-// Exporter takes them over: Shutdown shuts down each provider that has a
-// Shutdown(context.Context) error method. With opts.Disabled the providers
-// are ignored. Diagnostics are not hooked into the process-wide
-// OpenTelemetry error handler and logger (so records a batch processor
-// drops from a full queue are not counted); New does that.
-func NewWithProviders(lp log.LoggerProvider, mp metric.MeterProvider, opts Options) (*Exporter, error) {
+// for tests and embedding (in-memory exporters, a ManualReader, a
+// tracetest.SpanRecorder). tp may be nil: then no spans are made and no
+// tracer is ever called. The Exporter takes the providers over: Shutdown
+// shuts down each one that has a Shutdown(context.Context) error method,
+// the tracer and logger providers first, together, then the meter
+// provider. With opts.Disabled the providers are ignored. Diagnostics are
+// not hooked into the process-wide OpenTelemetry error handler and logger
+// (so records a batch processor drops from a full queue are not counted);
+// New does that.
+func NewWithProviders(lp log.LoggerProvider, mp metric.MeterProvider, tp trace.TracerProvider, opts Options) (*Exporter, error) {
 	if opts.Disabled {
-		return &Exporter{disabled: true, diag: newDiagnostics(opts.Logger, opts.Endpoint)}, nil
+		return &Exporter{disabled: true, diag: opts.newDiagnostics()}, nil
 	}
-	e, err := newExporter(lp, mp, opts, newDiagnostics(opts.Logger, opts.Endpoint), true)
+	e, err := newExporter(lp, mp, tp, opts, opts.newDiagnostics(), true)
 	if err != nil {
 		return nil, err
 	}
-	for _, p := range []any{lp, mp} {
+	var first, last []func(context.Context) error
+	for _, p := range []any{lp, tp} {
 		if s, ok := p.(interface{ Shutdown(context.Context) error }); ok {
-			e.shutdowns = append(e.shutdowns, s.Shutdown)
+			first = append(first, s.Shutdown)
 		}
 	}
+	if s, ok := mp.(interface{ Shutdown(context.Context) error }); ok {
+		last = append(last, s.Shutdown)
+	}
+	e.shutdowns = [][]func(context.Context) error{first, last}
 	return e, nil
 }
 
-func newExporter(lp log.LoggerProvider, mp metric.MeterProvider, opts Options, diag *diagnostics, logsOn bool) (*Exporter, error) {
+// newExporter returns an Exporter emitting into the providers. tp may be
+// nil (no spans); logsOn false means log records go nowhere.
+func newExporter(lp log.LoggerProvider, mp metric.MeterProvider, tp trace.TracerProvider, opts Options, diag *diagnostics, logsOn bool) (*Exporter, error) {
 	if lp == nil || mp == nil {
 		return nil, errors.New("create exporter: nil provider")
 	}
@@ -107,6 +132,11 @@ func newExporter(lp log.LoggerProvider, mp metric.MeterProvider, opts Options, d
 		losses: opts.Losses,
 		now:    time.Now,
 	}
+	if tp != nil {
+		e.tracer = tp.Tracer(semconv.ScopeName,
+			trace.WithInstrumentationVersion(opts.ServiceVersion),
+			trace.WithSchemaURL(semconv.SchemaURL))
+	}
 	meter := mp.Meter(semconv.ScopeName,
 		metric.WithInstrumentationVersion(opts.ServiceVersion),
 		metric.WithSchemaURL(semconv.SchemaURL))
@@ -118,11 +148,14 @@ func newExporter(lp log.LoggerProvider, mp metric.MeterProvider, opts Options, d
 	return e, nil
 }
 
-// Handle exports one event: a log record and its metric measurements. It
-// does not retain ev. It is meant to be called from the reader's goroutine
-// but is safe for concurrent use. Events whose syscall is not valid are not
-// exported; they are counted as malformed in memlock.events.lost. After
-// Shutdown, Handle does nothing.
+// Handle exports one event: a log record, its metric measurements and a
+// span. The span is a root span named after the syscall (e.g. "mlock2"),
+// from the call's entry to its exit, with the record's attributes and an
+// error status on failure; the log record carries its trace and span IDs.
+// Handle does not retain ev. It is meant to be called from the reader's
+// goroutine but is safe for concurrent use. Events whose syscall is not
+// valid are not exported; they are counted as malformed in
+// memlock.events.lost. After Shutdown, Handle does nothing.
 func (e *Exporter) Handle(ev *bpf.Event) {
 	if e.disabled || e.closed.Load() {
 		return
@@ -135,12 +168,26 @@ func (e *Exporter) Handle(ev *bpf.Event) {
 
 	e.mu.Lock()
 	ca := e.attrs.get(ev.Syscall, ev.Errno())
-	if !e.logsOn {
+	if !e.logsOn && e.tracer == nil {
 		e.mu.Unlock()
 	} else {
-		rec := e.rb.build(ev, ca.errName, observed)
+		attrs := e.rb.attributes(ev, ca.errName)
+		ctx := e.ctx
+		if e.tracer != nil {
+			var span trace.Span
+			ctx, span = e.startSpan(ev, attrs, ca.errName)
+			e.endSpan(ev, span)
+		}
+		var rec log.Record
+		if e.logsOn {
+			rec = e.rb.record(ev, attrs, observed)
+		}
 		e.mu.Unlock()
-		e.logger.Emit(e.ctx, rec)
+		if e.logsOn {
+			// ctx holds the span: the SDK copies its trace and span
+			// IDs into the record.
+			e.logger.Emit(ctx, rec)
+		}
 	}
 
 	e.inst.calls.Add(e.ctx, 1, ca.add...)
@@ -155,22 +202,44 @@ func (e *Exporter) Handle(ev *bpf.Event) {
 // because its queue was full.
 func (e *Exporter) ExportFailures() uint64 { return e.diag.undelivered.Load() }
 
-// Shutdown flushes what is pending and shuts the providers down, logs
-// first so that the final metric export includes the last export
-// failures, giving up when ctx is done. Later calls return the first
-// call's result.
+// SpanExportFailures returns how many spans could not be delivered: the
+// spans of failed export calls. (Spans the batch span processor drops from
+// a full queue are not counted: the SDK does not report them.)
+func (e *Exporter) SpanExportFailures() uint64 { return e.diag.spansUndelivered.Load() }
+
+// Shutdown flushes what is pending and shuts the providers down, giving
+// up when ctx is done: spans and logs first, concurrently, so that both
+// have the whole deadline, then metrics, so that the final metric export
+// includes the last export failures. Later calls return the first call's
+// result.
 func (e *Exporter) Shutdown(ctx context.Context) error {
 	e.shutdownOnce.Do(func() {
 		e.closed.Store(true)
 		var errs []error
-		for _, shutdown := range e.shutdowns {
-			if err := shutdown(ctx); err != nil {
-				errs = append(errs, err)
-			}
+		for _, step := range e.shutdowns {
+			errs = append(errs, runConcurrently(ctx, step)...)
 		}
 		if err := errors.Join(errs...); err != nil {
 			e.shutdownErr = fmt.Errorf("shut down telemetry: %w", err)
 		}
 	})
 	return e.shutdownErr
+}
+
+// runConcurrently calls every fn with ctx, each on its own goroutine but
+// the first, and returns their errors once all have returned.
+func runConcurrently(ctx context.Context, fns []func(context.Context) error) []error {
+	errs := make([]error, len(fns))
+	var wg sync.WaitGroup
+	for i, fn := range fns {
+		if i == 0 {
+			continue
+		}
+		wg.Go(func() { errs[i] = fn(ctx) })
+	}
+	if len(fns) > 0 {
+		errs[0] = fns[0](ctx)
+	}
+	wg.Wait()
+	return errs
 }

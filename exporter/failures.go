@@ -12,35 +12,35 @@ import (
 	"github.com/go-logr/logr"
 	"go.opentelemetry.io/otel"
 	sdklog "go.opentelemetry.io/otel/sdk/log"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
 // reportEvery is the least time between two diagnostics about the same
 // ongoing problem.
 const reportEvery = time.Minute
 
-// diagnostics counts the log records the SDK could not deliver and tells the
-// operator about delivery problems through the daemon's own logger: once
-// when a problem starts, then at most once per reportEvery with counts, and
-// once when it ends. Its methods are safe for concurrent use and never block
-// on anything but a short mutex.
+// diagnostics counts the log records and spans the SDK could not deliver
+// and tells the operator about delivery problems through the daemon's own
+// logger: once when a problem starts, then at most once per reportEvery
+// with counts, and once when it ends. Log records and spans are followed
+// apart (they may go to different collectors, or only one may fail). Its
+// methods are safe for concurrent use and never block on anything but a
+// short mutex.
 type diagnostics struct {
-	log      *slog.Logger
-	endpoint string           // where the collector is, for messages only
-	now      func() time.Time // replaceable in tests
+	log *slog.Logger
+	now func() time.Time // replaceable in tests
 
 	// undelivered counts log records that failed to export or were dropped
 	// from the batch queue: ExportFailures.
 	undelivered atomic.Uint64
+	// spansUndelivered counts spans that failed to export:
+	// SpanExportFailures.
+	spansUndelivered atomic.Uint64
 
 	mu sync.Mutex
-	// Export failures of log records (the collector is unreachable).
-	down        bool
-	downSince   time.Time
-	downLast    time.Time // when the outage was last reported
-	downCalls   uint64    // failed Export calls since downLast
-	downRecords uint64    // records lost since downLast
-	downTotal   uint64    // records lost in this outage
-	downErr     error     // the latest error
+	// Export failures of log records and of spans (the collector is
+	// unreachable).
+	logs, spans outage
 	// Records the batch processor dropped because its queue was full while
 	// exports succeeded (more events than the exporter can send).
 	queueLast    time.Time
@@ -50,62 +50,111 @@ type diagnostics struct {
 	sdkSuppressed uint64
 }
 
-func newDiagnostics(logger *slog.Logger, endpoint string) *diagnostics {
+// outage follows the export failures of one signal.
+type outage struct {
+	// What the messages say; see newDiagnostics.
+	failMsg, stillMsg, okMsg string
+	droppedKey               string // the count's key: "dropped_records", "dropped_spans"
+
+	down    bool
+	since   time.Time
+	last    time.Time // when the outage was last reported
+	calls   uint64    // failed Export calls since last
+	dropped uint64    // items lost since last
+	total   uint64    // items lost in this outage
+	err     error     // the latest error
+}
+
+// newDiagnostics returns diagnostics that log to logger (nil discards) and
+// name the collectors of log records and of spans by their endpoints in
+// messages (empty: "the collector").
+func newDiagnostics(logger *slog.Logger, endpoint, spanEndpoint string) *diagnostics {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &diagnostics{log: logger, endpoint: endpoint, now: time.Now}
+	logs, spans := collectorName(endpoint), collectorName(spanEndpoint)
+	return &diagnostics{
+		log: logger,
+		now: time.Now,
+		logs: outage{
+			failMsg:    "cannot reach " + logs + "; will keep trying; events are being dropped",
+			stillMsg:   "still cannot reach " + logs + "; events are being dropped",
+			okMsg:      "exports to " + logs + " succeed again",
+			droppedKey: "dropped_records",
+		},
+		spans: outage{
+			failMsg:    "cannot export spans to " + spans + "; will keep trying; spans are being dropped",
+			stillMsg:   "still cannot export spans to " + spans + "; spans are being dropped",
+			okMsg:      "span exports to " + spans + " succeed again",
+			droppedKey: "dropped_spans",
+		},
+	}
 }
 
-func (d *diagnostics) collector() string {
-	if d.endpoint == "" {
+func collectorName(endpoint string) string {
+	if endpoint == "" {
 		return "the collector"
 	}
-	return "the collector at " + d.endpoint
+	return "the collector at " + endpoint
 }
 
 // exportFailed records that an Export call of n log records failed.
 func (d *diagnostics) exportFailed(n int, err error) {
 	d.undelivered.Add(uint64(n))
+	d.failed(&d.logs, n, err)
+}
+
+// spanExportFailed records that an Export call of n spans failed.
+func (d *diagnostics) spanExportFailed(n int, err error) {
+	d.spansUndelivered.Add(uint64(n))
+	d.failed(&d.spans, n, err)
+}
+
+func (d *diagnostics) failed(o *outage, n int, err error) {
 	now := d.now()
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.downCalls++
-	d.downRecords += uint64(n)
-	d.downTotal += uint64(n)
-	d.downErr = err
-	if !d.down {
-		d.down, d.downSince = true, now
-		d.reportDown(now, "cannot reach "+d.collector()+"; will keep trying; events are being dropped")
+	o.calls++
+	o.dropped += uint64(n)
+	o.total += uint64(n)
+	o.err = err
+	if !o.down {
+		o.down, o.since = true, now
+		d.reportDown(o, now, o.failMsg)
 		return
 	}
-	if now.Sub(d.downLast) >= reportEvery {
-		d.reportDown(now, "still cannot reach "+d.collector()+"; events are being dropped")
+	if now.Sub(o.last) >= reportEvery {
+		d.reportDown(o, now, o.stillMsg)
 	}
 }
 
 // reportDown logs the outage with the counts since the last report.
 // d.mu is held.
-func (d *diagnostics) reportDown(now time.Time, msg string) {
+func (d *diagnostics) reportDown(o *outage, now time.Time, msg string) {
 	d.log.Warn(msg,
-		slog.Uint64("failed_exports", d.downCalls),
-		slog.Uint64("dropped_records", d.downRecords),
-		slog.Duration("since", now.Sub(d.downSince).Round(time.Second)),
-		slog.Any("error", d.downErr))
-	d.downLast, d.downCalls, d.downRecords = now, 0, 0
+		slog.Uint64("failed_exports", o.calls),
+		slog.Uint64(o.droppedKey, o.dropped),
+		slog.Duration("since", now.Sub(o.since).Round(time.Second)),
+		slog.Any("error", o.err))
+	o.last, o.calls, o.dropped = now, 0, 0
 }
 
-// exportSucceeded records that an Export call delivered its records.
-func (d *diagnostics) exportSucceeded() {
+// exportSucceeded records that an Export call delivered its log records.
+func (d *diagnostics) exportSucceeded() { d.succeeded(&d.logs) }
+
+// spanExportSucceeded records that an Export call delivered its spans.
+func (d *diagnostics) spanExportSucceeded() { d.succeeded(&d.spans) }
+
+func (d *diagnostics) succeeded(o *outage) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if !d.down {
+	if !o.down {
 		return
 	}
-	d.log.Info("exports to "+d.collector()+" succeed again",
-		slog.Uint64("dropped_records", d.downTotal),
-		slog.Duration("outage", d.now().Sub(d.downSince).Round(time.Second)))
-	d.down, d.downCalls, d.downRecords, d.downTotal, d.downErr = false, 0, 0, 0, nil
+	d.log.Info(o.okMsg,
+		slog.Uint64(o.droppedKey, o.total),
+		slog.Duration("outage", d.now().Sub(o.since).Round(time.Second)))
+	o.down, o.calls, o.dropped, o.total, o.err = false, 0, 0, 0, nil
 }
 
 // queueDropped records that the batch processor dropped n records because
@@ -118,10 +167,10 @@ func (d *diagnostics) queueDropped(n uint64) {
 	now := d.now()
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.down {
+	if d.logs.down {
 		// Part of the outage: counted there, reported with it.
-		d.downRecords += n
-		d.downTotal += n
+		d.logs.dropped += n
+		d.logs.total += n
 		return
 	}
 	d.queuePending += n
@@ -134,14 +183,14 @@ func (d *diagnostics) queueDropped(n uint64) {
 
 // sdkError reports any other problem the OpenTelemetry SDK signals: the
 // first at once, then at most one per reportEvery with the number left
-// unsaid in between. While log exports fail, the outage's own reports
-// stand for these too (a metric export to the same collector fails
+// unsaid in between. While log or span exports fail, the outage's own
+// reports stand for these too (a metric export to the same collector fails
 // alike): they are only counted.
 func (d *diagnostics) sdkError(msg string, err error) {
 	now := d.now()
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.down || (!d.sdkLast.IsZero() && now.Sub(d.sdkLast) < reportEvery) {
+	if d.logs.down || d.spans.down || (!d.sdkLast.IsZero() && now.Sub(d.sdkLast) < reportEvery) {
 		d.sdkSuppressed++
 		return
 	}
@@ -175,6 +224,26 @@ func (c *countingExporter) Export(ctx context.Context, records []sdklog.Record) 
 		return reportedError{err}
 	case len(records) > 0:
 		c.diag.exportSucceeded()
+	}
+	return nil
+}
+
+// countingSpanExporter is countingExporter for spans: it counts the spans
+// of failed ExportSpans calls and tells diagnostics about failures and
+// recoveries.
+type countingSpanExporter struct {
+	sdktrace.SpanExporter
+	diag *diagnostics
+}
+
+func (c *countingSpanExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
+	err := c.SpanExporter.ExportSpans(ctx, spans)
+	switch {
+	case err != nil:
+		c.diag.spanExportFailed(len(spans), err)
+		return reportedError{err}
+	case len(spans) > 0:
+		c.diag.spanExportSucceeded()
 	}
 	return nil
 }

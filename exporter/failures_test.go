@@ -83,7 +83,7 @@ func (f *flakyExporter) ForceFlush(context.Context) error { return nil }
 func TestCountingExporter(t *testing.T) {
 	sink := &logSink{}
 	clock := &fakeClock{t: time.Date(2026, 11, 5, 10, 0, 0, 0, time.UTC)}
-	diag := newDiagnostics(slog.New(sink), "http://localhost:4317")
+	diag := newDiagnostics(slog.New(sink), "http://localhost:4317", "http://localhost:4317")
 	diag.now = clock.now
 	fake := &flakyExporter{fail: 5}
 	exp := &countingExporter{Exporter: fake, diag: diag}
@@ -180,7 +180,7 @@ func TestCountingExporter(t *testing.T) {
 
 func TestCollectorNameWithoutEndpoint(t *testing.T) {
 	sink := &logSink{}
-	d := newDiagnostics(slog.New(sink), "")
+	d := newDiagnostics(slog.New(sink), "", "")
 	d.exportFailed(1, errUnreachable)
 	logs := sink.take()
 	if len(logs) != 1 || logs[0].Message != "cannot reach the collector; will keep trying; events are being dropped" {
@@ -191,7 +191,7 @@ func TestCollectorNameWithoutEndpoint(t *testing.T) {
 func TestSDKErrorsRateLimited(t *testing.T) {
 	sink := &logSink{}
 	clock := &fakeClock{t: time.Date(2026, 11, 5, 10, 0, 0, 0, time.UTC)}
-	d := newDiagnostics(slog.New(sink), "")
+	d := newDiagnostics(slog.New(sink), "", "")
 	d.now = clock.now
 	for range 100 {
 		d.sdkError("OpenTelemetry SDK error", errors.New("failed to upload metrics"))
@@ -224,7 +224,7 @@ func TestSDKErrorsRateLimited(t *testing.T) {
 // undelivered.
 func TestGlobalHandlers(t *testing.T) {
 	sink := &logSink{}
-	d := newDiagnostics(slog.New(sink), "")
+	d := newDiagnostics(slog.New(sink), "", "")
 	installGlobalHandlers(d)
 	t.Cleanup(func() { activeDiag.Store(nil) })
 
@@ -246,7 +246,7 @@ func TestGlobalHandlers(t *testing.T) {
 	bp := sdklog.NewBatchProcessor(&countingExporter{Exporter: stuck, diag: d},
 		sdklog.WithMaxQueueSize(10), sdklog.WithExportMaxBatchSize(10), sdklog.WithExportInterval(time.Hour))
 	lp := sdklog.NewLoggerProvider(sdklog.WithProcessor(bp))
-	e, err := NewWithProviders(lp, noopMeterProvider(), Options{})
+	e, err := NewWithProviders(lp, noopMeterProvider(), nil, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

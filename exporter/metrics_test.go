@@ -352,6 +352,7 @@ func TestMetricRecordingAllocations(t *testing.T) {
 	}
 	rig := newRig(t, Options{})
 	rig.exp.logsOn = false // measure the metric side only
+	rig.exp.tracer = nil
 	ev := sampleEvent()
 	ev.Ret = -12
 	rig.exp.Handle(&ev)

@@ -15,7 +15,9 @@ import (
 	sdklog "go.opentelemetry.io/otel/sdk/log"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	stdsemconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sys/unix"
 
 	"github.com/memlock-exporter/memlock-exporter/semconv"
@@ -27,21 +29,24 @@ const DefaultServiceName = "memlock-exporter"
 
 // New builds the OpenTelemetry SDK providers and returns an Exporter that
 // emits into them. The exporters come from autoexport, so the standard
-// variables apply: OTEL_LOGS_EXPORTER and OTEL_METRICS_EXPORTER
-// (otlp|console|none, and prometheus for metrics), OTEL_EXPORTER_OTLP_*,
-// OTEL_BLRP_*, OTEL_METRIC_EXPORT_*. Log records go through a batch
-// processor whose exporter counts what it could not deliver; a signal
-// whose exporter is "none" gets a no-op provider. New also routes the
-// SDK's process-wide error handler and internal logger to opts.Logger,
+// variables apply: OTEL_LOGS_EXPORTER, OTEL_METRICS_EXPORTER and
+// OTEL_TRACES_EXPORTER (otlp|console|none, and prometheus for metrics),
+// OTEL_EXPORTER_OTLP_*, OTEL_BLRP_*, OTEL_BSP_*, OTEL_METRIC_EXPORT_*, and
+// the tracer provider reads OTEL_TRACES_SAMPLER(_ARG) itself. Log records
+// and spans go through batch processors whose exporters count what they
+// could not deliver. A signal whose exporter is "none" gets a no-op
+// provider, or for traces none at all: Handle then makes no tracer call.
+// The three providers share one resource. New also routes the SDK's
+// process-wide error handler and internal logger to opts.Logger,
 // rate-limited. With opts.Disabled nothing is built.
 //
 // New does not contact the collector: an unreachable collector is reported
 // later, by diagnostics, and is never an error here.
 func New(ctx context.Context, opts Options) (*Exporter, error) {
 	if opts.Disabled {
-		return NewWithProviders(nil, nil, opts)
+		return NewWithProviders(nil, nil, nil, opts)
 	}
-	diag := newDiagnostics(opts.Logger, opts.Endpoint)
+	diag := opts.newDiagnostics()
 	installGlobalHandlers(diag)
 
 	res, err := newResource(ctx, opts.ServiceVersion)
@@ -55,13 +60,15 @@ func New(ctx context.Context, opts Options) (*Exporter, error) {
 	}
 
 	var (
-		shutdowns []func(context.Context) error
-		lp        log.LoggerProvider
-		mp        metric.MeterProvider
-		logsOn    bool
+		// Logs and traces shut down first, together; metrics last.
+		first, last []func(context.Context) error
+		lp          log.LoggerProvider
+		mp          metric.MeterProvider
+		tp          trace.TracerProvider // nil: no spans
+		logsOn      bool
 	)
 	fail := func(err error) (*Exporter, error) {
-		for _, s := range shutdowns {
+		for _, s := range append(first, last...) {
 			_ = s(ctx)
 		}
 		return nil, err
@@ -82,7 +89,20 @@ func New(ctx context.Context, opts Options) (*Exporter, error) {
 			sdklog.WithAllowKeyDuplication(),
 		)
 		lp, logsOn = sdkLP, true
-		shutdowns = append(shutdowns, sdkLP.Shutdown)
+		first = append(first, sdkLP.Shutdown)
+	}
+
+	spanExp, err := autoexport.NewSpanExporter(ctx)
+	if err != nil {
+		return fail(fmt.Errorf("create span exporter: %w", err))
+	}
+	if !autoexport.IsNoneSpanExporter(spanExp) {
+		sdkTP := sdktrace.NewTracerProvider(
+			sdktrace.WithResource(res),
+			sdktrace.WithSpanProcessor(sdktrace.NewBatchSpanProcessor(&countingSpanExporter{SpanExporter: spanExp, diag: diag})),
+		)
+		tp = sdkTP
+		first = append(first, sdkTP.Shutdown)
 	}
 
 	reader, err := autoexport.NewMetricReader(ctx)
@@ -94,14 +114,14 @@ func New(ctx context.Context, opts Options) (*Exporter, error) {
 	} else {
 		sdkMP := sdkmetric.NewMeterProvider(sdkmetric.WithResource(res), sdkmetric.WithReader(reader))
 		mp = sdkMP
-		shutdowns = append(shutdowns, sdkMP.Shutdown)
+		last = append(last, sdkMP.Shutdown)
 	}
 
-	e, err := newExporter(lp, mp, opts, diag, logsOn)
+	e, err := newExporter(lp, mp, tp, opts, diag, logsOn)
 	if err != nil {
 		return fail(err)
 	}
-	e.shutdowns = shutdowns
+	e.shutdowns = [][]func(context.Context) error{first, last}
 	return e, nil
 }
 

@@ -20,7 +20,9 @@ import (
 	stdsemconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	collogspb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 	colmetricspb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
@@ -37,6 +39,7 @@ type fakeCollector struct {
 	mu       sync.Mutex
 	logs     []*collogspb.ExportLogsServiceRequest
 	metrics  []*colmetricspb.ExportMetricsServiceRequest
+	traces   []*coltracepb.ExportTraceServiceRequest
 	requests int
 }
 
@@ -67,6 +70,25 @@ func (g grpcMetrics) Export(ctx context.Context, req *colmetricspb.ExportMetrics
 	return g.metricsService.Export(ctx, req)
 }
 
+type tracesService struct{ c *fakeCollector }
+
+func (s tracesService) Export(_ context.Context, req *coltracepb.ExportTraceServiceRequest) (*coltracepb.ExportTraceServiceResponse, error) {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	s.c.requests++
+	s.c.traces = append(s.c.traces, req)
+	return &coltracepb.ExportTraceServiceResponse{}, nil
+}
+
+type grpcTraces struct {
+	coltracepb.UnimplementedTraceServiceServer
+	tracesService
+}
+
+func (g grpcTraces) Export(ctx context.Context, req *coltracepb.ExportTraceServiceRequest) (*coltracepb.ExportTraceServiceResponse, error) {
+	return g.tracesService.Export(ctx, req)
+}
+
 func startGRPCCollector(t *testing.T) *fakeCollector {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -77,6 +99,7 @@ func startGRPCCollector(t *testing.T) *fakeCollector {
 	srv := grpc.NewServer()
 	collogspb.RegisterLogsServiceServer(srv, c)
 	colmetricspb.RegisterMetricsServiceServer(srv, grpcMetrics{metricsService: metricsService{c}})
+	coltracepb.RegisterTraceServiceServer(srv, grpcTraces{tracesService: tracesService{c}})
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
 	return c
@@ -116,6 +139,13 @@ func startHTTPCollector(t *testing.T) *fakeCollector {
 				return
 			}
 			resp, _ = metricsService{c}.Export(r.Context(), req)
+		case "/v1/traces":
+			req := &coltracepb.ExportTraceServiceRequest{}
+			if err := proto.Unmarshal(data, req); err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			resp, _ = tracesService{c}.Export(r.Context(), req)
 		default:
 			http.NotFound(w, r)
 			return
@@ -183,6 +213,7 @@ func TestNewExportsOverOTLP(t *testing.T) {
 			c.mu.Lock()
 			defer c.mu.Unlock()
 			var records int
+			logIDs := map[string]bool{} // trace ID + span ID of each record
 			for _, req := range c.logs {
 				for _, rl := range req.GetResourceLogs() {
 					res := map[string]string{}
@@ -207,12 +238,49 @@ func TestNewExportsOverOTLP(t *testing.T) {
 								lr.GetSeverityNumber() != 9 {
 								t.Errorf("log record = %v", lr)
 							}
+							logIDs[string(lr.GetTraceId())+string(lr.GetSpanId())] = true
 						}
 					}
 				}
 			}
 			if records != 3 {
 				t.Errorf("collector received %d log records, want 3", records)
+			}
+			if len(logIDs) != 3 {
+				t.Errorf("log records carry %d distinct trace/span IDs, want 3", len(logIDs))
+			}
+			var spans int
+			for _, req := range c.traces {
+				for _, rs := range req.GetResourceSpans() {
+					res := map[string]string{}
+					for _, kv := range rs.GetResource().GetAttributes() {
+						res[kv.GetKey()] = anyString(kv.GetValue())
+					}
+					if res["service.name"] != DefaultServiceName || res["service.version"] != "9.9.9" || res["os.type"] != "linux" {
+						t.Errorf("span resource = %v", res)
+					}
+					for _, ss := range rs.GetScopeSpans() {
+						if ss.GetScope().GetName() != semconv.ScopeName || ss.GetScope().GetVersion() != "9.9.9" || ss.GetSchemaUrl() != semconv.SchemaURL {
+							t.Errorf("span scope = %v schema %q", ss.GetScope(), ss.GetSchemaUrl())
+						}
+						for _, sp := range ss.GetSpans() {
+							spans++
+							if sp.GetName() != "mlock2" || sp.GetKind() != tracepb.Span_SPAN_KIND_INTERNAL ||
+								len(sp.GetParentSpanId()) != 0 ||
+								sp.GetStartTimeUnixNano() != uint64(ev.Time.UnixNano()) ||
+								sp.GetEndTimeUnixNano() != uint64(ev.Time.Add(ev.Duration).UnixNano()) ||
+								sp.GetStatus().GetCode() != tracepb.Status_STATUS_CODE_UNSET {
+								t.Errorf("span = %v", sp)
+							}
+							if !logIDs[string(sp.GetTraceId())+string(sp.GetSpanId())] {
+								t.Errorf("span %x/%x: no log record carries its IDs", sp.GetTraceId(), sp.GetSpanId())
+							}
+						}
+					}
+				}
+			}
+			if spans != 3 {
+				t.Errorf("collector received %d spans, want 3", spans)
 			}
 			var calls int64
 			for _, req := range c.metrics {
@@ -270,13 +338,22 @@ func TestNoneExporters(t *testing.T) {
 		"OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf",
 		"OTEL_EXPORTER_OTLP_ENDPOINT", c.endpoint,
 		"OTEL_LOGS_EXPORTER", "none",
-		"OTEL_METRICS_EXPORTER", "none")
+		"OTEL_METRICS_EXPORTER", "none",
+		"OTEL_TRACES_EXPORTER", "none")
 	e, err := New(context.Background(), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if e.logsOn {
 		t.Errorf("records are built although OTEL_LOGS_EXPORTER=none")
+	}
+	if e.tracer != nil {
+		t.Errorf("a tracer exists although OTEL_TRACES_EXPORTER=none")
+	}
+	for _, step := range e.shutdowns {
+		if len(step) != 0 {
+			t.Errorf("%d providers to shut down although every exporter is none", len(step))
+		}
 	}
 	ev := sampleEvent()
 	e.Handle(&ev)
@@ -291,9 +368,11 @@ func TestNoneExporters(t *testing.T) {
 }
 
 func TestBadExporterVariable(t *testing.T) {
-	cleanOTelEnv(t, "OTEL_LOGS_EXPORTER", "carrier-pigeon")
-	if _, err := New(context.Background(), Options{}); err == nil {
-		t.Error("New accepted OTEL_LOGS_EXPORTER=carrier-pigeon")
+	for _, name := range []string{"OTEL_LOGS_EXPORTER", "OTEL_METRICS_EXPORTER", "OTEL_TRACES_EXPORTER"} {
+		cleanOTelEnv(t, name, "carrier-pigeon")
+		if _, err := New(context.Background(), Options{}); err == nil {
+			t.Errorf("New accepted %s=carrier-pigeon", name)
+		}
 	}
 }
 
@@ -309,7 +388,11 @@ func TestShutdownWhenCollectorDown(t *testing.T) {
 	lis.Close()
 	cleanOTelEnv(t,
 		"OTEL_EXPORTER_OTLP_PROTOCOL", "grpc",
-		"OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+		"OTEL_EXPORTER_OTLP_ENDPOINT", endpoint,
+		// The batch span processor's final export is not bound by
+		// Shutdown's context but by the exporter's own timeout (10s by
+		// default), retrying until then.
+		"OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "500")
 	sink := &logSink{}
 	e, err := New(context.Background(), Options{Logger: slog.New(sink), Endpoint: endpoint})
 	if err != nil {
@@ -336,14 +419,26 @@ func TestShutdownWhenCollectorDown(t *testing.T) {
 	if got := e.ExportFailures(); got != 10 {
 		t.Errorf("ExportFailures = %d, want 10", got)
 	}
-	var warns int
+	for deadline := time.Now().Add(3 * time.Second); e.SpanExportFailures() < 10 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := e.SpanExportFailures(); got != 10 {
+		t.Errorf("SpanExportFailures = %d, want 10", got)
+	}
+	var warns, spanWarns int
 	for _, r := range sink.take() {
 		if strings.HasPrefix(r.Message, "cannot reach the collector at "+endpoint) {
 			warns++
 		}
+		if strings.HasPrefix(r.Message, "cannot export spans to the collector at "+endpoint) {
+			spanWarns++
+		}
 	}
 	if warns != 1 {
 		t.Errorf("%d 'cannot reach' warnings, want 1", warns)
+	}
+	if spanWarns != 1 {
+		t.Errorf("%d 'cannot export spans' warnings, want 1", spanWarns)
 	}
 }
 

@@ -10,7 +10,7 @@ import (
 	"github.com/memlock-exporter/memlock-exporter/semconv"
 )
 
-// maxRecordAttributes is the most attributes one record carries.
+// maxRecordAttributes is the most attributes one record (or span) carries.
 const maxRecordAttributes = 20
 
 // numSyscalls bounds bpf.Syscall values, for tables indexed by syscall.
@@ -82,8 +82,9 @@ type flagKey struct {
 	flags   uint64
 }
 
-// recordBuilder converts events to log records, reusing its buffers from
-// call to call. It is not safe for concurrent use.
+// recordBuilder converts events to log records and to the attributes their
+// spans share with them, reusing its buffers from call to call. It is not
+// safe for concurrent use.
 type recordBuilder struct {
 	body      []byte
 	attrs     []attribute.KeyValue
@@ -112,14 +113,15 @@ func (b *recordBuilder) flags(s bpf.Syscall, flags uint64) flagInfo {
 // is the name of the call's errno (ignored on success). ev.Syscall must be
 // valid. The record shares no memory with ev or b's buffers.
 func (b *recordBuilder) build(ev *bpf.Event, errName string, observed time.Time) log.Record {
-	si := &syscalls[ev.Syscall]
-	var fi flagInfo
-	if si.hasFlags {
-		fi = b.flags(ev.Syscall, ev.Flags)
-	}
+	return b.record(ev, b.attributes(ev, errName), observed)
+}
 
+// record returns the log record of one call, observed at observed, with
+// attrs, the call's attributes (from b.attributes). The record copies
+// attrs and shares no memory with ev or b's buffers.
+func (b *recordBuilder) record(ev *bpf.Event, attrs []attribute.KeyValue, observed time.Time) log.Record {
 	var r log.Record
-	r.SetEventName(si.eventName)
+	r.SetEventName(syscalls[ev.Syscall].eventName)
 	r.SetTimestamp(ev.Time)
 	r.SetObservedTimestamp(observed)
 	if ev.Ret < 0 {
@@ -128,7 +130,18 @@ func (b *recordBuilder) build(ev *bpf.Event, errName string, observed time.Time)
 		r.SetSeverity(log.SeverityInfo)
 	}
 	r.SetBody(attribute.StringValue(b.formatBody(ev)))
+	// One call, so the record grows its attribute storage once.
+	r.AddAttributes(attrs...)
+	return r
+}
 
+// attributes returns the attributes of one call: those of its log record,
+// which its span carries too. errName is the name of the call's errno
+// (ignored on success). ev.Syscall must be valid. The slice is b's buffer:
+// it is valid until the next call, and its users must copy it (the log
+// record and the span do).
+func (b *recordBuilder) attributes(ev *bpf.Event, errName string) []attribute.KeyValue {
+	si := &syscalls[ev.Syscall]
 	a := b.attrs[:0]
 	a = append(a, si.attr)
 	if si.hasRange {
@@ -136,7 +149,7 @@ func (b *recordBuilder) build(ev *bpf.Event, errName string, observed time.Time)
 	}
 	if si.hasFlags {
 		a = append(a, semconv.Flags(ev.Flags))
-		if fi.hasNames {
+		if fi := b.flags(ev.Syscall, ev.Flags); fi.hasNames {
 			a = append(a, fi.names)
 		}
 	}
@@ -168,10 +181,8 @@ func (b *recordBuilder) build(ev *bpf.Event, errName string, observed time.Time)
 	if ev.CgroupID != 0 {
 		a = append(a, semconv.CgroupID(ev.CgroupID))
 	}
-	// One call, so the record grows its attribute storage once.
-	r.AddAttributes(a...)
 	b.attrs = a[:0]
-	return r
+	return a
 }
 
 func probeAttr(p bpf.Probe) attribute.KeyValue {

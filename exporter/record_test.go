@@ -12,6 +12,9 @@ import (
 	"go.opentelemetry.io/otel/log"
 	sdklog "go.opentelemetry.io/otel/sdk/log"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/memlock-exporter/memlock-exporter/bpf"
 	"github.com/memlock-exporter/memlock-exporter/semconv"
@@ -45,15 +48,27 @@ type testRig struct {
 	exp    *Exporter
 	logs   *memProcessor
 	reader *sdkmetric.ManualReader
+	spans  *tracetest.SpanRecorder // nil without spans
 }
 
+// newRig returns an Exporter that emits into in-memory providers, spans
+// included (as New does unless OTEL_TRACES_EXPORTER=none).
 func newRig(t testing.TB, opts Options) *testRig {
+	t.Helper()
+	spans := tracetest.NewSpanRecorder()
+	rig := newRigWith(t, opts, sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans)))
+	rig.spans = spans
+	return rig
+}
+
+// newRigWith is newRig with the given tracer provider (nil: no spans).
+func newRigWith(t testing.TB, opts Options, tp trace.TracerProvider) *testRig {
 	t.Helper()
 	logs := &memProcessor{}
 	reader := sdkmetric.NewManualReader()
 	lp := sdklog.NewLoggerProvider(sdklog.WithProcessor(logs), sdklog.WithAllowKeyDuplication())
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	e, err := NewWithProviders(lp, mp, opts)
+	e, err := NewWithProviders(lp, mp, tp, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
