@@ -56,18 +56,23 @@ func ApplySDKDefaults() error {
 
 // LogsEndpoint returns where log records go, as the SDK will resolve it
 // (the signal's own endpoint, else the shared one), for diagnostics.
-func LogsEndpoint(environ []string) string {
-	var shared, logs string
+func LogsEndpoint(environ []string) string { return signalEndpoint(environ, "LOGS") }
+
+// TracesEndpoint is LogsEndpoint for spans.
+func TracesEndpoint(environ []string) string { return signalEndpoint(environ, "TRACES") }
+
+func signalEndpoint(environ []string, signal string) string {
+	var shared, own string
 	for _, kv := range environ {
 		switch k, v, _ := strings.Cut(kv, "="); k {
-		case "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT":
-			logs = v
+		case "OTEL_EXPORTER_OTLP_" + signal + "_ENDPOINT":
+			own = v
 		case "OTEL_EXPORTER_OTLP_ENDPOINT":
 			shared = v
 		}
 	}
-	if logs != "" {
-		return logs
+	if own != "" {
+		return own
 	}
 	return shared
 }

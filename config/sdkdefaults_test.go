@@ -46,4 +46,8 @@ func TestLogsEndpoint(t *testing.T) {
 			t.Errorf("LogsEndpoint(%q) = %q, want %q", tt.environ, got, tt.want)
 		}
 	}
+	env := []string{"OTEL_EXPORTER_OTLP_LOGS_ENDPOINT=http://logs:4317", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=http://traces:4317"}
+	if got := TracesEndpoint(env); got != "http://traces:4317" {
+		t.Errorf("TracesEndpoint = %q", got)
+	}
 }

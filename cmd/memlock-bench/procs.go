@@ -168,15 +168,16 @@ func (c *collector) output() string {
 	return string(b)
 }
 
-// logRecords adds up the "log records" counts the debug exporter printed,
-// one line per export request: the log records the collector received.
-func (c *collector) logRecords() (uint64, error) {
+// received adds up the counts the debug exporter printed for one signal
+// ("logs", "traces"), one line per export request, under key ("log
+// records", "spans"): what the collector received.
+func (c *collector) received(signal, key string) (uint64, error) {
 	var total uint64
 	for line := range strings.Lines(c.output()) {
-		if !strings.Contains(line, `"otelcol.signal": "logs"`) {
+		if !strings.Contains(line, `"otelcol.signal": "`+signal+`"`) {
 			continue
 		}
-		_, rest, ok := strings.Cut(line, `"log records": `)
+		_, rest, ok := strings.Cut(line, `"`+key+`": `)
 		if !ok {
 			continue
 		}

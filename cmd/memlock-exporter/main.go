@@ -152,6 +152,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tracer *bpf
 		Logger:         log,
 		Losses:         reader,
 		Endpoint:       config.LogsEndpoint(os.Environ()),
+		TracesEndpoint: config.TracesEndpoint(os.Environ()),
 	})
 	if err != nil {
 		log.Error("cannot set up OpenTelemetry export: check the OTEL_* variables", "err", err)
@@ -186,7 +187,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tracer *bpf
 	if err != nil {
 		log.Warn("cannot read loss counters", "err", err)
 	}
-	log.Info("memlock-exporter stopped", "events", reader.Events(), "malformed", reader.Malformed(), "export_failures", exp.ExportFailures(),
+	log.Info("memlock-exporter stopped", "events", reader.Events(), "malformed", reader.Malformed(), "export_failures", exp.ExportFailures(), "span_export_failures", exp.SpanExportFailures(),
 		"lost_ringbuf_full", losses.RingbufFull, "lost_missed_entry", losses.MissedEntry, "lost_entry_map_full", losses.EntryMapFull)
 	return exitOK
 }

@@ -33,16 +33,27 @@ func TestCheckPrintsPlan(t *testing.T) {
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("--check: %v\n%s", err, &stderr)
 	}
-	for _, want := range []string{"mlock2 ", "mlock ", " attached", "task access:"} {
-		if !strings.Contains(stdout.String(), want) {
-			t.Errorf("--check output lacks %q:\n%s", want, &stdout)
+	if !strings.Contains(stdout.String(), "task access:") {
+		t.Errorf("--check output lacks %q:\n%s", "task access:", &stdout)
+	}
+	// The default traces the whole family: one attached hook each.
+	attached := map[string]int{}
+	for line := range strings.Lines(stdout.String()) {
+		if name, _, ok := strings.Cut(line, " "); ok && strings.Contains(line, ": attached") {
+			attached[name]++
+		}
+	}
+	for s := bpf.SyscallMlock; s.Valid(); s++ {
+		if attached[s.String()] != 1 {
+			t.Errorf("--check output has %d attached lines for %s, want 1:\n%s", attached[s.String()], s, &stdout)
 		}
 	}
 }
 
-// TestPrintsEveryWorkloadCall runs the daemon with --print, runs the
-// workload, stops the daemon with SIGTERM and expects one line per call and
-// a clean exit.
+// TestPrintsEveryWorkloadCall runs the daemon with --print (tracing its
+// default, the whole mlock family), runs the workload, stops the daemon
+// with SIGTERM and expects a clean exit and, for each thread of the
+// workload, exactly one line per call it reported, in its order.
 func TestPrintsEveryWorkloadCall(t *testing.T) {
 	testutil.RequireRoot(t)
 	daemon := buildDaemon(t)
@@ -66,22 +77,37 @@ func TestPrintsEveryWorkloadCall(t *testing.T) {
 		t.Fatalf("daemon did not exit cleanly after SIGTERM: %v\n%s", err, &stderr)
 	}
 
-	lines := map[string]int{}
+	// The daemon's lines without their time, by thread, in the order
+	// printed: the calls of one thread reach the daemon in call order.
+	byTID := map[uint32][]string{}
 	sc := bufio.NewScanner(strings.NewReader(stdout.String()))
 	for sc.Scan() {
-		lines[sc.Text()[strings.Index(sc.Text(), " ")+1:]]++
+		_, line, _ := strings.Cut(sc.Text(), " ")
+		var pid, tid uint32
+		if _, err := fmt.Sscanf(line, "pid=%d tid=%d ", &pid, &tid); err != nil {
+			t.Errorf("malformed line %q: %v", sc.Text(), err)
+			continue
+		}
+		byTID[tid] = append(byTID[tid], line)
 	}
+	next := map[uint32]int{}
 	for _, c := range calls {
 		ev := bpf.Event{Syscall: syscallByName(t, c.Syscall), Addr: c.Addr, Len: c.Len, Flags: c.Flags, Ret: c.Ret}
 		want := fmt.Sprintf("pid=%d tid=%d comm=%q exe=%q uid=%d %s <", c.PID, c.TID, c.Comm, "workload", c.EUID, ev.AppendCall(nil))
-		found := 0
-		for line, n := range lines {
-			if strings.HasPrefix(line, want) {
-				found += n
-			}
+		wantPages := fmt.Sprintf("> pages=%d probe=", ev.Pages())
+		i := next[c.TID]
+		next[c.TID]++
+		if i >= len(byTID[c.TID]) {
+			t.Errorf("step %s: no line, want one starting %q", c.Step, want)
+			continue
 		}
-		if found != 1 {
-			t.Errorf("step %s: %d lines starting %q, want 1", c.Step, found, want)
+		if got := byTID[c.TID][i]; !strings.HasPrefix(got, want) || !strings.Contains(got, wantPages) {
+			t.Errorf("step %s: line %q, want one starting %q with %q", c.Step, got, want, wantPages)
+		}
+	}
+	for tid, n := range next {
+		if extra := byTID[tid][min(n, len(byTID[tid])):]; len(extra) > 0 {
+			t.Errorf("tid %d: %d lines more than the workload's %d calls: %q", tid, len(extra), n, extra)
 		}
 	}
 	if !strings.Contains(stderr.String(), "lost_ringbuf_full=0 lost_missed_entry=0 lost_entry_map_full=0") {
