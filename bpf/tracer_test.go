@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -121,9 +122,20 @@ func TestAutoPicksBestHook(t *testing.T) {
 	t.Logf("plan:\n%s", tr.Plan())
 }
 
-// TestWorkloadEventsExact runs a workload whose every call is known and
-// checks that each produced exactly one event with every field right, and
-// that nothing else was reported for its processes.
+// allSyscalls is the whole mlock family, which the workload calls and
+// reports in full.
+var allSyscalls = func() []bpf.Syscall {
+	var all []bpf.Syscall
+	for s := bpf.SyscallMlock; s <= bpf.SyscallMunlockall; s++ {
+		all = append(all, s)
+	}
+	return all
+}()
+
+// TestWorkloadEventsExact runs a workload whose every call of the mlock
+// family is known, with all five syscalls traced, and checks that each
+// produced exactly one event with every field right, and that nothing else
+// was reported for its processes.
 func TestWorkloadEventsExact(t *testing.T) {
 	type tcase struct {
 		name string
@@ -150,8 +162,17 @@ func TestWorkloadEventsExact(t *testing.T) {
 func testWorkloadEventsExact(t *testing.T, opts bpf.Options) {
 	bin := testutil.BuildWorkload(t)
 	opts.RingbufSize = 256 << 10
+	opts.Syscalls = allSyscalls
 	tr, reader, col := startTracer(t, opts)
 	t.Logf("task access: %s; plan:\n%s", tr.TaskAccess(), tr.Plan())
+	if hooks := tr.Hooks(); len(hooks) != len(allSyscalls) {
+		t.Fatalf("got %d hooks, want one per syscall of the family: %v", len(hooks), hooks)
+	}
+	for i, h := range tr.Hooks() {
+		if h.Syscall != allSyscalls[i] || h.Probe != opts.Hooks[0] || h.Err != nil {
+			t.Errorf("hook %d = %v, want %s attached with %s", i, h, allSyscalls[i], opts.Hooks[0])
+		}
+	}
 	want := expectations{probe: tr.Hooks()[0].Probe, exe: filepath.Base(bin), uprobes: opts.Uprobes}
 	for _, x := range tr.Extras() {
 		switch {
@@ -253,9 +274,13 @@ func testWorkloadEventsExact(t *testing.T, opts bpf.Options) {
 type expectations struct {
 	probe      bpf.Probe
 	exe        string
-	uprobes    bool // libc function and caller expected for libc calls
+	uprobes    bool // libc function and caller expected for calls of hooked libc functions
 	kernelTime bool // do_mlock hooked: kernel time expected where do_mlock ran
 }
+
+// uprobedLibc are the libc functions the uprobes hook; munlock and
+// munlockall have none, so their calls carry no libc function.
+var uprobedLibc = map[string]bool{"mlock": true, "mlock2": true, "mlockall": true}
 
 func compare(ev *bpf.Event, c *testutil.WorkloadCall, x expectations, start, end time.Time, cgroupID uint64, haveCgroup bool) []string {
 	var diffs []string
@@ -276,7 +301,7 @@ func compare(ev *bpf.Event, c *testutil.WorkloadCall, x expectations, start, end
 	check("comm", ev.Comm, c.Comm)
 	check("exe", ev.ExeName, x.exe)
 	wantLibc := ""
-	if x.uprobes && c.Libc != "syscall" {
+	if x.uprobes && uprobedLibc[c.Libc] {
 		wantLibc = c.Libc
 	}
 	check("libc function", ev.LibcFunc.String(), wantLibc)
@@ -284,8 +309,10 @@ func compare(ev *bpf.Event, c *testutil.WorkloadCall, x expectations, start, end
 		diffs = append(diffs, fmt.Sprintf("caller address %#x with libc function %q", ev.CallerAddr, wantLibc))
 	}
 	// do_mlock runs for every mlock and mlock2 call that passes the flags
-	// check (which returns EINVAL before it).
-	wantKernel := x.kernelTime && c.Ret != -22
+	// check (which returns EINVAL before it), and for no other call of the
+	// family: munlock, mlockall and munlockall change the VMAs' flags
+	// without calling it.
+	wantKernel := x.kernelTime && (c.Syscall == "mlock" || c.Syscall == "mlock2") && c.Ret != -int64(syscall.EINVAL)
 	if (ev.KernelDuration > 0) != wantKernel || ev.KernelDuration > ev.Duration {
 		diffs = append(diffs, fmt.Sprintf("kernel time %v (call took %v), expected some: %v", ev.KernelDuration, ev.Duration, wantKernel))
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/memlock-exporter/memlock-exporter/bpf"
 	"github.com/memlock-exporter/memlock-exporter/internal/testutil"
+	"github.com/memlock-exporter/memlock-exporter/semconv"
 )
 
 // daemon is a memlock-exporter process started by a test.
@@ -117,8 +118,10 @@ func intAttr(m pcommon.Map, key string) (int64, bool) {
 }
 
 // TestExportsEveryCallToCollector is the product's core promise: every call
-// the workload makes arrives at a real collector over OTLP/gRPC as exactly
-// one log record with every field right, and the metrics count them.
+// of the mlock family the workload makes (it reports them all, and the
+// daemon traces all five syscalls by default) arrives at a real collector
+// over OTLP/gRPC as exactly one log record with every field right and the
+// attributes the schema gives its event, and the metrics count them.
 func TestExportsEveryCallToCollector(t *testing.T) {
 	testutil.RequireRoot(t)
 	col := startCollector(t)
@@ -226,9 +229,6 @@ func checkRecord(r received, c testutil.WorkloadCall, start, end time.Time) []st
 
 	want := map[string]any{
 		"memlock.syscall":               c.Syscall,
-		"memlock.addr":                  int64(c.Addr),
-		"memlock.len":                   int64(c.Len),
-		"memlock.pages":                 int64(bpf.PagesCovered(c.Addr, c.Len, bpf.PageSize)),
 		"memlock.return_value":          c.Ret,
 		"memlock.probe":                 "tracepoint",
 		"process.pid":                   int64(c.PID),
@@ -241,11 +241,20 @@ func checkRecord(r received, c testutil.WorkloadCall, start, end time.Time) []st
 		"memlock.process.group.id":      int64(c.EGID),
 		"memlock.process.real_group.id": int64(c.GID),
 	}
-	if c.Syscall == "mlock2" {
-		want["memlock.flags"] = int64(c.Flags)
+	// The range for the calls that take one, the flags for those that
+	// take flags (and their names when a bit is set).
+	switch c.Syscall {
+	case "mlock", "mlock2", "munlock":
+		want["memlock.addr"] = int64(c.Addr)
+		want["memlock.len"] = int64(c.Len)
+		want["memlock.pages"] = int64(bpf.PagesCovered(c.Addr, c.Len, bpf.PageSize))
 	}
-	if names := bpf.FlagNames(ev.Syscall, c.Flags); len(names) > 0 {
-		want["memlock.flag_names"] = names
+	switch c.Syscall {
+	case "mlock2", "mlockall":
+		want["memlock.flags"] = int64(c.Flags)
+		if names := bpf.FlagNames(ev.Syscall, c.Flags); len(names) > 0 {
+			want["memlock.flag_names"] = names
+		}
 	}
 	if failed {
 		want["error.type"] = bpf.Errno(-c.Ret).String()
@@ -253,8 +262,20 @@ func checkRecord(r received, c testutil.WorkloadCall, start, end time.Time) []st
 	// Present with a value we can only bound.
 	bounded := map[string]bool{"memlock.duration": true, "memlock.cgroup.id": true}
 
+	// The schema lists every attribute an event's record may carry: what
+	// we expect must be among them, and so must what arrived.
+	schema := schemaAttributes(lr.EventName())
+	for key := range want {
+		if !schema[key] {
+			diffs = append(diffs, fmt.Sprintf("expected attribute %s is not in the schema's %s event (semconv.Events)", key, lr.EventName()))
+		}
+	}
+
 	attrs := lr.Attributes()
 	for key, v := range attrs.All() {
+		if !schema[key] {
+			diffs = append(diffs, fmt.Sprintf("attribute %s=%s is not in the schema's %s event (semconv.Events)", key, v.AsString(), lr.EventName()))
+		}
 		if bounded[key] {
 			continue
 		}
@@ -300,6 +321,20 @@ func checkRecord(r received, c testutil.WorkloadCall, start, end time.Time) []st
 	return diffs
 }
 
+// schemaAttributes returns the attributes semconv.Events lets the event
+// named eventName carry; none for an event it does not define.
+func schemaAttributes(eventName string) map[string]bool {
+	keys := map[string]bool{}
+	for _, def := range semconv.Events {
+		if def.Name == eventName {
+			for _, k := range def.Attributes {
+				keys[string(k)] = true
+			}
+		}
+	}
+	return keys
+}
+
 func checkResource(t *testing.T, res pcommon.Resource) {
 	t.Helper()
 	attrs := res.Attributes()
@@ -321,21 +356,30 @@ func checkResource(t *testing.T, res pcommon.Resource) {
 	}
 }
 
-// checkCallMetrics compares the last cumulative memlock.calls points with
-// what the workload did. make test runs packages one at a time (-p 1), so no
-// other test's workload runs meanwhile.
+// checkCallMetrics compares the last cumulative memlock.calls points, and
+// the counts of the memlock.call.duration and memlock.call.size histograms,
+// with what the workload did: every call counts, and has a duration, but
+// only the calls that take a range (mlock, mlock2, munlock) have a size.
+// make test runs packages one at a time (-p 1), so no other test's workload
+// runs meanwhile.
 func checkCallMetrics(t *testing.T, metrics pmetric.Metrics, calls []testutil.WorkloadCall) {
 	t.Helper()
 	type key struct{ syscall, errType string }
-	want := map[key]int64{}
+	want, wantSized := map[key]int64{}, map[key]int64{}
 	for _, c := range calls {
 		k := key{syscall: c.Syscall}
 		if c.Ret < 0 {
 			k.errType = bpf.Errno(-c.Ret).String()
 		}
 		want[k]++
+		if c.Syscall == "mlock" || c.Syscall == "mlock2" || c.Syscall == "munlock" {
+			wantSized[k]++
+		}
 	}
 	got := map[key]int64{}
+	// Histogram counts by metric name, from each one's newest export.
+	gotHist := map[string]map[key]int64{}
+	latestHist := map[string]pcommon.Timestamp{}
 	var latest pcommon.Timestamp
 	seen := map[string]bool{}
 	for _, rm := range metrics.ResourceMetrics().All() {
@@ -346,6 +390,24 @@ func checkCallMetrics(t *testing.T, metrics pmetric.Metrics, calls []testutil.Wo
 					if hasAttr(m, forbidden) {
 						t.Errorf("metric %s carries high-cardinality attribute %s", m.Name(), forbidden)
 					}
+				}
+				if (m.Name() == "memlock.call.duration" || m.Name() == "memlock.call.size") && m.Type() == pmetric.MetricTypeHistogram {
+					if gotHist[m.Name()] == nil {
+						gotHist[m.Name()] = map[key]int64{}
+					}
+					for _, dp := range m.Histogram().DataPoints().All() {
+						if dp.Timestamp() < latestHist[m.Name()] {
+							continue
+						}
+						if dp.Timestamp() > latestHist[m.Name()] {
+							latestHist[m.Name()] = dp.Timestamp()
+							clear(gotHist[m.Name()])
+						}
+						sc, _ := dp.Attributes().Get("memlock.syscall")
+						et, _ := dp.Attributes().Get("error.type")
+						gotHist[m.Name()][key{sc.Str(), et.Str()}] = int64(dp.Count())
+					}
+					continue
 				}
 				if m.Name() != "memlock.calls" || m.Type() != pmetric.MetricTypeSum {
 					continue
@@ -382,6 +444,19 @@ func checkCallMetrics(t *testing.T, metrics pmetric.Metrics, calls []testutil.Wo
 	for k, n := range got {
 		if _, ok := want[k]; !ok {
 			t.Errorf("memlock.calls{syscall=%s, error.type=%q} = %d, the workload made none", k.syscall, k.errType, n)
+		}
+	}
+	for name, wantCounts := range map[string]map[key]int64{"memlock.call.duration": want, "memlock.call.size": wantSized} {
+		gotCounts := gotHist[name]
+		for k, n := range wantCounts {
+			if gotCounts[k] != n {
+				t.Errorf("%s{syscall=%s, error.type=%q} has count %d, want %d", name, k.syscall, k.errType, gotCounts[k], n)
+			}
+		}
+		for k, n := range gotCounts {
+			if _, ok := wantCounts[k]; !ok {
+				t.Errorf("%s{syscall=%s, error.type=%q} has count %d, want no such series", name, k.syscall, k.errType, n)
+			}
 		}
 	}
 }

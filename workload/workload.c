@@ -1,35 +1,84 @@
 /*
- * workload: a fixed script of mlock/mlock2 calls whose every argument and
- * result is known in advance, so tests of the tracer can compare what the
- * kernel reported against what was really done.
+ * workload: a fixed script of calls of the mlock family (mlock, mlock2,
+ * munlock, mlockall, munlockall) whose every argument and result is known
+ * in advance, so tests of the tracer can compare what the kernel reported
+ * against what was really done.
  *
  * Build:  gcc -O2 -Wall -Wextra -Werror -pthread -o workload workload.c
- * Usage:  workload [--repeat N] [--sleep-ms N]
+ * Usage:  workload [--repeat N] [--sleep-ms N] [--hold-ms N]
  *
  *   --repeat N     run the whole script N times (default 1)
  *   --sleep-ms N   sleep N milliseconds before the first call (default 0), so
  *                  a tracer can be told the pid before anything happens
+ *   --hold-ms N    after the last repetition, map HOLD_PAGES (64) pages and
+ *                  mlock them (step hold_mlock, printed like every call),
+ *                  then print nothing more and sleep N milliseconds before
+ *                  exiting with the pages still locked, so that a test can
+ *                  read /proc/<pid>/status (VmLck) and /proc/<pid>/limits
+ *                  meanwhile.  Without the option there is no such step.
  *
- * For every traced call the program prints one JSON object on its own line
- * to stdout (the format is parsed by internal/testutil/workload.go):
+ * Every call of the family the program makes is printed as one JSON object
+ * on its own line on stdout, in the order the calls were made (per thread),
+ * as soon as the step that made it is done.  The format is parsed by
+ * internal/testutil/workload.go:
  *
- *   step     name of the script step
+ *   step     name of the script step; the munlock or munlockall that undoes
+ *            a successful lock is its own step, named after the lock's step
+ *            with "_munlock" or "_munlockall" appended
  *   pid, tid, ppid, uid, euid, gid, egid, comm
  *            identity of the calling thread at the time of the call
- *   syscall  the syscall the kernel sees: "mlock" or "mlock2"
- *   libc     what user space called: "mlock", "mlock2" or "syscall" (raw)
+ *   syscall  the syscall the kernel sees: "mlock", "mlock2", "munlock",
+ *            "mlockall" or "munlockall"
+ *   libc     what user space called: "mlock", "mlock2", "munlock",
+ *            "mlockall", "munlockall", or "syscall" (raw)
  *   addr, len, flags
- *            the arguments exactly as passed to the kernel, in decimal
+ *            the arguments exactly as passed to the kernel, in decimal;
+ *            0 for those the call does not take (mlockall has only flags,
+ *            munlockall none, mlock and munlock no flags)
  *   ret      what the kernel returned: 0 or -errno
  *   expect   what the script expects ret to be
  *
- * munlock calls, used to undo successful locks, are not printed.
+ * One run of the script, in order (tid: m = main thread, t = a second
+ * thread, c1 and c2 = two forked children):
  *
- * Steps i and j fork children that drop to nobody (65534) and need root; as
- * another user they are skipped with a note on stderr.  Diagnostics go to
- * stderr only.  The exit status is 1 if any call returned something other
- * than expected (reported after all lines were printed) or if the script
- * could not be carried out, 2 on bad usage, 0 otherwise.
+ *   m  libc_mlock2_zero                 mlock2(buf, 4096, 0) -> mlock syscall
+ *   m  libc_mlock2_zero_munlock         munlock(buf, 4096)
+ *   m  raw_mlock2_zero                  syscall(mlock2, buf, 4096, 0)
+ *   m  raw_mlock2_zero_munlock
+ *   m  libc_mlock                       mlock(buf, 8192)
+ *   m  libc_mlock_munlock
+ *   m  libc_mlock2_onfault              mlock2(buf, 4096, MLOCK_ONFAULT)
+ *   m  libc_mlock2_onfault_munlock
+ *   m  raw_mlock2_bad_flag              syscall(mlock2, buf, 4096, 2): EINVAL
+ *   m  libc_mlock_unmapped              mlock(hole, 8192): ENOMEM
+ *   m  libc_munlock_unmapped            munlock(hole, 8192): ENOMEM
+ *   m  libc_mlock2_unaligned            mlock2(buf + 4000, 200, MLOCK_ONFAULT)
+ *   m  libc_mlock2_unaligned_munlock
+ *   m  libc_mlockall_<flags>            mlockall(flags), for each valid
+ *   m  libc_mlockall_<flags>_munlockall combination, in this order: current,
+ *                                       future, current_future,
+ *                                       current_onfault, future_onfault,
+ *                                       current_future_onfault
+ *   m  libc_mlockall_zero               mlockall(0): EINVAL
+ *   m  libc_mlockall_onfault_only       mlockall(MCL_ONFAULT): EINVAL
+ *   m  libc_mlockall_bad_flag           mlockall(8): EINVAL
+ *   t  thread_raw_mlock2_onfault        syscall(mlock2, buf, 4096, 1)
+ *   t  thread_raw_mlock2_onfault_munlock
+ *   c1 child_mlock_over_limit           mlock(1 MiB) under a 64 KiB limit: ENOMEM
+ *   c2 child_mlock_zero_limit           mlock(buf, 4096) under limit 0: EPERM
+ *   c2 child_mlockall_zero_limit        mlockall(MCL_CURRENT) under limit 0: EPERM
+ *
+ * Each mlockall is undone by munlockall before anything else happens (even
+ * before its line is printed), so no lock and no MCL_FUTURE outlives its
+ * step: later mappings, the thread's stack and the children start unlocked.
+ *
+ * Steps that need root are skipped as another user, with a note on stderr:
+ * the children, which drop to nobody (65534), and the mlockall steps with
+ * MCL_CURRENT, which lock the whole address space and so could exceed an
+ * unprivileged RLIMIT_MEMLOCK.  Diagnostics go to stderr only.  The exit
+ * status is 1 if any call returned something other than expected (reported
+ * after all lines were printed) or if the script could not be carried out,
+ * 2 on bad usage, 0 otherwise.
  */
 
 #define _GNU_SOURCE
@@ -70,6 +119,13 @@
 /* RLIMIT_MEMLOCK of the child in step i, far below its 1 MiB request. */
 #define SMALL_MEMLOCK_LIMIT (64UL * 1024)
 #define BIG_LEN (1024UL * 1024)
+
+/* mlockall knows MCL_CURRENT (1), MCL_FUTURE (2) and MCL_ONFAULT (4); the
+ * next bit is unused, so the kernel must refuse it with EINVAL. */
+#define MCL_BAD_FLAG 8
+
+/* What --hold-ms locks and keeps locked until the program exits. */
+#define HOLD_PAGES 64UL
 
 /* One traced call as it is printed. */
 struct call {
@@ -140,12 +196,15 @@ static void report(const struct call *c)
 	}
 }
 
-/* Undoes a lock so the next step, and the next repetition, starts from
- * unlocked memory.  Only called after a successful lock. */
-static void unlock(const void *addr, size_t len)
+/* Undoes a lock with munlock, reported as the step named step, so the next
+ * step, and the next repetition, starts from unlocked memory.  Only called
+ * after a successful lock. */
+static void unlock(const char *step, const void *addr, size_t len)
 {
-	if (munlock(addr, len) != 0)
-		perror("workload: munlock");
+	long ret = kernel_ret(munlock(addr, len));
+
+	report(&(struct call){step, "munlock", "munlock", (uintptr_t)addr, len,
+			      0, ret, 0});
 }
 
 static void *map(size_t len)
@@ -170,7 +229,7 @@ static void step_libc_mlock2_zero(char *buf)
 	report(&(struct call){"libc_mlock2_zero", "mlock", "mlock2",
 			      (uintptr_t)buf, PAGE, 0, ret, 0});
 	if (ret == 0)
-		unlock(buf, PAGE);
+		unlock("libc_mlock2_zero_munlock", buf, PAGE);
 }
 
 /* b) The same request, issued as the real mlock2 syscall. */
@@ -181,7 +240,7 @@ static void step_raw_mlock2_zero(char *buf)
 	report(&(struct call){"raw_mlock2_zero", "mlock2", "syscall",
 			      (uintptr_t)buf, PAGE, 0, ret, 0});
 	if (ret == 0)
-		unlock(buf, PAGE);
+		unlock("raw_mlock2_zero_munlock", buf, PAGE);
 }
 
 /* c) Plain mlock over two pages. */
@@ -192,7 +251,7 @@ static void step_libc_mlock(char *buf)
 	report(&(struct call){"libc_mlock", "mlock", "mlock", (uintptr_t)buf,
 			      2 * PAGE, 0, ret, 0});
 	if (ret == 0)
-		unlock(buf, 2 * PAGE);
+		unlock("libc_mlock_munlock", buf, 2 * PAGE);
 }
 
 /* d) With a flag, glibc has to use the mlock2 syscall. */
@@ -203,7 +262,7 @@ static void step_libc_mlock2_onfault(char *buf)
 	report(&(struct call){"libc_mlock2_onfault", "mlock2", "mlock2",
 			      (uintptr_t)buf, PAGE, MLOCK_ONFAULT, ret, 0});
 	if (ret == 0)
-		unlock(buf, PAGE);
+		unlock("libc_mlock2_onfault_munlock", buf, PAGE);
 }
 
 /* e) An unknown flag fails in the syscall itself, before any memory is
@@ -216,27 +275,43 @@ static void step_raw_mlock2_bad_flag(char *buf)
 			      (uintptr_t)buf, PAGE, MLOCK_BAD_FLAG, ret,
 			      -EINVAL});
 	if (ret == 0)
-		unlock(buf, PAGE);
+		unlock("raw_mlock2_bad_flag_munlock", buf, PAGE);
 }
 
-/* f) A range with no mapping behind it: ENOMEM although no limit is hit,
- * which is why a tracer cannot read ENOMEM as "over RLIMIT_MEMLOCK".  The
- * range is made by mapping and unmapping, so it is known to be free. */
-static void step_libc_mlock_unmapped(void)
+/* Returns the address of len bytes with no mapping behind them, known to be
+ * free because they were just mapped and unmapped. */
+static char *unmapped_hole(size_t len)
 {
-	char *hole = map(2 * PAGE);
+	char *hole = map(len);
 
-	if (munmap(hole, 2 * PAGE) != 0) {
+	if (munmap(hole, len) != 0) {
 		perror("workload: munmap");
 		exit(1);
 	}
+	return hole;
+}
 
+/* f) A range with no mapping behind it: ENOMEM although no limit is hit,
+ * which is why a tracer cannot read ENOMEM as "over RLIMIT_MEMLOCK". */
+static void step_libc_mlock_unmapped(void)
+{
+	char *hole = unmapped_hole(2 * PAGE);
 	long ret = kernel_ret(mlock(hole, 2 * PAGE));
 
 	report(&(struct call){"libc_mlock_unmapped", "mlock", "mlock",
 			      (uintptr_t)hole, 2 * PAGE, 0, ret, -ENOMEM});
 	if (ret == 0)
-		unlock(hole, 2 * PAGE);
+		unlock("libc_mlock_unmapped_munlock", hole, 2 * PAGE);
+}
+
+/* f2) munlock fails the same way on a range with no mapping behind it. */
+static void step_libc_munlock_unmapped(void)
+{
+	char *hole = unmapped_hole(2 * PAGE);
+	long ret = kernel_ret(munlock(hole, 2 * PAGE));
+
+	report(&(struct call){"libc_munlock_unmapped", "munlock", "munlock",
+			      (uintptr_t)hole, 2 * PAGE, 0, ret, -ENOMEM});
 }
 
 /* g) 200 bytes from offset 4000 span two pages: the kernel locks whole pages
@@ -249,7 +324,62 @@ static void step_libc_mlock2_unaligned(char *buf)
 	report(&(struct call){"libc_mlock2_unaligned", "mlock2", "mlock2",
 			      (uintptr_t)addr, 200, MLOCK_ONFAULT, ret, 0});
 	if (ret == 0)
-		unlock(addr, 200);
+		unlock("libc_mlock2_unaligned_munlock", addr, 200);
+}
+
+/* One mlockall call of the script: its step name, the step name of the
+ * munlockall that undoes it, its flags and the result it must have. */
+struct lockall {
+	const char *step;
+	const char *undo_step;
+	int flags;
+	long expect;
+};
+
+/* g2) Every valid combination of mlockall's flags (MCL_ONFAULT alone is not
+ * one), in a fixed order. */
+static const struct lockall valid_lockalls[] = {
+	{"libc_mlockall_current", "libc_mlockall_current_munlockall",
+	 MCL_CURRENT, 0},
+	{"libc_mlockall_future", "libc_mlockall_future_munlockall",
+	 MCL_FUTURE, 0},
+	{"libc_mlockall_current_future",
+	 "libc_mlockall_current_future_munlockall", MCL_CURRENT | MCL_FUTURE, 0},
+	{"libc_mlockall_current_onfault",
+	 "libc_mlockall_current_onfault_munlockall",
+	 MCL_CURRENT | MCL_ONFAULT, 0},
+	{"libc_mlockall_future_onfault",
+	 "libc_mlockall_future_onfault_munlockall", MCL_FUTURE | MCL_ONFAULT, 0},
+	{"libc_mlockall_current_future_onfault",
+	 "libc_mlockall_current_future_onfault_munlockall",
+	 MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT, 0},
+};
+
+/* g3) The kernel refuses flags 0, MCL_ONFAULT without MCL_CURRENT or
+ * MCL_FUTURE, and any unknown bit, with EINVAL, before it looks at
+ * anything else. */
+static const struct lockall invalid_lockalls[] = {
+	{"libc_mlockall_zero", "libc_mlockall_zero_munlockall", 0, -EINVAL},
+	{"libc_mlockall_onfault_only", "libc_mlockall_onfault_only_munlockall",
+	 MCL_ONFAULT, -EINVAL},
+	{"libc_mlockall_bad_flag", "libc_mlockall_bad_flag_munlockall",
+	 MCL_BAD_FLAG, -EINVAL},
+};
+
+/* Calls mlockall as l says and, if it locked anything, undoes it with
+ * munlockall at once, before the lines are printed: with MCL_FUTURE in
+ * force, even the memory stdio allocates would be locked, and later steps
+ * must start from a process with no lock and no MCL_FUTURE. */
+static void step_lockall(const struct lockall *l)
+{
+	long ret = kernel_ret(mlockall(l->flags));
+	long undo = ret == 0 ? kernel_ret(munlockall()) : 0;
+
+	report(&(struct call){l->step, "mlockall", "mlockall", 0, 0,
+			      (unsigned int)l->flags, ret, l->expect});
+	if (ret == 0)
+		report(&(struct call){l->undo_step, "munlockall", "munlockall",
+				      0, 0, 0, undo, 0});
 }
 
 /* h) A call from a second thread, so that tid != pid and the thread's own
@@ -266,7 +396,7 @@ static void *thread_main(void *arg)
 	report(&(struct call){"thread_raw_mlock2_onfault", "mlock2", "syscall",
 			      (uintptr_t)buf, PAGE, MLOCK_ONFAULT, ret, 0});
 	if (ret == 0)
-		unlock(buf, PAGE);
+		unlock("thread_raw_mlock2_onfault_munlock", buf, PAGE);
 	return NULL;
 }
 
@@ -364,6 +494,11 @@ static void child_no_limit(void *arg)
 
 	report(&(struct call){"child_mlock_zero_limit", "mlock", "mlock",
 			      (uintptr_t)buf, PAGE, 0, ret, -EPERM});
+
+	/* mlockall is refused the same way, after its flags are checked. */
+	step_lockall(&(struct lockall){"child_mlockall_zero_limit",
+				       "child_mlockall_zero_limit_munlockall",
+				       MCL_CURRENT, -EPERM});
 }
 
 static void run_script(int privileged)
@@ -376,7 +511,16 @@ static void run_script(int privileged)
 	step_libc_mlock2_onfault(buf);
 	step_raw_mlock2_bad_flag(buf);
 	step_libc_mlock_unmapped();
+	step_libc_munlock_unmapped();
 	step_libc_mlock2_unaligned(buf);
+	for (size_t i = 0; i < sizeof(valid_lockalls) / sizeof(valid_lockalls[0]); i++) {
+		/* Locking everything mapped could exceed an unprivileged
+		 * RLIMIT_MEMLOCK, whose value we do not know. */
+		if (privileged || !(valid_lockalls[i].flags & MCL_CURRENT))
+			step_lockall(&valid_lockalls[i]);
+	}
+	for (size_t i = 0; i < sizeof(invalid_lockalls) / sizeof(invalid_lockalls[0]); i++)
+		step_lockall(&invalid_lockalls[i]);
 	step_thread(buf);
 	if (privileged) {
 		in_child("child_mlock_over_limit", child_over_limit, NULL);
@@ -389,7 +533,7 @@ static void run_script(int privileged)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: workload [--repeat N] [--sleep-ms N]\n");
+	fprintf(stderr, "usage: workload [--repeat N] [--sleep-ms N] [--hold-ms N]\n");
 	exit(2);
 }
 
@@ -419,9 +563,24 @@ static void sleep_ms(unsigned long ms)
 		;
 }
 
+/* --hold-ms: locks HOLD_PAGES fresh pages, reports it, and keeps them
+ * locked for ms milliseconds.  Nothing is printed after its line, and the
+ * pages stay locked until the process exits. */
+static void hold(unsigned long ms)
+{
+	char *pages = map(HOLD_PAGES * PAGE);
+	long ret = kernel_ret(mlock(pages, HOLD_PAGES * PAGE));
+
+	report(&(struct call){"hold_mlock", "mlock", "mlock", (uintptr_t)pages,
+			      HOLD_PAGES * PAGE, 0, ret, 0});
+	fflush(stdout);
+	sleep_ms(ms);
+}
+
 int main(int argc, char **argv)
 {
-	unsigned long repeat = 1, delay_ms = 0;
+	unsigned long repeat = 1, delay_ms = 0, hold_ms = 0;
+	int holding = 0;
 
 	/* Every option takes a value, so arguments come in pairs. */
 	for (int i = 1; i < argc; i += 2) {
@@ -432,7 +591,11 @@ int main(int argc, char **argv)
 		else if (strcmp(argv[i], "--sleep-ms") == 0)
 			delay_ms = parse_number(argv[i], argv[i + 1], 0,
 						86400000UL);
-		else
+		else if (strcmp(argv[i], "--hold-ms") == 0) {
+			hold_ms = parse_number(argv[i], argv[i + 1], 0,
+					       86400000UL);
+			holding = 1;
+		} else
 			usage();
 	}
 
@@ -444,13 +607,17 @@ int main(int argc, char **argv)
 
 	if (!privileged)
 		fprintf(stderr, "workload: not root: skipping steps "
-				"child_mlock_over_limit and child_mlock_zero_limit, "
-				"which drop to nobody\n");
+				"child_mlock_over_limit, child_mlock_zero_limit and "
+				"child_mlockall_zero_limit, which drop to nobody, and "
+				"the libc_mlockall steps with MCL_CURRENT, which could "
+				"exceed RLIMIT_MEMLOCK\n");
 
 	sleep_ms(delay_ms);
 
 	for (unsigned long i = 0; i < repeat; i++)
 		run_script(privileged);
+	if (holding)
+		hold(hold_ms);
 
 	fflush(stdout);
 	if (mismatches != 0) {

@@ -95,11 +95,12 @@ func missingE2EInputs(opts e2eOptions) string {
 // and exporter.
 func measureEndToEnd(page []byte, opts e2eOptions) ([]e2eResult, error) {
 	// The collector runs in its own directory: relative paths would break.
-	var err error
 	for _, p := range []*string{&opts.exporter, &opts.collector} {
-		if *p, err = filepath.Abs(*p); err != nil {
+		abs, err := filepath.Abs(*p)
+		if err != nil {
 			return nil, fmt.Errorf("resolve %s: %w", *p, err)
 		}
+		*p = abs
 	}
 	config, err := filepath.Abs(collectorConfig)
 	if err != nil {
@@ -126,8 +127,8 @@ func measureSetup(page []byte, opts e2eOptions, config string, s e2eSetup, hz in
 	if err != nil {
 		return r, fmt.Errorf("create collector directory: %w", err)
 	}
-	// At 50 000 events/s the collector's JSON files grow by tens of MB a
-	// second: never keep them.
+	// The collector writes every record it receives as JSON: hundreds of
+	// MB per setup at the default rate. Never keep them.
 	defer os.RemoveAll(dir)
 
 	col, err := startCollector(opts.collector, config, dir)

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,15 +21,19 @@ import (
 // walking up; e2e/otelcol has a go.mod of its own that must be walked past.
 const modulePath = "github.com/memlock-exporter/memlock-exporter"
 
-// WorkloadCall is one line of the workload's output: one mlock or mlock2 call
-// as the workload made it and as the kernel answered it.
+// WorkloadCall is one line of the workload's output: one call of the mlock
+// family as the workload made it and as the kernel answered it. The
+// workload reports every such call it makes, the munlock and munlockall
+// that undo its locks included.
 type WorkloadCall struct {
-	// Step names the step of the script, e.g. "libc_mlock2_zero".
+	// Step names the step of the script, e.g. "libc_mlock2_zero"; the
+	// munlock that undoes it is "libc_mlock2_zero_munlock".
 	Step string `json:"step"`
-	// Syscall is the syscall the kernel saw: "mlock" or "mlock2".
+	// Syscall is the syscall the kernel saw: one of WorkloadSyscalls.
 	Syscall string `json:"syscall"`
-	// Libc is what user space called: "mlock", "mlock2", or "syscall" for a
-	// raw syscall(2). glibc's mlock2 with flags 0 issues the mlock syscall.
+	// Libc is what user space called: one of WorkloadSyscalls, or
+	// "syscall" for a raw syscall(2). glibc's mlock2 with flags 0 issues
+	// the mlock syscall; its other wrappers issue the syscall of their name.
 	Libc string `json:"libc"`
 	// Comm is the calling thread's name.
 	Comm string `json:"comm"`
@@ -41,7 +46,9 @@ type WorkloadCall struct {
 	GID  uint32 `json:"gid"`
 	EGID uint32 `json:"egid"`
 
-	// Addr, Len and Flags are the arguments exactly as passed to the kernel.
+	// Addr, Len and Flags are the arguments exactly as passed to the kernel,
+	// zero for those the call does not take: mlockall has only Flags,
+	// munlockall none, mlock and munlock no Flags.
 	Addr  uint64 `json:"addr"`
 	Len   uint64 `json:"len"`
 	Flags uint64 `json:"flags"`
@@ -51,6 +58,18 @@ type WorkloadCall struct {
 	// Expect is the return the workload's script expected.
 	Expect int64 `json:"expect"`
 }
+
+// WorkloadSyscalls are the syscalls the workload makes and reports, as the
+// kernel names them: the whole mlock family.
+var WorkloadSyscalls = []string{"mlock", "mlock2", "munlock", "mlockall", "munlockall"}
+
+// WorkloadHoldStep is the step --hold-ms adds after the script: an mlock of
+// WorkloadHoldPages fresh pages that stay locked, with nothing printed after
+// it, until the workload exits.
+const (
+	WorkloadHoldStep  = "hold_mlock"
+	WorkloadHoldPages = 64
+)
 
 // workloadKeys are the JSON keys every line must carry, read from the struct
 // tags so that the two cannot drift apart.
@@ -117,25 +136,90 @@ func BuildWorkload(tb testing.TB) string {
 // line that does not parse strictly, or no calls at all fail the test.
 func RunWorkload(tb testing.TB, bin string, args ...string) []WorkloadCall {
 	tb.Helper()
-	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(tb.Context(), bin, args...)
-	cmd.Stdout = &stdout
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
-		tb.Fatalf("run workload %s: %v\nstderr:\n%s", strings.Join(cmd.Args, " "), err, stderr.Bytes())
-	}
-	if stderr.Len() > 0 {
-		// Not an error: e.g. the note that steps needing root were skipped.
-		tb.Logf("workload stderr:\n%s", stderr.Bytes())
-	}
-	calls, err := ParseWorkloadOutput(&stdout)
+	return StartWorkload(tb, bin, args...).Wait(tb)
+}
+
+// Workload is a running workload process, started by StartWorkload, whose
+// calls can be read as it reports them: for a test that must look at the
+// process while it runs, e.g. at /proc/<pid>/status while --hold-ms holds
+// its lock.
+type Workload struct {
+	cmd    *exec.Cmd
+	lines  *bufio.Scanner
+	stderr SyncBuffer
+	calls  []WorkloadCall
+	line   int
+}
+
+// StartWorkload starts the workload binary bin with args. The process is
+// killed when the test ends, if it is still running then.
+func StartWorkload(tb testing.TB, bin string, args ...string) *Workload {
+	tb.Helper()
+	w := &Workload{cmd: exec.CommandContext(tb.Context(), bin, args...)}
+	w.cmd.Stderr = &w.stderr
+	stdout, err := w.cmd.StdoutPipe()
 	if err != nil {
-		tb.Fatalf("run workload %s: %v", strings.Join(cmd.Args, " "), err)
+		tb.Fatalf("start workload: %v", err)
 	}
-	if len(calls) == 0 {
-		tb.Fatalf("run workload %s: it reported no calls", strings.Join(cmd.Args, " "))
+	if err := w.cmd.Start(); err != nil {
+		tb.Fatalf("start workload %s: %v", strings.Join(w.cmd.Args, " "), err)
 	}
-	return calls
+	w.lines = bufio.NewScanner(stdout)
+	tb.Cleanup(func() {
+		if w.cmd.ProcessState == nil {
+			w.cmd.Process.Kill()
+			w.cmd.Wait()
+		}
+	})
+	return w
+}
+
+// PID returns the workload's process id.
+func (w *Workload) PID() int { return w.cmd.Process.Pid }
+
+// Next blocks until the workload reports its next call and returns it; ok
+// is false once its output has ended. A line that does not parse strictly
+// fails the test, so Next, like Wait, must be called from the test's
+// goroutine.
+func (w *Workload) Next(tb testing.TB) (call WorkloadCall, ok bool) {
+	tb.Helper()
+	if !w.lines.Scan() {
+		if err := w.lines.Err(); err != nil {
+			tb.Fatalf("read workload output: %v", err)
+		}
+		return WorkloadCall{}, false
+	}
+	w.line++
+	call, err := parseWorkloadLine(w.lines.Bytes())
+	if err != nil {
+		tb.Fatalf("parse workload line %d %q: %v", w.line, w.lines.Bytes(), err)
+	}
+	w.calls = append(w.calls, call)
+	return call, true
+}
+
+// Wait reads the rest of the workload's output, waits for it to exit and
+// returns every call it reported, those already returned by Next included.
+// A non-zero exit, a line that does not parse strictly, or no calls at all
+// fail the test.
+func (w *Workload) Wait(tb testing.TB) []WorkloadCall {
+	tb.Helper()
+	for {
+		if _, ok := w.Next(tb); !ok {
+			break
+		}
+	}
+	if err := w.cmd.Wait(); err != nil {
+		tb.Fatalf("run workload %s: %v\nstderr:\n%s", strings.Join(w.cmd.Args, " "), err, w.stderr.String())
+	}
+	if stderr := w.stderr.String(); stderr != "" {
+		// Not an error: e.g. the note that steps needing root were skipped.
+		tb.Logf("workload stderr:\n%s", stderr)
+	}
+	if len(w.calls) == 0 {
+		tb.Fatalf("run workload %s: it reported no calls", strings.Join(w.cmd.Args, " "))
+	}
+	return w.calls
 }
 
 // ParseWorkloadOutput parses the workload's stdout: one JSON object per line,
@@ -188,11 +272,11 @@ func parseWorkloadLine(line []byte) (WorkloadCall, error) {
 	if call.Step == "" {
 		return WorkloadCall{}, errors.New("empty step")
 	}
-	if call.Syscall != "mlock" && call.Syscall != "mlock2" {
-		return WorkloadCall{}, fmt.Errorf("syscall %q: want \"mlock\" or \"mlock2\"", call.Syscall)
+	if !slices.Contains(WorkloadSyscalls, call.Syscall) {
+		return WorkloadCall{}, fmt.Errorf("syscall %q: want one of %q", call.Syscall, WorkloadSyscalls)
 	}
-	if call.Libc != "mlock" && call.Libc != "mlock2" && call.Libc != "syscall" {
-		return WorkloadCall{}, fmt.Errorf("libc %q: want \"mlock\", \"mlock2\" or \"syscall\"", call.Libc)
+	if call.Libc != "syscall" && !slices.Contains(WorkloadSyscalls, call.Libc) {
+		return WorkloadCall{}, fmt.Errorf("libc %q: want \"syscall\" or one of %q", call.Libc, WorkloadSyscalls)
 	}
 	return call, nil
 }
