@@ -109,18 +109,25 @@ var attachers = map[Probe]attacher{
 
 // syscallFunction returns the kernel function that implements a syscall
 // on x86-64 (kernels since 4.17 wrap every syscall in __x64_sys_<name>),
-// checked against the kernel's BTF when it is readable.
+// checked against the kernel's BTF when it is readable. Some kernels'
+// BTF lists a function twice (Debian's 6.1 does); that is fine for kprobes,
+// which attach by symbol, though cilium/ebpf then refuses fentry on it.
 func syscallFunction(s Syscall) (string, error) {
 	name := "__x64_sys_" + s.String()
 	spec, err := btf.LoadKernelSpec()
 	if err != nil {
 		return name, nil // kprobes work without BTF; let the attach decide
 	}
-	var fn *btf.Func
-	if err := spec.TypeByName(name, &fn); err != nil {
+	types, err := spec.AnyTypesByName(name)
+	if err != nil {
 		return "", fmt.Errorf("kernel function %s not found in BTF: %w", name, err)
 	}
-	return name, nil
+	for _, t := range types {
+		if _, ok := t.(*btf.Func); ok {
+			return name, nil
+		}
+	}
+	return "", fmt.Errorf("%s in the kernel's BTF is not a function", name)
 }
 
 // exitFirst attaches the exit hook before the entry hook: an entry
@@ -256,6 +263,8 @@ func shortError(err error) string {
 		return "the verifier refused the program: " + strings.SplitN(verr.Error(), "\n", 2)[0]
 	case errors.Is(err, os.ErrNotExist) && strings.Contains(err.Error(), "kprobe_events"):
 		return "this kernel has no kprobes (no kprobe_events in tracefs: CONFIG_KPROBES is off)"
+	case errors.Is(err, btf.ErrMultipleMatches):
+		return "the kernel's BTF lists the function more than once and cilium/ebpf refuses ambiguous fentry targets"
 	case errors.Is(err, unix.EPERM) && strings.Contains(err.Error(), "fentry"):
 		// cilium/ebpf suggests raising RLIMIT_MEMLOCK, which Open already did.
 		return "the kernel refused to load fentry programs (operation not permitted: no BPF trampolines here, or lockdown)"
