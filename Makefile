@@ -76,7 +76,7 @@ check-generate: generate
 # to $(BIN)/vmtest/results. VMTEST_KERNELS=bookworm picks a subset; the other
 # knobs are in vmtest/README.md.
 VMTEST_KERNELS ?= bullseye bookworm trixie sid
-VMTEST_RUN     ?= Tracer|Workload
+VMTEST_RUN     ?= Hook|Tracer|Workload
 
 .PHONY: vmtest
 vmtest:

@@ -28,6 +28,10 @@ const (
 	minFlushInterval   = time.Millisecond
 	maxFlushInterval   = time.Minute
 	maxShutdownTimeout = 5 * time.Minute
+	maxProcessCache    = 1 << 20
+	minProcessCacheTTL = time.Second
+	maxProcessCacheTTL = time.Hour
+	maxProcessMetrics  = 100000
 	wakeupDivisor      = 16 // WakeupBytes default: RingbufSize / wakeupDivisor
 )
 
@@ -67,6 +71,24 @@ type Config struct {
 	// LibcPaths are C libraries to probe besides those found on the host,
 	// e.g. a container's libc as seen from the host.
 	LibcPaths []string `env:"MEMLOCK_EXPORTER_LIBC_PATHS" envSeparator:":"`
+	// ProcessCacheSize is the most processes whose procfs context is
+	// cached (least recently used evicted first).
+	ProcessCacheSize uint `env:"MEMLOCK_EXPORTER_PROCESS_CACHE_SIZE" envDefault:"4096"`
+	// ProcessCacheTTL is how long a process's cached context is used
+	// before procfs is read again.
+	ProcessCacheTTL time.Duration `env:"MEMLOCK_EXPORTER_PROCESS_CACHE_TTL" envDefault:"30s"`
+	// CommandArgs ("on" or "off") adds process.command_args to every
+	// event; off by default because arguments can hold secrets.
+	CommandArgs string `env:"MEMLOCK_EXPORTER_COMMAND_ARGS" envDefault:"off"`
+	// ProcessMetrics ("on" or "off") adds the per-process gauges
+	// memlock.process.locked and memlock.process.limit.
+	ProcessMetrics string `env:"MEMLOCK_EXPORTER_PROCESS_METRICS" envDefault:"off"`
+	// ProcessMetricsMax is the most processes tracked for the per-process
+	// gauges and the limit warnings.
+	ProcessMetricsMax uint `env:"MEMLOCK_EXPORTER_PROCESS_METRICS_MAX" envDefault:"1000"`
+	// LimitWarnFraction: a process holding more than this fraction of its
+	// RLIMIT_MEMLOCK yields a memlock.limit_near warning; 0 < f <= 1.
+	LimitWarnFraction float64 `env:"MEMLOCK_EXPORTER_LIMIT_WARN_FRACTION" envDefault:"0.9"`
 	// SDKDisabled is the standard OTEL_SDK_DISABLED: when true, no
 	// telemetry is exported.
 	SDKDisabled bool `env:"OTEL_SDK_DISABLED" envDefault:"false"`
@@ -290,6 +312,64 @@ func settings() []setting {
 		},
 		{
 			Variable: Variable{
+				Name:        "MEMLOCK_EXPORTER_PROCESS_CACHE_SIZE",
+				Default:     "4096",
+				Allowed:     fmt.Sprintf("an integer from 1 to %d", maxProcessCache),
+				Description: "Most processes whose context from /proc (executable path, cgroup, container, arguments) is cached; the least recently used is evicted first.",
+			},
+			field: "ProcessCacheSize",
+			must:  func(*Config) string { return fmt.Sprintf("must be an integer from 1 to %d", maxProcessCache) },
+			valid: func(c *Config, _ string) bool {
+				return c.ProcessCacheSize >= 1 && c.ProcessCacheSize <= maxProcessCache
+			},
+		},
+		{
+			Variable: Variable{
+				Name:        "MEMLOCK_EXPORTER_PROCESS_CACHE_TTL",
+				Default:     "30s",
+				Allowed:     "a Go duration from 1s to 1h (e.g. 30s)",
+				Description: "How long a process's cached context is used before /proc is read again (a pid reused by a new process within it keeps the old context).",
+			},
+			field: "ProcessCacheTTL",
+			must:  func(*Config) string { return "must be a duration with a unit between 1s and 1h (e.g. 30s)" },
+			valid: func(c *Config, _ string) bool {
+				return c.ProcessCacheTTL >= minProcessCacheTTL && c.ProcessCacheTTL <= maxProcessCacheTTL
+			},
+		},
+		onOff("MEMLOCK_EXPORTER_COMMAND_ARGS", "CommandArgs", "off",
+			"Add each calling process's arguments (process.command_args, from /proc/<pid>/cmdline) to its events; off by default because arguments can hold secrets.",
+			func(c *Config) *string { return &c.CommandArgs }),
+		onOff("MEMLOCK_EXPORTER_PROCESS_METRICS", "ProcessMetrics", "off",
+			"Report memlock.process.locked and memlock.process.limit (VmLck and soft RLIMIT_MEMLOCK, with process.pid) for the processes seen calling the family; off by default because a series per process is high-cardinality.",
+			func(c *Config) *string { return &c.ProcessMetrics }),
+		{
+			Variable: Variable{
+				Name:        "MEMLOCK_EXPORTER_PROCESS_METRICS_MAX",
+				Default:     "1000",
+				Allowed:     fmt.Sprintf("an integer from 1 to %d", maxProcessMetrics),
+				Description: "Most processes tracked for the per-process gauges and the memlock.limit_near warnings; calls of others are counted in memlock.process.untracked.",
+			},
+			field: "ProcessMetricsMax",
+			must:  func(*Config) string { return fmt.Sprintf("must be an integer from 1 to %d", maxProcessMetrics) },
+			valid: func(c *Config, _ string) bool {
+				return c.ProcessMetricsMax >= 1 && c.ProcessMetricsMax <= maxProcessMetrics
+			},
+		},
+		{
+			Variable: Variable{
+				Name:        "MEMLOCK_EXPORTER_LIMIT_WARN_FRACTION",
+				Default:     "0.9",
+				Allowed:     "a number above 0 and at most 1",
+				Description: "A process holding more locked memory than this fraction of its soft RLIMIT_MEMLOCK yields a memlock.limit_near WARN log record, at most once per metric interval.",
+			},
+			field: "LimitWarnFraction",
+			must:  func(*Config) string { return "must be a number above 0 and at most 1 (e.g. 0.9)" },
+			valid: func(c *Config, _ string) bool {
+				return c.LimitWarnFraction > 0 && c.LimitWarnFraction <= 1
+			},
+		},
+		{
+			Variable: Variable{
 				Name:        "OTEL_EXPORTER_OTLP_ENDPOINT",
 				Default:     "http://localhost:4317",
 				Allowed:     "a URL; http:// is plaintext, https:// is TLS",
@@ -422,7 +502,9 @@ func FromEnv() (Config, error) {
 // alphabetical order; then the variables in the order Variables lists them
 // (MEMLOCK_EXPORTER_LOG_LEVEL, _LOG_FORMAT, _RINGBUF_SIZE, _WAKEUP_BYTES,
 // _FLUSH_INTERVAL, _SHUTDOWN_TIMEOUT, _SYSCALLS, _KERNEL_HOOK, _KERNEL_FUNCTION_HOOK, _UPROBES,
-// _LIBC_PATHS, then OTEL_SDK_DISABLED).
+// _LIBC_PATHS, _PROCESS_CACHE_SIZE, _PROCESS_CACHE_TTL, _COMMAND_ARGS,
+// _PROCESS_METRICS, _PROCESS_METRICS_MAX, _LIMIT_WARN_FRACTION, then
+// OTEL_SDK_DISABLED).
 func Load(environ []string) (Config, error) {
 	vars := make(map[string]string, len(environ))
 	for _, kv := range environ {

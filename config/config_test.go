@@ -28,6 +28,12 @@ func defaults() Config {
 		KernelHook:         "auto",
 		KernelFunctionHook: "off",
 		Uprobes:            "off",
+		ProcessCacheSize:   4096,
+		ProcessCacheTTL:    30 * time.Second,
+		CommandArgs:        "off",
+		ProcessMetrics:     "off",
+		ProcessMetricsMax:  1000,
+		LimitWarnFraction:  0.9,
 		SDKDisabled:        false,
 	}
 }
@@ -97,6 +103,23 @@ func TestGoodValues(t *testing.T) {
 		{"MEMLOCK_EXPORTER_KERNEL_HOOK=kprobe", func(c *Config) { c.KernelHook = "kprobe" }},
 		{"MEMLOCK_EXPORTER_KERNEL_HOOK=Tracepoint", func(c *Config) { c.KernelHook = "tracepoint" }},
 
+		{"MEMLOCK_EXPORTER_PROCESS_CACHE_SIZE=1", func(c *Config) { c.ProcessCacheSize = 1 }},
+		{"MEMLOCK_EXPORTER_PROCESS_CACHE_SIZE=65536", func(c *Config) { c.ProcessCacheSize = 65536 }},
+		{"MEMLOCK_EXPORTER_PROCESS_CACHE_SIZE=1048576", func(c *Config) { c.ProcessCacheSize = 1 << 20 }},
+		{"MEMLOCK_EXPORTER_PROCESS_CACHE_TTL=1s", func(c *Config) { c.ProcessCacheTTL = time.Second }},
+		{"MEMLOCK_EXPORTER_PROCESS_CACHE_TTL=5m", func(c *Config) { c.ProcessCacheTTL = 5 * time.Minute }},
+		{"MEMLOCK_EXPORTER_PROCESS_CACHE_TTL=1h", func(c *Config) { c.ProcessCacheTTL = time.Hour }},
+		{"MEMLOCK_EXPORTER_COMMAND_ARGS=on", func(c *Config) { c.CommandArgs = "on" }},
+		{"MEMLOCK_EXPORTER_COMMAND_ARGS=OFF", func(c *Config) { c.CommandArgs = "off" }},
+		{"MEMLOCK_EXPORTER_PROCESS_METRICS=on", func(c *Config) { c.ProcessMetrics = "on" }},
+		{"MEMLOCK_EXPORTER_PROCESS_METRICS=Off", func(c *Config) { c.ProcessMetrics = "off" }},
+		{"MEMLOCK_EXPORTER_PROCESS_METRICS_MAX=1", func(c *Config) { c.ProcessMetricsMax = 1 }},
+		{"MEMLOCK_EXPORTER_PROCESS_METRICS_MAX=100000", func(c *Config) { c.ProcessMetricsMax = 100000 }},
+		{"MEMLOCK_EXPORTER_LIMIT_WARN_FRACTION=1", func(c *Config) { c.LimitWarnFraction = 1 }},
+		{"MEMLOCK_EXPORTER_LIMIT_WARN_FRACTION=0.5", func(c *Config) { c.LimitWarnFraction = 0.5 }},
+		{"MEMLOCK_EXPORTER_LIMIT_WARN_FRACTION=.75", func(c *Config) { c.LimitWarnFraction = 0.75 }},
+		{"MEMLOCK_EXPORTER_LIMIT_WARN_FRACTION=0.001", func(c *Config) { c.LimitWarnFraction = 0.001 }},
+
 		{"OTEL_SDK_DISABLED=true", func(c *Config) { c.SDKDisabled = true }},
 		{"OTEL_SDK_DISABLED=TRUE", func(c *Config) { c.SDKDisabled = true }},
 		{"OTEL_SDK_DISABLED=True", func(c *Config) { c.SDKDisabled = true }},
@@ -133,6 +156,12 @@ func TestAllTogether(t *testing.T) {
 		"MEMLOCK_EXPORTER_KERNEL_FUNCTION_HOOK=ON",
 		"MEMLOCK_EXPORTER_UPROBES=on",
 		"MEMLOCK_EXPORTER_LIBC_PATHS=/a/libc.so.6:/b/libc.so",
+		"MEMLOCK_EXPORTER_PROCESS_CACHE_SIZE=100",
+		"MEMLOCK_EXPORTER_PROCESS_CACHE_TTL=2m",
+		"MEMLOCK_EXPORTER_COMMAND_ARGS=On",
+		"MEMLOCK_EXPORTER_PROCESS_METRICS=ON",
+		"MEMLOCK_EXPORTER_PROCESS_METRICS_MAX=50",
+		"MEMLOCK_EXPORTER_LIMIT_WARN_FRACTION=0.8",
 		"OTEL_SDK_DISABLED=true",
 	})
 	if err != nil {
@@ -150,6 +179,12 @@ func TestAllTogether(t *testing.T) {
 		KernelFunctionHook: "on",
 		Uprobes:            "on",
 		LibcPaths:          []string{"/a/libc.so.6", "/b/libc.so"},
+		ProcessCacheSize:   100,
+		ProcessCacheTTL:    2 * time.Minute,
+		CommandArgs:        "on",
+		ProcessMetrics:     "on",
+		ProcessMetricsMax:  50,
+		LimitWarnFraction:  0.8,
 		SDKDisabled:        true,
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -173,6 +208,10 @@ func TestBadValues(t *testing.T) {
 	ringbuf := fmt.Sprintf("must be a power of two between %d and 1073741824 bytes (e.g. 1MiB)", page)
 	wakeup := "must be 0 (ring buffer size / 16) or a byte count below the ring buffer size 1048576 (e.g. 64KiB)"
 	flush := "must be a duration with a unit between 1ms and 1m (e.g. 200ms)"
+	cacheSize := "must be an integer from 1 to 1048576"
+	cacheTTL := "must be a duration with a unit between 1s and 1h (e.g. 30s)"
+	metricsMax := "must be an integer from 1 to 100000"
+	fraction := "must be a number above 0 and at most 1 (e.g. 0.9)"
 	shutdown := "must be a duration with a unit above 0 and at most 5m (e.g. 5s)"
 	sdk := "must be true or false (case-insensitive)"
 	hook := "must be auto, fentry, kprobe or tracepoint"
@@ -254,6 +293,35 @@ func TestBadValues(t *testing.T) {
 		{[]string{"MEMLOCK_EXPORTER_UPROBES=1"}, "MEMLOCK_EXPORTER_UPROBES", "1", "must be on or off"},
 		{[]string{"MEMLOCK_EXPORTER_UPROBES="}, "MEMLOCK_EXPORTER_UPROBES", "", "must be on or off"},
 		{[]string{"MEMLOCK_EXPORTER_LIBC_PATHS=libc.so.6"}, "MEMLOCK_EXPORTER_LIBC_PATHS", "libc.so.6", "must be absolute paths separated by colons, e.g. /lib/x86_64-linux-gnu/libc.so.6"},
+
+		{[]string{"MEMLOCK_EXPORTER_PROCESS_CACHE_SIZE=0"}, "MEMLOCK_EXPORTER_PROCESS_CACHE_SIZE", "0", cacheSize},
+		{[]string{"MEMLOCK_EXPORTER_PROCESS_CACHE_SIZE=-1"}, "MEMLOCK_EXPORTER_PROCESS_CACHE_SIZE", "-1", cacheSize},
+		{[]string{"MEMLOCK_EXPORTER_PROCESS_CACHE_SIZE=1048577"}, "MEMLOCK_EXPORTER_PROCESS_CACHE_SIZE", "1048577", cacheSize},
+		{[]string{"MEMLOCK_EXPORTER_PROCESS_CACHE_SIZE=4KiB"}, "MEMLOCK_EXPORTER_PROCESS_CACHE_SIZE", "4KiB", cacheSize},
+		{[]string{"MEMLOCK_EXPORTER_PROCESS_CACHE_SIZE="}, "MEMLOCK_EXPORTER_PROCESS_CACHE_SIZE", "", cacheSize},
+		{[]string{"MEMLOCK_EXPORTER_PROCESS_CACHE_SIZE=many"}, "MEMLOCK_EXPORTER_PROCESS_CACHE_SIZE", "many", cacheSize},
+		{[]string{"MEMLOCK_EXPORTER_PROCESS_CACHE_TTL=30"}, "MEMLOCK_EXPORTER_PROCESS_CACHE_TTL", "30", cacheTTL},
+		{[]string{"MEMLOCK_EXPORTER_PROCESS_CACHE_TTL=999ms"}, "MEMLOCK_EXPORTER_PROCESS_CACHE_TTL", "999ms", cacheTTL},
+		{[]string{"MEMLOCK_EXPORTER_PROCESS_CACHE_TTL=0s"}, "MEMLOCK_EXPORTER_PROCESS_CACHE_TTL", "0s", cacheTTL},
+		{[]string{"MEMLOCK_EXPORTER_PROCESS_CACHE_TTL=-30s"}, "MEMLOCK_EXPORTER_PROCESS_CACHE_TTL", "-30s", cacheTTL},
+		{[]string{"MEMLOCK_EXPORTER_PROCESS_CACHE_TTL=61m"}, "MEMLOCK_EXPORTER_PROCESS_CACHE_TTL", "61m", cacheTTL},
+		{[]string{"MEMLOCK_EXPORTER_PROCESS_CACHE_TTL="}, "MEMLOCK_EXPORTER_PROCESS_CACHE_TTL", "", cacheTTL},
+		{[]string{"MEMLOCK_EXPORTER_COMMAND_ARGS=true"}, "MEMLOCK_EXPORTER_COMMAND_ARGS", "true", "must be on or off"},
+		{[]string{"MEMLOCK_EXPORTER_COMMAND_ARGS="}, "MEMLOCK_EXPORTER_COMMAND_ARGS", "", "must be on or off"},
+		{[]string{"MEMLOCK_EXPORTER_PROCESS_METRICS=1"}, "MEMLOCK_EXPORTER_PROCESS_METRICS", "1", "must be on or off"},
+		{[]string{"MEMLOCK_EXPORTER_PROCESS_METRICS="}, "MEMLOCK_EXPORTER_PROCESS_METRICS", "", "must be on or off"},
+		{[]string{"MEMLOCK_EXPORTER_PROCESS_METRICS_MAX=0"}, "MEMLOCK_EXPORTER_PROCESS_METRICS_MAX", "0", metricsMax},
+		{[]string{"MEMLOCK_EXPORTER_PROCESS_METRICS_MAX=100001"}, "MEMLOCK_EXPORTER_PROCESS_METRICS_MAX", "100001", metricsMax},
+		{[]string{"MEMLOCK_EXPORTER_PROCESS_METRICS_MAX=-5"}, "MEMLOCK_EXPORTER_PROCESS_METRICS_MAX", "-5", metricsMax},
+		{[]string{"MEMLOCK_EXPORTER_PROCESS_METRICS_MAX=1e3"}, "MEMLOCK_EXPORTER_PROCESS_METRICS_MAX", "1e3", metricsMax},
+		{[]string{"MEMLOCK_EXPORTER_PROCESS_METRICS_MAX="}, "MEMLOCK_EXPORTER_PROCESS_METRICS_MAX", "", metricsMax},
+		{[]string{"MEMLOCK_EXPORTER_LIMIT_WARN_FRACTION=0"}, "MEMLOCK_EXPORTER_LIMIT_WARN_FRACTION", "0", fraction},
+		{[]string{"MEMLOCK_EXPORTER_LIMIT_WARN_FRACTION=1.01"}, "MEMLOCK_EXPORTER_LIMIT_WARN_FRACTION", "1.01", fraction},
+		{[]string{"MEMLOCK_EXPORTER_LIMIT_WARN_FRACTION=-0.5"}, "MEMLOCK_EXPORTER_LIMIT_WARN_FRACTION", "-0.5", fraction},
+		{[]string{"MEMLOCK_EXPORTER_LIMIT_WARN_FRACTION=90%"}, "MEMLOCK_EXPORTER_LIMIT_WARN_FRACTION", "90%", fraction},
+		{[]string{"MEMLOCK_EXPORTER_LIMIT_WARN_FRACTION=NaN"}, "MEMLOCK_EXPORTER_LIMIT_WARN_FRACTION", "NaN", fraction},
+		{[]string{"MEMLOCK_EXPORTER_LIMIT_WARN_FRACTION=Inf"}, "MEMLOCK_EXPORTER_LIMIT_WARN_FRACTION", "Inf", fraction},
+		{[]string{"MEMLOCK_EXPORTER_LIMIT_WARN_FRACTION="}, "MEMLOCK_EXPORTER_LIMIT_WARN_FRACTION", "", fraction},
 
 		{[]string{"OTEL_SDK_DISABLED=1"}, "OTEL_SDK_DISABLED", "1", sdk},
 		{[]string{"OTEL_SDK_DISABLED=0"}, "OTEL_SDK_DISABLED", "0", sdk},
@@ -339,7 +407,9 @@ func TestErrorText(t *testing.T) {
 func TestUnknownVariable(t *testing.T) {
 	known := "known: MEMLOCK_EXPORTER_LOG_LEVEL, MEMLOCK_EXPORTER_LOG_FORMAT, MEMLOCK_EXPORTER_RINGBUF_SIZE, " +
 		"MEMLOCK_EXPORTER_WAKEUP_BYTES, MEMLOCK_EXPORTER_FLUSH_INTERVAL, MEMLOCK_EXPORTER_SHUTDOWN_TIMEOUT, MEMLOCK_EXPORTER_SYSCALLS, MEMLOCK_EXPORTER_KERNEL_HOOK, " +
-		"MEMLOCK_EXPORTER_KERNEL_FUNCTION_HOOK, MEMLOCK_EXPORTER_UPROBES, MEMLOCK_EXPORTER_LIBC_PATHS"
+		"MEMLOCK_EXPORTER_KERNEL_FUNCTION_HOOK, MEMLOCK_EXPORTER_UPROBES, MEMLOCK_EXPORTER_LIBC_PATHS, " +
+		"MEMLOCK_EXPORTER_PROCESS_CACHE_SIZE, MEMLOCK_EXPORTER_PROCESS_CACHE_TTL, MEMLOCK_EXPORTER_COMMAND_ARGS, " +
+		"MEMLOCK_EXPORTER_PROCESS_METRICS, MEMLOCK_EXPORTER_PROCESS_METRICS_MAX, MEMLOCK_EXPORTER_LIMIT_WARN_FRACTION"
 	tests := []struct {
 		environ []string
 		varName string

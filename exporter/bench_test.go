@@ -32,7 +32,7 @@ func BenchmarkRecord(b *testing.B) {
 	ev := sampleEvent()
 	b.ReportAllocs()
 	for b.Loop() {
-		_ = rb.build(&ev, "", observedAt)
+		_ = rb.build(&ev, nil, "", observedAt)
 	}
 }
 
@@ -129,7 +129,7 @@ func BenchmarkSDKEmit(b *testing.B) {
 	logger := lp.Logger("bench")
 	var rb recordBuilder
 	ev := sampleEvent()
-	rec := rb.build(&ev, "", observedAt)
+	rec := rb.build(&ev, nil, "", observedAt)
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {

@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/memlock-exporter/memlock-exporter/bpf"
+	"github.com/memlock-exporter/memlock-exporter/procfs"
 	"github.com/memlock-exporter/memlock-exporter/semconv"
 )
 
@@ -47,6 +48,28 @@ type Options struct {
 	// TracesEndpoint is Endpoint for spans, when they go elsewhere (for
 	// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT). Empty means Endpoint.
 	TracesEndpoint string
+	// Processes, if set, adds the calling process's context from procfs
+	// (process.executable.path, process.command_args, process.linux.cgroup,
+	// container.id, k8s.pod.uid, process.vpid) to every record and span.
+	// Handle calls its Get once per event, before taking its lock.
+	Processes Processes
+
+	// Locked, if set, is read on each metric collection for
+	// memlock.system.locked, the process gauges and the limit warnings;
+	// without it there are none of these and no process is tracked.
+	Locked LockedMemory
+	// ProcessMetrics (with Locked) turns on memlock.process.locked and
+	// memlock.process.limit (high-cardinality: one series per process).
+	ProcessMetrics bool
+	// ProcessMetricsMax bounds the processes tracked for the process
+	// gauges and the limit warnings; calls of others are counted in
+	// memlock.process.untracked. 0 means DefaultProcessMetricsMax.
+	ProcessMetricsMax int
+	// LimitWarnFraction: a tracked process holding more than this fraction
+	// of its soft RLIMIT_MEMLOCK yields a memlock.limit_near log record at
+	// WARN on each metric collection. 0 < f <= 1; 0 means
+	// DefaultLimitWarnFraction.
+	LimitWarnFraction float64
 }
 
 func (o *Options) newDiagnostics() *diagnostics {
@@ -67,6 +90,7 @@ type Exporter struct {
 	inst     *instruments
 	diag     *diagnostics
 	losses   LossSource
+	procs    Processes // nil: no procfs context
 	now      func() time.Time
 
 	// invalid counts events Handle refused (unknown syscall); they are
@@ -79,10 +103,16 @@ type Exporter struct {
 	// shutdowns run in order; the functions of one step run concurrently.
 	shutdowns [][]func(context.Context) error
 
-	mu       sync.Mutex // guards rb, attrs and spanOpts
-	rb       recordBuilder
-	attrs    callAttrCache
-	spanOpts spanOptions
+	lockedOpts lockedOptions
+	locked     lockedInstruments
+	trackOn    bool // track processes: for the process gauges or the warnings
+
+	mu              sync.Mutex // guards rb, attrs, spanOpts, tracked and untrackedLogged
+	rb              recordBuilder
+	attrs           callAttrCache
+	spanOpts        spanOptions
+	tracked         map[uint32]string // pid -> name, of the processes seen calling
+	untrackedLogged bool
 }
 
 // NewWithProviders returns an Exporter that emits into the given providers,
@@ -122,14 +152,22 @@ func newExporter(lp log.LoggerProvider, mp metric.MeterProvider, tp trace.Tracer
 	if lp == nil || mp == nil {
 		return nil, errors.New("create exporter: nil provider")
 	}
+	lo, err := opts.lockedOptions()
+	if err != nil {
+		return nil, err
+	}
 	e := &Exporter{
-		logsOn: logsOn,
-		ctx:    context.Background(),
+		lockedOpts: lo,
+		trackOn:    lo.src != nil && (lo.perProcess || logsOn),
+		tracked:    make(map[uint32]string),
+		logsOn:     logsOn,
+		ctx:        context.Background(),
 		logger: lp.Logger(semconv.ScopeName,
 			log.WithInstrumentationVersion(opts.ServiceVersion),
 			log.WithSchemaURL(semconv.SchemaURL)),
 		diag:   diag,
 		losses: opts.Losses,
+		procs:  opts.Processes,
 		now:    time.Now,
 	}
 	if tp != nil {
@@ -145,6 +183,9 @@ func newExporter(lp log.LoggerProvider, mp metric.MeterProvider, tp trace.Tracer
 		return nil, err
 	}
 	e.inst = inst
+	if err := e.newLockedInstruments(meter); err != nil {
+		return nil, err
+	}
 	return e, nil
 }
 
@@ -165,13 +206,28 @@ func (e *Exporter) Handle(ev *bpf.Event) {
 		return
 	}
 	observed := e.now()
+	emit := e.logsOn || e.tracer != nil
+
+	// Look the process up before taking e.mu: a cache miss reads procfs.
+	var (
+		info  procfs.Info
+		infoP *procfs.Info
+	)
+	if emit && e.procs != nil {
+		if i, ok := e.procs.Get(ev.PID); ok {
+			info, infoP = i, &info
+		}
+	}
 
 	e.mu.Lock()
 	ca := e.attrs.get(ev.Syscall, ev.Errno())
-	if !e.logsOn && e.tracer == nil {
+	if e.trackOn && ev.PID != 0 {
+		e.track(ev.PID, ev.ExeName, ev.Comm)
+	}
+	if !emit {
 		e.mu.Unlock()
 	} else {
-		attrs := e.rb.attributes(ev, ca.errName)
+		attrs := e.rb.attributes(ev, infoP, ca.errName)
 		ctx := e.ctx
 		if e.tracer != nil {
 			var span trace.Span

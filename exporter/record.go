@@ -7,11 +7,12 @@ import (
 	"go.opentelemetry.io/otel/log"
 
 	"github.com/memlock-exporter/memlock-exporter/bpf"
+	"github.com/memlock-exporter/memlock-exporter/procfs"
 	"github.com/memlock-exporter/memlock-exporter/semconv"
 )
 
 // maxRecordAttributes is the most attributes one record (or span) carries.
-const maxRecordAttributes = 20
+const maxRecordAttributes = 29
 
 // numSyscalls bounds bpf.Syscall values, for tables indexed by syscall.
 const numSyscalls = int(bpf.SyscallMunlockall) + 1
@@ -22,6 +23,8 @@ type syscallInfo struct {
 	eventName string // "memlock.mlock2"
 	hasRange  bool   // takes (addr, len)
 	hasFlags  bool   // takes flags
+	hasKernel bool   // goes through do_mlock: may carry memlock.kernel.duration
+	hasLibc   bool   // the libc uprobes may see it: may carry memlock.libc.function
 	attr      attribute.KeyValue
 }
 
@@ -33,6 +36,8 @@ var syscalls = func() (t [numSyscalls]syscallInfo) {
 			eventName: semconv.EventName(name),
 			hasRange:  s == bpf.SyscallMlock || s == bpf.SyscallMlock2 || s == bpf.SyscallMunlock,
 			hasFlags:  s == bpf.SyscallMlock2 || s == bpf.SyscallMlockall,
+			hasKernel: s == bpf.SyscallMlock || s == bpf.SyscallMlock2,
+			hasLibc:   s == bpf.SyscallMlock || s == bpf.SyscallMlock2 || s == bpf.SyscallMlockall,
 			attr:      semconv.Syscall(name),
 		}
 	}
@@ -42,6 +47,15 @@ var syscalls = func() (t [numSyscalls]syscallInfo) {
 var probeAttrs = func() (t [bpf.ProbeUprobe + 1]attribute.KeyValue) {
 	for p := range t {
 		t[p] = semconv.Probe(bpf.Probe(p).String())
+	}
+	return t
+}()
+
+// libcAttrs are the memlock.libc.function attributes by bpf.LibcFunc;
+// the zero KeyValue (no key) for LibcNone.
+var libcAttrs = func() (t [bpf.LibcMlockall + 1]attribute.KeyValue) {
+	for f := bpf.LibcMlock; f <= bpf.LibcMlockall; f++ {
+		t[f] = semconv.LibcFunction(f.String())
 	}
 	return t
 }()
@@ -89,6 +103,7 @@ type recordBuilder struct {
 	body      []byte
 	attrs     []attribute.KeyValue
 	flagCache map[flagKey]flagInfo
+	proc      processAttrs
 }
 
 func (b *recordBuilder) flags(s bpf.Syscall, flags uint64) flagInfo {
@@ -109,11 +124,12 @@ func (b *recordBuilder) flags(s bpf.Syscall, flags uint64) flagInfo {
 	return fi
 }
 
-// build returns the log record of one call, observed at observed. errName
-// is the name of the call's errno (ignored on success). ev.Syscall must be
+// build returns the log record of one call, observed at observed. info is
+// the calling process's context from procfs, nil when unknown. errName is
+// the name of the call's errno (ignored on success). ev.Syscall must be
 // valid. The record shares no memory with ev or b's buffers.
-func (b *recordBuilder) build(ev *bpf.Event, errName string, observed time.Time) log.Record {
-	return b.record(ev, b.attributes(ev, errName), observed)
+func (b *recordBuilder) build(ev *bpf.Event, info *procfs.Info, errName string, observed time.Time) log.Record {
+	return b.record(ev, b.attributes(ev, info, errName), observed)
 }
 
 // record returns the log record of one call, observed at observed, with
@@ -136,11 +152,12 @@ func (b *recordBuilder) record(ev *bpf.Event, attrs []attribute.KeyValue, observ
 }
 
 // attributes returns the attributes of one call: those of its log record,
-// which its span carries too. errName is the name of the call's errno
-// (ignored on success). ev.Syscall must be valid. The slice is b's buffer:
+// which its span carries too. info is the calling process's context from
+// procfs, nil when unknown (no Processes, or the process is gone). errName
+// is the name of the call's errno (ignored on success). ev.Syscall must be valid. The slice is b's buffer:
 // it is valid until the next call, and its users must copy it (the log
 // record and the span do).
-func (b *recordBuilder) attributes(ev *bpf.Event, errName string) []attribute.KeyValue {
+func (b *recordBuilder) attributes(ev *bpf.Event, info *procfs.Info, errName string) []attribute.KeyValue {
 	si := &syscalls[ev.Syscall]
 	a := b.attrs[:0]
 	a = append(a, si.attr)
@@ -158,6 +175,14 @@ func (b *recordBuilder) attributes(ev *bpf.Event, errName string) []attribute.Ke
 		semconv.Duration(ev.Duration),
 		probeAttr(ev.Probe),
 	)
+	if si.hasKernel && ev.KernelDuration > 0 {
+		a = append(a, semconv.KernelDuration(ev.KernelDuration))
+	}
+	// An unknown LibcFunc (never decoded from the kernel) is left out: the
+	// attribute is an enum.
+	if si.hasLibc && ev.LibcFunc != bpf.LibcNone && int(ev.LibcFunc) < len(libcAttrs) {
+		a = append(a, libcAttrs[ev.LibcFunc], semconv.CallerAddress(ev.CallerAddr))
+	}
 	if ev.Ret < 0 {
 		a = append(a, semconv.ErrorTypeKey.String(errName))
 	}
@@ -180,6 +205,9 @@ func (b *recordBuilder) attributes(ev *bpf.Event, errName string) []attribute.Ke
 	)
 	if ev.CgroupID != 0 {
 		a = append(a, semconv.CgroupID(ev.CgroupID))
+	}
+	if info != nil {
+		a = b.proc.append(a, info)
 	}
 	b.attrs = a[:0]
 	return a

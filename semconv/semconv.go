@@ -41,9 +41,14 @@ const (
 	ProcessUserIDKey = std.ProcessUserIDKey
 	// ProcessRealUserIDKey is the real user id (RUID).
 	ProcessRealUserIDKey = std.ProcessRealUserIDKey
-	// ProcessLinuxCgroupKey is the process's cgroup path(s), as in
-	// /proc/<pid>/cgroup.
+	// ProcessLinuxCgroupKey is the process's cgroup, as a line of
+	// /proc/<pid>/cgroup shows it.
 	ProcessLinuxCgroupKey = std.ProcessLinuxCgroupKey
+	// ProcessCommandArgsKey is the process's argument vector, from
+	// /proc/<pid>/cmdline.
+	ProcessCommandArgsKey = std.ProcessCommandArgsKey
+	// ProcessVpidKey is the process's pid in its own PID namespace.
+	ProcessVpidKey = std.ProcessVpidKey
 	// ContainerIDKey is the id of the container the process runs in.
 	ContainerIDKey = std.ContainerIDKey
 	// K8SPodUIDKey is the UID of the Kubernetes pod the process runs in.
@@ -65,6 +70,8 @@ var StandardAttributes = []attribute.Key{
 	ProcessLinuxCgroupKey,
 	ContainerIDKey,
 	K8SPodUIDKey,
+	ProcessCommandArgsKey,
+	ProcessVpidKey,
 }
 
 // Custom attribute keys, in the "memlock." namespace.
@@ -84,6 +91,27 @@ const (
 	// semantic conventions v1.43.0 define user ids but no group ids.
 	ProcessGroupIDKey     = attribute.Key("memlock.process.group.id")
 	ProcessRealGroupIDKey = attribute.Key("memlock.process.real_group.id")
+	// KernelDurationKey is the time spent in the kernel function do_mlock.
+	KernelDurationKey = attribute.Key("memlock.kernel.duration")
+	// LibcFunctionKey is the C library function the call came through.
+	LibcFunctionKey = attribute.Key("memlock.libc.function")
+	// CallerAddressKey is the return address into the libc function's
+	// caller. It is custom because the standard code.* attributes
+	// (code.function.name, code.file.path, code.line.number,
+	// code.column.number, code.stacktrace in v1.43.0) all describe
+	// symbolized source locations, not a raw address.
+	CallerAddressKey = attribute.Key("memlock.caller.address")
+	// LockedKey and LimitKey are on memlock.limit_near: the bytes a
+	// process holds locked and its soft RLIMIT_MEMLOCK.
+	LockedKey = attribute.Key("memlock.locked")
+	LimitKey  = attribute.Key("memlock.limit")
+)
+
+// Values of memlock.libc.function: the C library function called.
+const (
+	LibcMlock    = "mlock"
+	LibcMlock2   = "mlock2"
+	LibcMlockall = "mlockall"
 )
 
 // Values of memlock.syscall: the call's name as the kernel spells it.
@@ -166,6 +194,35 @@ func ProcessRealGroupID(gid uint32) attribute.KeyValue {
 	return ProcessRealGroupIDKey.Int64(int64(gid))
 }
 
+// KernelDuration returns the memlock.kernel.duration attribute, in seconds.
+func KernelDuration(d time.Duration) attribute.KeyValue {
+	return KernelDurationKey.Float64(d.Seconds())
+}
+
+// LibcFunction returns the memlock.libc.function attribute.
+func LibcFunction(name string) attribute.KeyValue { return LibcFunctionKey.String(name) }
+
+// CallerAddress returns the memlock.caller.address attribute. Its bits are
+// kept, as for Addr.
+func CallerAddress(addr uint64) attribute.KeyValue { return CallerAddressKey.Int64(int64(addr)) }
+
+// ProcessLinuxCgroup returns the process.linux.cgroup attribute for a
+// process whose cgroup path is path. The convention asks for the content of
+// /proc/<pid>/cgroup, whose cgroup v2 line is "0::<path>"; the value is that
+// line. (A path taken from a cgroup v1 hierarchy is reported in the same
+// form: the hierarchy id and controllers are not known here.)
+func ProcessLinuxCgroup(path string) attribute.KeyValue {
+	return ProcessLinuxCgroupKey.String("0::" + path)
+}
+
+// Locked returns the memlock.locked attribute, in bytes. Values above
+// math.MaxInt64 are reported as math.MaxInt64.
+func Locked(n uint64) attribute.KeyValue { return LockedKey.Int64(clamp(n)) }
+
+// Limit returns the memlock.limit attribute, in bytes. Values above
+// math.MaxInt64 are reported as math.MaxInt64.
+func Limit(n uint64) attribute.KeyValue { return LimitKey.Int64(clamp(n)) }
+
 func clamp(n uint64) int64 {
 	if n > math.MaxInt64 {
 		return math.MaxInt64
@@ -231,6 +288,17 @@ var CustomAttributes = []AttributeDef{
 		Brief: "The effective group ID (EGID) of the process."},
 	{Key: ProcessRealGroupIDKey, Type: TypeInt,
 		Brief: "The real group ID (RGID) of the process."},
+	{Key: KernelDurationKey, Type: TypeDouble, Unit: "s",
+		Brief: "The time the kernel spent in do_mlock, the function that locks the pages, in seconds."},
+	{Key: LibcFunctionKey, Type: TypeString,
+		Brief:   "The C library function through which the call was made.",
+		Members: []string{LibcMlock, LibcMlock2, LibcMlockall}},
+	{Key: CallerAddressKey, Type: TypeInt,
+		Brief: "The return address into the code that called the C library function."},
+	{Key: LockedKey, Type: TypeInt, Unit: "By",
+		Brief: "The bytes of memory the process holds locked."},
+	{Key: LimitKey, Type: TypeInt, Unit: "By",
+		Brief: "The process's soft RLIMIT_MEMLOCK, in bytes."},
 }
 
 // Event names, one per call of the family (the log record's EventName).
@@ -241,6 +309,10 @@ const (
 	EventMlockall   = "memlock.mlockall"
 	EventMunlockall = "memlock.munlockall"
 )
+
+// EventLimitNear is the event of a process holding more than the
+// configured fraction of its RLIMIT_MEMLOCK; it is not a call.
+const EventLimitNear = "memlock.limit_near"
 
 // EventName returns the event name for a call of the family, named as the
 // kernel spells it ("mlock2" -> "memlock.mlock2"), or "" for any other name.
@@ -260,8 +332,8 @@ func EventName(syscall string) string {
 	return ""
 }
 
-// EventDef describes one event: its name, the syscall it records and the
-// attributes its log record may carry.
+// EventDef describes one event: its name, the syscall it records (empty for
+// an event that is not a call) and the attributes its log record may carry.
 type EventDef struct {
 	Name       string
 	Syscall    string
@@ -277,18 +349,26 @@ var (
 		ProcessExecutableNameKey, ProcessExecutablePathKey,
 		ProcessUserIDKey, ProcessRealUserIDKey, ProcessGroupIDKey, ProcessRealGroupIDKey,
 		CgroupIDKey, ProcessLinuxCgroupKey, ContainerIDKey, K8SPodUIDKey,
+		ProcessCommandArgsKey, ProcessVpidKey,
 	}
 	rangeAttributes = []attribute.Key{AddrKey, LenKey, PagesKey}
 	flagAttributes  = []attribute.Key{FlagsKey, FlagNamesKey}
+	// kernelAttributes are on calls that go through do_mlock (mlock,
+	// mlock2); libcAttributes on calls the libc uprobes see (mlock,
+	// mlock2, mlockall).
+	kernelAttributes = []attribute.Key{KernelDurationKey}
+	libcAttributes   = []attribute.Key{LibcFunctionKey, CallerAddressKey}
 )
 
 // Events lists every event of the schema. Treat it as read-only.
 var Events = []EventDef{
-	{Name: EventMlock, Syscall: SyscallMlock, Attributes: slices.Concat(callAttributes, rangeAttributes)},
-	{Name: EventMlock2, Syscall: SyscallMlock2, Attributes: slices.Concat(callAttributes, rangeAttributes, flagAttributes)},
+	{Name: EventMlock, Syscall: SyscallMlock, Attributes: slices.Concat(callAttributes, rangeAttributes, kernelAttributes, libcAttributes)},
+	{Name: EventMlock2, Syscall: SyscallMlock2, Attributes: slices.Concat(callAttributes, rangeAttributes, flagAttributes, kernelAttributes, libcAttributes)},
 	{Name: EventMunlock, Syscall: SyscallMunlock, Attributes: slices.Concat(callAttributes, rangeAttributes)},
-	{Name: EventMlockall, Syscall: SyscallMlockall, Attributes: slices.Concat(callAttributes, flagAttributes)},
+	{Name: EventMlockall, Syscall: SyscallMlockall, Attributes: slices.Concat(callAttributes, flagAttributes, libcAttributes)},
 	{Name: EventMunlockall, Syscall: SyscallMunlockall, Attributes: slices.Clone(callAttributes)},
+	{Name: EventLimitNear, Attributes: []attribute.Key{
+		ProcessPIDKey, ProcessExecutableNameKey, LockedKey, LimitKey}},
 }
 
 // Metric names, units and descriptions.
@@ -308,6 +388,22 @@ const (
 	MetricEventsLost            = "memlock.events.lost"
 	MetricEventsLostUnit        = "{event}"
 	MetricEventsLostDescription = "Number of call events lost between the kernel and the collector."
+
+	MetricSystemLocked            = "memlock.system.locked"
+	MetricSystemLockedUnit        = "By"
+	MetricSystemLockedDescription = "Memory locked on the whole system (Mlocked in /proc/meminfo)."
+
+	MetricProcessLocked            = "memlock.process.locked"
+	MetricProcessLockedUnit        = "By"
+	MetricProcessLockedDescription = "Memory a process holds locked (VmLck in /proc/<pid>/status)."
+
+	MetricProcessLimit            = "memlock.process.limit"
+	MetricProcessLimitUnit        = "By"
+	MetricProcessLimitDescription = "A process's soft RLIMIT_MEMLOCK (/proc/<pid>/limits); not reported when unlimited."
+
+	MetricProcessUntracked            = "memlock.process.untracked"
+	MetricProcessUntrackedUnit        = "{event}"
+	MetricProcessUntrackedDescription = "Number of call events whose process was not tracked for the process gauges and limit warnings because the most processes allowed were tracked already."
 )
 
 // Instrument is a metric's instrument kind, spelled as in the registry.
@@ -317,6 +413,7 @@ type Instrument string
 const (
 	InstrumentCounter   Instrument = "counter"
 	InstrumentHistogram Instrument = "histogram"
+	InstrumentGauge     Instrument = "gauge"
 )
 
 // MetricDef describes one metric; the registry file must describe it the
@@ -328,18 +425,29 @@ type MetricDef struct {
 	Description string
 	// Attributes are the only attributes a measurement may carry.
 	Attributes []attribute.Key
+	// OptIn marks a metric that is off unless configured, because its
+	// attributes are high-cardinality (process.pid).
+	OptIn bool
 }
 
 // Metrics lists every metric of the schema. Treat it as read-only.
 var Metrics = []MetricDef{
 	{MetricCalls, InstrumentCounter, MetricCallsUnit, MetricCallsDescription,
-		[]attribute.Key{SyscallKey, ErrorTypeKey}},
+		[]attribute.Key{SyscallKey, ErrorTypeKey}, false},
 	{MetricCallDuration, InstrumentHistogram, MetricCallDurationUnit, MetricCallDurationDescription,
-		[]attribute.Key{SyscallKey, ErrorTypeKey}},
+		[]attribute.Key{SyscallKey, ErrorTypeKey}, false},
 	{MetricCallSize, InstrumentHistogram, MetricCallSizeUnit, MetricCallSizeDescription,
-		[]attribute.Key{SyscallKey, ErrorTypeKey}},
+		[]attribute.Key{SyscallKey, ErrorTypeKey}, false},
 	{MetricEventsLost, InstrumentCounter, MetricEventsLostUnit, MetricEventsLostDescription,
-		[]attribute.Key{ReasonKey}},
+		[]attribute.Key{ReasonKey}, false},
+	{MetricSystemLocked, InstrumentGauge, MetricSystemLockedUnit, MetricSystemLockedDescription,
+		nil, false},
+	{MetricProcessLocked, InstrumentGauge, MetricProcessLockedUnit, MetricProcessLockedDescription,
+		[]attribute.Key{ProcessPIDKey, ProcessExecutableNameKey}, true},
+	{MetricProcessLimit, InstrumentGauge, MetricProcessLimitUnit, MetricProcessLimitDescription,
+		[]attribute.Key{ProcessPIDKey, ProcessExecutableNameKey}, true},
+	{MetricProcessUntracked, InstrumentCounter, MetricProcessUntrackedUnit, MetricProcessUntrackedDescription,
+		nil, false},
 }
 
 // CallDurationBuckets returns a fresh copy of the explicit bucket boundaries

@@ -396,6 +396,11 @@ func TestConstructorsMatchTypes(t *testing.T) {
 		CgroupID(4026),
 		ProcessGroupID(1000),
 		ProcessRealGroupID(1000),
+		KernelDuration(3100 * time.Nanosecond),
+		LibcFunction(LibcMlock2),
+		CallerAddress(0x55d0c0de1234),
+		Locked(900 << 10),
+		Limit(1 << 20),
 	}
 	wantType := map[AttrType]attribute.Type{
 		TypeString:      attribute.STRING,
@@ -437,6 +442,12 @@ func TestConstructorsMatchTypes(t *testing.T) {
 	if got := Addr(0x7f3a1c000000).Value.AsInt64(); got != 0x7f3a1c000000 {
 		t.Errorf("Addr(0x7f3a1c000000) = %#x", got)
 	}
+	if got := KernelDuration(3100 * time.Nanosecond).Value.AsFloat64(); math.Abs(got-3.1e-6) > 1e-15 {
+		t.Errorf("KernelDuration(3.1µs) = %g s", got)
+	}
+	if got := CallerAddress(math.MaxUint64).Value.AsInt64(); got != -1 {
+		t.Errorf("CallerAddress(MaxUint64) = %d, want the bits kept (-1)", got)
+	}
 	if got := ProcessGroupID(math.MaxUint32).Value.AsInt64(); got != math.MaxUint32 {
 		t.Errorf("ProcessGroupID(MaxUint32) = %d", got)
 	}
@@ -458,14 +469,16 @@ func TestStandardKeys(t *testing.T) {
 		ProcessLinuxCgroupKey:    "process.linux.cgroup",
 		ContainerIDKey:           "container.id",
 		K8SPodUIDKey:             "k8s.pod.uid",
+		ProcessCommandArgsKey:    "process.command_args",
+		ProcessVpidKey:           "process.vpid",
 	}
 	for k, s := range want {
 		if string(k) != s {
 			t.Errorf("standard key %q, want %q", k, s)
 		}
 	}
-	if len(want) != 12 {
-		t.Errorf("table has %d distinct keys, want 12 (two constants share a value?)", len(want))
+	if len(want) != 14 {
+		t.Errorf("table has %d distinct keys, want 14 (two constants share a value?)", len(want))
 	}
 	got := map[attribute.Key]bool{}
 	for _, k := range StandardAttributes {
@@ -513,10 +526,14 @@ func TestEventsMatchRegistry(t *testing.T) {
 		if !nameRE.MatchString(def.Name) || !strings.HasPrefix(def.Name, "memlock.") {
 			t.Errorf("event name %q is not a memlock.* name", def.Name)
 		}
-		if got := EventName(def.Syscall); got != def.Name {
+		if def.Syscall == "" { // not a call
+			if EventName(def.Name) != "" {
+				t.Errorf("event %s: not a call, yet EventName knows it", def.Name)
+			}
+		} else if got := EventName(def.Syscall); got != def.Name {
 			t.Errorf("EventName(%q) = %q, want %q", def.Syscall, got, def.Name)
 		}
-		if !syscalls[def.Syscall] {
+		if def.Syscall != "" && !syscalls[def.Syscall] {
 			t.Errorf("event %s: syscall %q is not a member of %s", def.Name, def.Syscall, SyscallKey)
 		}
 		delete(syscalls, def.Syscall)
@@ -598,7 +615,7 @@ func TestMetricsMatchRegistry(t *testing.T) {
 			if _, custom := r.attrs[ref]; !custom && !std[ref] {
 				t.Errorf("%s: ref %s is neither a registry attribute nor in StandardAttributes", where, ref)
 			}
-			if forbidden[ref] {
+			if forbidden[ref] && !(def.OptIn && ref == string(ProcessPIDKey)) {
 				t.Errorf("%s: high-cardinality attribute %s on a metric", where, ref)
 			}
 		}

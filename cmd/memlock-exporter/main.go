@@ -16,7 +16,11 @@ import (
 	"github.com/memlock-exporter/memlock-exporter/bpf"
 	"github.com/memlock-exporter/memlock-exporter/config"
 	"github.com/memlock-exporter/memlock-exporter/exporter"
+	"github.com/memlock-exporter/memlock-exporter/procfs"
 )
+
+// procRoot is where procfs is mounted.
+const procRoot = "/proc"
 
 // version is set at build time (-ldflags "-X main.version=…").
 var version = "dev"
@@ -146,6 +150,11 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tracer *bpf
 		log.Error("cannot set OpenTelemetry defaults", "err", err)
 		return exitFailed
 	}
+	procs, err := procfs.NewCache(procRoot, int(cfg.ProcessCacheSize), cfg.ProcessCacheTTL, cfg.CommandArgs == "on")
+	if err != nil { // config validated size and ttl; this is a programming error
+		log.Error("cannot create the process cache", "err", err)
+		return exitUsage
+	}
 	exp, err := exporter.New(context.Background(), exporter.Options{
 		ServiceVersion: version,
 		Disabled:       cfg.SDKDisabled,
@@ -153,6 +162,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tracer *bpf
 		Losses:         reader,
 		Endpoint:       config.LogsEndpoint(os.Environ()),
 		TracesEndpoint: config.TracesEndpoint(os.Environ()),
+		Processes:      procs,
+
+		Locked:            procfsLocked{procRoot},
+		ProcessMetrics:    cfg.ProcessMetrics == "on",
+		ProcessMetricsMax: int(cfg.ProcessMetricsMax),
+		LimitWarnFraction: cfg.LimitWarnFraction,
 	})
 	if err != nil {
 		log.Error("cannot set up OpenTelemetry export: check the OTEL_* variables", "err", err)
@@ -189,6 +204,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tracer *bpf
 	}
 	log.Info("memlock-exporter stopped", "events", reader.Events(), "malformed", reader.Malformed(), "export_failures", exp.ExportFailures(), "span_export_failures", exp.SpanExportFailures(),
 		"lost_ringbuf_full", losses.RingbufFull, "lost_missed_entry", losses.MissedEntry, "lost_entry_map_full", losses.EntryMapFull)
+	cs := procs.Stats()
+	log.Debug("process cache", "hits", cs.Hits, "gone", cs.NegativeHits, "misses", cs.Misses,
+		"evictions", cs.Evictions, "read_errors", cs.Errors, "entries", cs.Len)
 	return exitOK
 }
 
@@ -205,4 +223,17 @@ func malformedLogger(log *slog.Logger) func(error, []byte) {
 		}
 		suppressed++
 	}
+}
+
+// procfsLocked is exporter.LockedMemory over procfs mounted at root.
+type procfsLocked struct{ root string }
+
+func (p procfsLocked) SystemLocked() (uint64, error) { return procfs.ReadSystemLocked(p.root) }
+
+func (p procfsLocked) ProcessLocked(pid uint32) (uint64, error) {
+	return procfs.ReadLocked(p.root, pid)
+}
+
+func (p procfsLocked) MemlockLimit(pid uint32) (uint64, bool, error) {
+	return procfs.ReadMemlockLimit(p.root, pid)
 }

@@ -168,7 +168,7 @@ func (r *renderer) header() {
 	r.p("memlock-exporter observes the mlock family of system calls with eBPF and reports them through OpenTelemetry. " +
 		"This is the reference of everything it emits:\n\n")
 	if n := len(r.m.events); n > 0 {
-		r.p("- **Logs.** One log record per traced call. The record's EventName is one of the %d [events](#events) (%s); "+
+		r.p("- **Logs.** One log record per traced call, and one per warning. The record's EventName is one of the %d [events](#events) (%s); "+
 			"the body and the attributes of each are listed there.\n", n, strings.Join(names(r.m.events), ", "))
 	}
 	if n := len(r.m.metrics); n > 0 {

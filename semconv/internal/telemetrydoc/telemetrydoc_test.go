@@ -233,7 +233,7 @@ func TestNewGroups(t *testing.T) {
 		"| `memlock.test.flag` | `boolean` | Opt-in | A test flag with a \\| pipe. |",
 		"| `process.vpid` | `int` |",
 		"- **Spans.** 1 [span](#spans)",
-		"all events; span `memlock.call`; metrics ",
+		"; span `memlock.call`; metrics ",
 	} {
 		if !bytes.Contains(doc, []byte(want)) {
 			t.Errorf("document lacks %q", want)
