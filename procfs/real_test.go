@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -88,6 +89,13 @@ func TestRealReadInfoChild(t *testing.T) {
 	resolved, err := filepath.EvalSymlinks(sleep)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Start returns once exec has begun; the new image's exe link and
+	// arguments can lag a moment behind, so wait for them before caching.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if i, err := ReadInfo("/proc", pid, true); err == nil && i.ExePath == resolved && len(i.CommandArgs) == 2 {
+			break
+		}
 	}
 	c, err := NewCache("/proc", 16, 10*NegativeTTL, true)
 	if err != nil {
