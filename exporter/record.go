@@ -1,6 +1,7 @@
 package exporter
 
 import (
+	"slices"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -28,16 +29,24 @@ type syscallInfo struct {
 	attr      attribute.KeyValue
 }
 
+// syscalls is read off the schema (semconv.Events), so which attributes a
+// call's record carries is decided in one place.
 var syscalls = func() (t [numSyscalls]syscallInfo) {
 	for s := bpf.SyscallMlock; s <= bpf.SyscallMunlockall; s++ {
 		name := s.String()
+		var keys []attribute.Key
+		for _, ev := range semconv.Events {
+			if ev.Syscall == name {
+				keys = ev.Attributes
+			}
+		}
 		t[s] = syscallInfo{
 			name:      name,
 			eventName: semconv.EventName(name),
-			hasRange:  s == bpf.SyscallMlock || s == bpf.SyscallMlock2 || s == bpf.SyscallMunlock,
-			hasFlags:  s == bpf.SyscallMlock2 || s == bpf.SyscallMlockall,
-			hasKernel: s == bpf.SyscallMlock || s == bpf.SyscallMlock2,
-			hasLibc:   s == bpf.SyscallMlock || s == bpf.SyscallMlock2 || s == bpf.SyscallMlockall,
+			hasRange:  slices.Contains(keys, semconv.AddrKey),
+			hasFlags:  slices.Contains(keys, semconv.FlagsKey),
+			hasKernel: slices.Contains(keys, semconv.KernelDurationKey),
+			hasLibc:   slices.Contains(keys, semconv.LibcFunctionKey),
 			attr:      semconv.Syscall(name),
 		}
 	}
