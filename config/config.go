@@ -89,6 +89,11 @@ type Config struct {
 	// LimitWarnFraction: a process holding more than this fraction of its
 	// RLIMIT_MEMLOCK yields a memlock.limit_near warning; 0 < f <= 1.
 	LimitWarnFraction float64 `env:"MEMLOCK_EXPORTER_LIMIT_WARN_FRACTION" envDefault:"0.9"`
+	// OTLPEncoder is how log records and spans are exported: "direct" (we
+	// encode OTLP and send it ourselves) or "sdk" (the OpenTelemetry Go
+	// SDK's batch processors and OTLP exporters). LoadTelemetry reports it
+	// too, as Telemetry.Encoder.
+	OTLPEncoder string `env:"MEMLOCK_EXPORTER_OTLP_ENCODER" envDefault:"direct"`
 	// SDKDisabled is the standard OTEL_SDK_DISABLED: when true, no
 	// telemetry is exported.
 	SDKDisabled bool `env:"OTEL_SDK_DISABLED" envDefault:"false"`
@@ -100,7 +105,7 @@ type Config struct {
 //	MEMLOCK_EXPORTER_RINGBUF_SIZE="3000": must be a power of two between 4096 and 1073741824 bytes (e.g. 1MiB)
 type Error struct {
 	Var     string // the variable's name
-	Value   string // the value found in the environment
+	Value   string // the value found in the environment (header values masked)
 	Allowed string // what is allowed, phrased to follow "VAR=value: "
 }
 
@@ -120,7 +125,7 @@ type Variable struct {
 type setting struct {
 	Variable
 	// field is the Config field the variable fills; empty for the OTEL_*
-	// variables left to the SDK.
+	// variables Load does not read (LoadTelemetry or the SDK reads them).
 	field string
 	// must says what is allowed, phrased for Error.Allowed. c holds the
 	// values parsed so far (earlier fields are valid when it is called).
@@ -370,18 +375,46 @@ func settings() []setting {
 		},
 		{
 			Variable: Variable{
+				Name:        encoderVar,
+				Default:     "direct",
+				Allowed:     "direct, sdk (case-insensitive)",
+				Description: "How log records and spans are exported: direct encodes OTLP in the daemon and sends it itself (fastest); sdk uses the OpenTelemetry Go SDK's batch processors and exporters. Metrics always go through the SDK.",
+			},
+			field: "OTLPEncoder",
+			must:  func(*Config) string { return "must be direct or sdk (case-insensitive)" },
+			valid: func(c *Config, _ string) bool {
+				c.OTLPEncoder = strings.ToLower(c.OTLPEncoder)
+				return c.OTLPEncoder == "direct" || c.OTLPEncoder == "sdk"
+			},
+		},
+		{
+			Variable: Variable{
 				Name:        "OTEL_EXPORTER_OTLP_ENDPOINT",
 				Default:     "http://localhost:4317",
-				Allowed:     "a URL; http:// is plaintext, https:// is TLS",
-				Description: "Where telemetry is sent over OTLP, for all signals. Unset: plaintext to a collector on the loopback.",
+				Allowed:     "a URL, http:// for plaintext or https:// for TLS; with grpc also host:port",
+				Description: "Where telemetry is sent over OTLP, for all signals; with http/protobuf a base URL that gets /v1/logs, /v1/traces or /v1/metrics appended. Unset: plaintext to a collector on the loopback (port 4318 with http/protobuf).",
+			},
+		},
+		{
+			Variable: Variable{
+				Name:        "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+				Allowed:     "as OTEL_EXPORTER_OTLP_ENDPOINT; with http/protobuf the full URL, used as is (e.g. http://collector:4318/v1/logs)",
+				Description: "Where log records are sent, instead of OTEL_EXPORTER_OTLP_ENDPOINT.",
+			},
+		},
+		{
+			Variable: Variable{
+				Name:        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+				Allowed:     "as OTEL_EXPORTER_OTLP_ENDPOINT; with http/protobuf the full URL, used as is (e.g. http://collector:4318/v1/traces)",
+				Description: "Where spans are sent, instead of OTEL_EXPORTER_OTLP_ENDPOINT.",
 			},
 		},
 		{
 			Variable: Variable{
 				Name:        "OTEL_EXPORTER_OTLP_PROTOCOL",
 				Default:     "grpc",
-				Allowed:     "grpc, http/protobuf",
-				Description: "OTLP transport; our default is grpc (the SDK's own default is http/protobuf).",
+				Allowed:     "grpc, http/protobuf (case-insensitive; http/json is not supported)",
+				Description: "OTLP transport; our default is grpc (the SDK's own default is http/protobuf). _LOGS_PROTOCOL and _TRACES_PROTOCOL set it per signal, as for the other OTEL_EXPORTER_OTLP_* variables.",
 			},
 		},
 		{
@@ -395,8 +428,31 @@ func settings() []setting {
 			Variable: Variable{
 				Name:        "OTEL_EXPORTER_OTLP_INSECURE",
 				Default:     "false",
-				Allowed:     "true, false",
-				Description: "Plaintext instead of TLS for an endpoint given without http:// or https://.",
+				Allowed:     "true, false (case-insensitive)",
+				Description: "Plaintext instead of TLS for a grpc endpoint given as host:port, without http:// or https://.",
+			},
+		},
+		{
+			Variable: Variable{
+				Name:        "OTEL_EXPORTER_OTLP_COMPRESSION",
+				Default:     "none",
+				Allowed:     "gzip, none (case-insensitive)",
+				Description: "Compression of export requests.",
+			},
+		},
+		{
+			Variable: Variable{
+				Name:        "OTEL_EXPORTER_OTLP_TIMEOUT",
+				Default:     "10000",
+				Allowed:     fmt.Sprintf("milliseconds, from 1 to %d", maxOTELInt),
+				Description: "Longest time one export request may take.",
+			},
+		},
+		{
+			Variable: Variable{
+				Name:        "OTEL_EXPORTER_OTLP_CERTIFICATE",
+				Allowed:     "the path of a PEM file",
+				Description: "CA certificates to verify the collector's TLS certificate with, instead of the system's; OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and _CLIENT_KEY (PEM files, both or neither) add a client certificate.",
 			},
 		},
 		{
@@ -421,6 +477,38 @@ func settings() []setting {
 				Default:     "otlp",
 				Allowed:     "otlp, console, none",
 				Description: "Where the spans (one span per call, linked from its log record) go; none makes no spans at all.",
+			},
+		},
+		{
+			Variable: Variable{
+				Name:        "OTEL_TRACES_SAMPLER",
+				Default:     "parentbased_always_on",
+				Allowed:     "always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, parentbased_traceidratio (case-insensitive)",
+				Description: "Which calls get a span; every span is a root, so a parentbased_ sampler acts as the sampler it names.",
+			},
+		},
+		{
+			Variable: Variable{
+				Name:        "OTEL_TRACES_SAMPLER_ARG",
+				Default:     "1",
+				Allowed:     "a number from 0 to 1",
+				Description: "Fraction of calls that get a span, for the traceidratio samplers.",
+			},
+		},
+		{
+			Variable: Variable{
+				Name:        "OTEL_BLRP_SCHEDULE_DELAY",
+				Default:     "1000",
+				Allowed:     fmt.Sprintf("milliseconds, from 1 to %d", maxOTELInt),
+				Description: "Longest time a log record waits to be sent; OTEL_BLRP_EXPORT_TIMEOUT (30000 ms), _MAX_QUEUE_SIZE (2048) and _MAX_EXPORT_BATCH_SIZE (512) are honoured too.",
+			},
+		},
+		{
+			Variable: Variable{
+				Name:        "OTEL_BSP_SCHEDULE_DELAY",
+				Default:     "5000",
+				Allowed:     fmt.Sprintf("milliseconds, from 1 to %d", maxOTELInt),
+				Description: "Longest time a span waits to be sent; OTEL_BSP_EXPORT_TIMEOUT (30000 ms), _MAX_QUEUE_SIZE (2048) and _MAX_EXPORT_BATCH_SIZE (512) are honoured too.",
 			},
 		},
 		{
@@ -460,8 +548,9 @@ func settings() []setting {
 }
 
 // Variables lists every MEMLOCK_EXPORTER_* variable and the main standard
-// OTEL_* variables the daemon honours (the latter through the OpenTelemetry
-// SDK), in the order Usage prints them. The slice is the caller's.
+// OTEL_* variables the daemon honours (read by Load, LoadTelemetry or the
+// OpenTelemetry SDK), in the order Usage prints them. The slice is the
+// caller's.
 func Variables() []Variable {
 	ss := settings()
 	vs := make([]Variable, len(ss))
@@ -503,8 +592,8 @@ func FromEnv() (Config, error) {
 // (MEMLOCK_EXPORTER_LOG_LEVEL, _LOG_FORMAT, _RINGBUF_SIZE, _WAKEUP_BYTES,
 // _FLUSH_INTERVAL, _SHUTDOWN_TIMEOUT, _SYSCALLS, _KERNEL_HOOK, _KERNEL_FUNCTION_HOOK, _UPROBES,
 // _LIBC_PATHS, _PROCESS_CACHE_SIZE, _PROCESS_CACHE_TTL, _COMMAND_ARGS,
-// _PROCESS_METRICS, _PROCESS_METRICS_MAX, _LIMIT_WARN_FRACTION, then
-// OTEL_SDK_DISABLED).
+// _PROCESS_METRICS, _PROCESS_METRICS_MAX, _LIMIT_WARN_FRACTION,
+// _OTLP_ENCODER, then OTEL_SDK_DISABLED).
 func Load(environ []string) (Config, error) {
 	vars := make(map[string]string, len(environ))
 	for _, kv := range environ {

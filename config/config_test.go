@@ -34,6 +34,7 @@ func defaults() Config {
 		ProcessMetrics:     "off",
 		ProcessMetricsMax:  1000,
 		LimitWarnFraction:  0.9,
+		OTLPEncoder:        "direct",
 		SDKDisabled:        false,
 	}
 }
@@ -120,6 +121,10 @@ func TestGoodValues(t *testing.T) {
 		{"MEMLOCK_EXPORTER_LIMIT_WARN_FRACTION=.75", func(c *Config) { c.LimitWarnFraction = 0.75 }},
 		{"MEMLOCK_EXPORTER_LIMIT_WARN_FRACTION=0.001", func(c *Config) { c.LimitWarnFraction = 0.001 }},
 
+		{"MEMLOCK_EXPORTER_OTLP_ENCODER=direct", func(c *Config) { c.OTLPEncoder = "direct" }},
+		{"MEMLOCK_EXPORTER_OTLP_ENCODER=sdk", func(c *Config) { c.OTLPEncoder = "sdk" }},
+		{"MEMLOCK_EXPORTER_OTLP_ENCODER=SDK", func(c *Config) { c.OTLPEncoder = "sdk" }},
+
 		{"OTEL_SDK_DISABLED=true", func(c *Config) { c.SDKDisabled = true }},
 		{"OTEL_SDK_DISABLED=TRUE", func(c *Config) { c.SDKDisabled = true }},
 		{"OTEL_SDK_DISABLED=True", func(c *Config) { c.SDKDisabled = true }},
@@ -162,6 +167,7 @@ func TestAllTogether(t *testing.T) {
 		"MEMLOCK_EXPORTER_PROCESS_METRICS=ON",
 		"MEMLOCK_EXPORTER_PROCESS_METRICS_MAX=50",
 		"MEMLOCK_EXPORTER_LIMIT_WARN_FRACTION=0.8",
+		"MEMLOCK_EXPORTER_OTLP_ENCODER=sdk",
 		"OTEL_SDK_DISABLED=true",
 	})
 	if err != nil {
@@ -185,6 +191,7 @@ func TestAllTogether(t *testing.T) {
 		ProcessMetrics:     "on",
 		ProcessMetricsMax:  50,
 		LimitWarnFraction:  0.8,
+		OTLPEncoder:        "sdk",
 		SDKDisabled:        true,
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -323,6 +330,9 @@ func TestBadValues(t *testing.T) {
 		{[]string{"MEMLOCK_EXPORTER_LIMIT_WARN_FRACTION=Inf"}, "MEMLOCK_EXPORTER_LIMIT_WARN_FRACTION", "Inf", fraction},
 		{[]string{"MEMLOCK_EXPORTER_LIMIT_WARN_FRACTION="}, "MEMLOCK_EXPORTER_LIMIT_WARN_FRACTION", "", fraction},
 
+		{[]string{"MEMLOCK_EXPORTER_OTLP_ENCODER="}, "MEMLOCK_EXPORTER_OTLP_ENCODER", "", "must be direct or sdk (case-insensitive)"},
+		{[]string{"MEMLOCK_EXPORTER_OTLP_ENCODER=otel"}, "MEMLOCK_EXPORTER_OTLP_ENCODER", "otel", "must be direct or sdk (case-insensitive)"},
+
 		{[]string{"OTEL_SDK_DISABLED=1"}, "OTEL_SDK_DISABLED", "1", sdk},
 		{[]string{"OTEL_SDK_DISABLED=0"}, "OTEL_SDK_DISABLED", "0", sdk},
 		{[]string{"OTEL_SDK_DISABLED=yes"}, "OTEL_SDK_DISABLED", "yes", sdk},
@@ -409,7 +419,8 @@ func TestUnknownVariable(t *testing.T) {
 		"MEMLOCK_EXPORTER_WAKEUP_BYTES, MEMLOCK_EXPORTER_FLUSH_INTERVAL, MEMLOCK_EXPORTER_SHUTDOWN_TIMEOUT, MEMLOCK_EXPORTER_SYSCALLS, MEMLOCK_EXPORTER_KERNEL_HOOK, " +
 		"MEMLOCK_EXPORTER_KERNEL_FUNCTION_HOOK, MEMLOCK_EXPORTER_UPROBES, MEMLOCK_EXPORTER_LIBC_PATHS, " +
 		"MEMLOCK_EXPORTER_PROCESS_CACHE_SIZE, MEMLOCK_EXPORTER_PROCESS_CACHE_TTL, MEMLOCK_EXPORTER_COMMAND_ARGS, " +
-		"MEMLOCK_EXPORTER_PROCESS_METRICS, MEMLOCK_EXPORTER_PROCESS_METRICS_MAX, MEMLOCK_EXPORTER_LIMIT_WARN_FRACTION"
+		"MEMLOCK_EXPORTER_PROCESS_METRICS, MEMLOCK_EXPORTER_PROCESS_METRICS_MAX, MEMLOCK_EXPORTER_LIMIT_WARN_FRACTION, " +
+		"MEMLOCK_EXPORTER_OTLP_ENCODER"
 	tests := []struct {
 		environ []string
 		varName string
