@@ -122,13 +122,25 @@ func intAttr(m pcommon.Map, key string) (int64, bool) {
 // daemon traces all five syscalls by default) arrives at a real collector
 // over OTLP/gRPC as exactly one log record with every field right and the
 // attributes the schema gives its event, and the metrics count them.
+//
+// It runs once with our own OTLP encoder (the default) and once through the
+// OpenTelemetry SDK's pipelines: both must deliver the same.
 func TestExportsEveryCallToCollector(t *testing.T) {
 	testutil.RequireRoot(t)
+	for _, tc := range []struct{ name, env string }{
+		{"encoder=default", "MEMLOCK_EXPORTER_LOG_LEVEL=info"}, // no MEMLOCK_EXPORTER_OTLP_ENCODER: its default must apply
+		{"encoder=sdk", "MEMLOCK_EXPORTER_OTLP_ENCODER=sdk"},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testExportsEveryCall(t, tc.env) })
+	}
+}
+
+func testExportsEveryCall(t *testing.T, encoderEnv string) {
 	col := startCollector(t)
 	bin := buildDaemon(t)
 	workload := testutil.BuildWorkload(t)
 
-	d := startDaemon(t, bin,
+	d := startDaemon(t, bin, encoderEnv,
 		"OTEL_EXPORTER_OTLP_ENDPOINT="+col.Endpoint(),
 		"OTEL_EXPORTER_OTLP_PROTOCOL=", // unset: our default, gRPC, must apply
 		"OTEL_LOGS_EXPORTER=", "OTEL_METRICS_EXPORTER=",

@@ -6,11 +6,14 @@ import (
 	"testing"
 
 	"go.opentelemetry.io/otel/log"
+	lognoop "go.opentelemetry.io/otel/log/noop"
 	"go.opentelemetry.io/otel/metric"
 	sdklog "go.opentelemetry.io/otel/sdk/log"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/memlock-exporter/memlock-exporter/exporter/internal/otlpwire"
 )
 
 type discardProcessor struct{}
@@ -134,5 +137,56 @@ func BenchmarkSDKEmit(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		logger.Emit(ctx, rec)
+	}
+}
+
+// discardSender stands in for the OTLP client: it drops every request
+// (after it was encoded), so that the benchmark measures our side only.
+type discardSender struct{}
+
+func (discardSender) Send(context.Context, []byte) (int64, error) { return 0, nil }
+func (discardSender) Close() error                                { return nil }
+
+// BenchmarkHandleDirect measures Handle with the direct pipeline: the
+// conversion, the encoding of the log record (and, in "+spans", of the
+// span) into batches, the request encoding, and the three metric
+// measurements into a real sdk/metric provider. Compare with
+// BenchmarkHandle's batch-processor cases, the same work through the SDK.
+func BenchmarkHandleDirect(b *testing.B) {
+	for _, bc := range []struct {
+		name        string
+		logs, spans bool
+	}{
+		{"logs", true, false},
+		{"logs+spans", true, true},
+		{"spans", false, true},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+			e, err := NewWithProviders(lognoop.NewLoggerProvider(), mp, nil, Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			sample, _ := newSampler("", 0)
+			d := &direct{ids: newIDGenerator(), sample: sample}
+			var c counts
+			if bc.logs {
+				d.logs = newStream(otlpwire.Scope{Name: "bench"}, otlpwire.AppendLogsRequest, discardSender{}, BatchOptions{}, c.counters())
+			}
+			if bc.spans {
+				d.spans = newStream(otlpwire.Scope{Name: "bench"}, otlpwire.AppendTracesRequest, discardSender{}, BatchOptions{}, c.counters())
+			}
+			e.direct, e.logsOn = d, bc.logs
+			b.Cleanup(func() { _ = d.shutdown(context.Background()) })
+			ev := sampleEvent()
+			b.ReportAllocs()
+			for b.Loop() {
+				e.Handle(&ev)
+			}
+			b.StopTimer()
+			if _, dropped, _ := c.get(); dropped > 0 {
+				b.Logf("%d items dropped from a full queue", dropped)
+			}
+		})
 	}
 }

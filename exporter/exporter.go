@@ -70,6 +70,11 @@ type Options struct {
 	// WARN on each metric collection. 0 < f <= 1; 0 means
 	// DefaultLimitWarnFraction.
 	LimitWarnFraction float64
+
+	// Direct, for New: which signals bypass the SDK's pipelines and are
+	// encoded and sent by the exporter itself (see DirectOptions). Nil:
+	// all go through the SDK.
+	Direct *DirectOptions
 }
 
 func (o *Options) newDiagnostics() *diagnostics {
@@ -83,10 +88,11 @@ func (o *Options) newDiagnostics() *diagnostics {
 // Exporter turns events into OpenTelemetry log records, metrics and spans.
 type Exporter struct {
 	disabled bool
-	logsOn   bool // false when logs go nowhere: skip building records
+	logsOn   bool // log records go somewhere, through the SDK or direct
 	ctx      context.Context
 	logger   log.Logger
-	tracer   trace.Tracer // nil when spans go nowhere: no tracer calls at all
+	tracer   trace.Tracer // nil when spans go nowhere or go direct: no tracer calls at all
+	direct   *direct      // nil unless log records or spans bypass the SDK
 	inst     *instruments
 	diag     *diagnostics
 	losses   LossSource
@@ -206,7 +212,7 @@ func (e *Exporter) Handle(ev *bpf.Event) {
 		return
 	}
 	observed := e.now()
-	emit := e.logsOn || e.tracer != nil
+	emit := e.logsOn || e.tracer != nil || e.direct != nil
 
 	// Look the process up before taking e.mu: a cache miss reads procfs.
 	var (
@@ -229,17 +235,28 @@ func (e *Exporter) Handle(ev *bpf.Event) {
 	} else {
 		attrs := e.rb.attributes(ev, infoP, ca.errName)
 		ctx := e.ctx
-		if e.tracer != nil {
+		var ids spanIDs
+		switch {
+		case e.direct != nil && e.direct.spans != nil:
+			ids = e.directSpan(ev, attrs, ca.errName)
+			if e.sdkLogs() {
+				ctx = trace.ContextWithSpanContext(ctx, ids.spanContext())
+			}
+		case e.tracer != nil:
 			var span trace.Span
 			ctx, span = e.startSpan(ev, attrs, ca.errName)
 			e.endSpan(ev, span)
+			ids = spanIDsOf(span.SpanContext())
 		}
 		var rec log.Record
-		if e.logsOn {
+		switch {
+		case e.direct != nil && e.direct.logs != nil:
+			e.directLog(ev, attrs, observed, &ids)
+		case e.logsOn:
 			rec = e.rb.record(ev, attrs, observed)
 		}
 		e.mu.Unlock()
-		if e.logsOn {
+		if e.sdkLogs() {
 			// ctx holds the span: the SDK copies its trace and span
 			// IDs into the record.
 			e.logger.Emit(ctx, rec)

@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/log"
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/memlock-exporter/memlock-exporter/exporter/internal/otlpwire"
 	"github.com/memlock-exporter/memlock-exporter/procfs"
 	"github.com/memlock-exporter/memlock-exporter/semconv"
 )
@@ -221,19 +222,34 @@ func (e *Exporter) warnLimitNear(p trackedProcess, locked, limit uint64) {
 		return
 	}
 	now := e.now()
+	if d := e.direct; d != nil && d.logs != nil {
+		d.logs.appendLog(&otlpwire.LogRecord{
+			Time:         now.UnixNano(),
+			ObservedTime: now.UnixNano(),
+			Severity:     severityWarn,
+			EventName:    semconv.EventLimitNear,
+			Body:         limitNearBody(p, locked, limit),
+			Attributes:   limitNearAttrs(p, locked, limit),
+		})
+		return
+	}
 	var r log.Record
 	r.SetEventName(semconv.EventLimitNear)
 	r.SetTimestamp(now)
 	r.SetObservedTimestamp(now)
 	r.SetSeverity(log.SeverityWarn)
 	r.SetBody(attribute.StringValue(limitNearBody(p, locked, limit)))
-	r.AddAttributes(
+	r.AddAttributes(limitNearAttrs(p, locked, limit)...)
+	e.logger.Emit(e.ctx, r)
+}
+
+func limitNearAttrs(p trackedProcess, locked, limit uint64) []attribute.KeyValue {
+	return []attribute.KeyValue{
 		semconv.ProcessPIDKey.Int64(int64(p.pid)),
 		semconv.ProcessExecutableNameKey.String(p.name),
 		semconv.Locked(locked),
 		semconv.Limit(limit),
-	)
-	e.logger.Emit(e.ctx, r)
+	}
 }
 
 // limitNearBody is "pid 123 (name) holds 900 KiB locked of its 1 MiB limit".

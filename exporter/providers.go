@@ -74,13 +74,30 @@ func New(ctx context.Context, opts Options) (*Exporter, error) {
 		return nil, err
 	}
 
-	logExp, err := autoexport.NewLogExporter(ctx)
+	// The direct streams first: a bad endpoint or certificate stops
+	// start-up before anything else is built.
+	dir, err := newDirect(opts.Direct, res, opts.ServiceVersion, diag)
 	if err != nil {
-		return fail(fmt.Errorf("create log exporter: %w", err))
+		return nil, err
 	}
-	if autoexport.IsNoneLogExporter(logExp) {
+	if dir != nil {
+		first = append(first, dir.shutdown)
+	}
+	directLogs := dir != nil && dir.logs != nil
+	directSpans := dir != nil && dir.spans != nil
+
+	var logExp sdklog.Exporter
+	if !directLogs {
+		if logExp, err = autoexport.NewLogExporter(ctx); err != nil {
+			return fail(fmt.Errorf("create log exporter: %w", err))
+		}
+	}
+	switch {
+	case directLogs:
+		lp, logsOn = lognoop.NewLoggerProvider(), true
+	case autoexport.IsNoneLogExporter(logExp):
 		lp = lognoop.NewLoggerProvider()
-	} else {
+	default:
 		sdkLP := sdklog.NewLoggerProvider(
 			sdklog.WithResource(res),
 			sdklog.WithProcessor(sdklog.NewBatchProcessor(&countingExporter{Exporter: logExp, diag: diag})),
@@ -92,17 +109,19 @@ func New(ctx context.Context, opts Options) (*Exporter, error) {
 		first = append(first, sdkLP.Shutdown)
 	}
 
-	spanExp, err := autoexport.NewSpanExporter(ctx)
-	if err != nil {
-		return fail(fmt.Errorf("create span exporter: %w", err))
-	}
-	if !autoexport.IsNoneSpanExporter(spanExp) {
-		sdkTP := sdktrace.NewTracerProvider(
-			sdktrace.WithResource(res),
-			sdktrace.WithSpanProcessor(sdktrace.NewBatchSpanProcessor(&countingSpanExporter{SpanExporter: spanExp, diag: diag})),
-		)
-		tp = sdkTP
-		first = append(first, sdkTP.Shutdown)
+	if !directSpans {
+		spanExp, err := autoexport.NewSpanExporter(ctx)
+		if err != nil {
+			return fail(fmt.Errorf("create span exporter: %w", err))
+		}
+		if !autoexport.IsNoneSpanExporter(spanExp) {
+			sdkTP := sdktrace.NewTracerProvider(
+				sdktrace.WithResource(res),
+				sdktrace.WithSpanProcessor(sdktrace.NewBatchSpanProcessor(&countingSpanExporter{SpanExporter: spanExp, diag: diag})),
+			)
+			tp = sdkTP
+			first = append(first, sdkTP.Shutdown)
+		}
 	}
 
 	reader, err := autoexport.NewMetricReader(ctx)
@@ -121,6 +140,7 @@ func New(ctx context.Context, opts Options) (*Exporter, error) {
 	if err != nil {
 		return fail(err)
 	}
+	e.direct = dir
 	e.shutdowns = [][]func(context.Context) error{first, last}
 	return e, nil
 }

@@ -35,7 +35,16 @@ func main() {
 	flag.StringVar(&e2e.collector, "collector", "bin/otelcol", "collector binary (built from e2e/otelcol) for the end-to-end measurement")
 	flag.IntVar(&e2e.rate, "rate", 50_000, "mlock2 calls per second in the end-to-end measurement")
 	flag.DurationVar(&e2e.duration, "e2e-duration", 10*time.Second, "measured window of the end-to-end measurement, after a warm-up")
+	tax := flag.Bool("tax", false, "measure instead the tax on an unrelated syscall (getppid) of each hook kind, as ratios (see tax.go)")
+	taxCalls := flag.Int("tax-calls", 200_000, "getppid calls per -tax measurement (mlock2+munlock pairs: a tenth of that)")
 	flag.Parse()
+	if *tax {
+		if err := runTax(*rounds, *taxCalls); err != nil {
+			fmt.Fprintln(os.Stderr, "memlock-bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if e2e.rate <= 0 || e2e.duration <= 0 {
 		fmt.Fprintf(os.Stderr, "memlock-bench: -rate %d and -e2e-duration %v must both be positive\n", e2e.rate, e2e.duration)
 		os.Exit(2)

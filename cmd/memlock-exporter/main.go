@@ -65,6 +65,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "memlock-exporter: %v\n", err)
 		return exitUsage
 	}
+	tel, err := config.LoadTelemetry(os.Environ())
+	if err != nil {
+		fmt.Fprintf(stderr, "memlock-exporter: %v\n", err)
+		return exitUsage
+	}
 	log := cfg.Logger(stderr)
 
 	hooks, err := bpf.ParseHook(cfg.KernelHook)
@@ -128,12 +133,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	return serve(ctx, cfg, log, tracer, *printEvents, stdout)
+	return serve(ctx, cfg, tel, log, tracer, *printEvents, stdout)
 }
 
 // serve reads events until ctx is done, then drains what the kernel already
 // reported and returns the exit code.
-func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tracer *bpf.Tracer, printEvents bool, stdout io.Writer) int {
+func serve(ctx context.Context, cfg config.Config, tel config.Telemetry, log *slog.Logger, tracer *bpf.Tracer, printEvents bool, stdout io.Writer) int {
 	reader, err := tracer.NewReader(bpf.ReaderOptions{
 		FlushInterval: cfg.FlushInterval,
 		OnMalformed:   malformedLogger(log),
@@ -160,9 +165,10 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tracer *bpf
 		Disabled:       cfg.SDKDisabled,
 		Logger:         log,
 		Losses:         reader,
-		Endpoint:       config.LogsEndpoint(os.Environ()),
-		TracesEndpoint: config.TracesEndpoint(os.Environ()),
+		Endpoint:       tel.Logs.Endpoint,
+		TracesEndpoint: tel.Traces.Endpoint,
 		Processes:      procs,
+		Direct:         directOptions(tel),
 
 		Locked:            procfsLocked{procRoot},
 		ProcessMetrics:    cfg.ProcessMetrics == "on",
@@ -184,7 +190,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tracer *bpf
 	}
 
 	log.Info("memlock-exporter started", "version", version, "ringbuf_bytes", cfg.RingbufSize,
-		"flush_interval", cfg.FlushInterval, "export_disabled", cfg.SDKDisabled, "collector", config.LogsEndpoint(os.Environ()))
+		"flush_interval", cfg.FlushInterval, "export_disabled", cfg.SDKDisabled,
+		"logs", tel.LogsExporter, "traces", tel.TracesExporter, "metrics", tel.MetricsExporter,
+		"otlp_encoder", tel.Encoder, "collector", tel.Logs.Endpoint)
 	runErr := reader.Run(ctx, handle)
 
 	// Reading has stopped (and drained what the kernel had reported); now
@@ -236,4 +244,44 @@ func (p procfsLocked) ProcessLocked(pid uint32) (uint64, error) {
 
 func (p procfsLocked) MemlockLimit(pid uint32) (uint64, bool, error) {
 	return procfs.ReadMemlockLimit(p.root, pid)
+}
+
+// directOptions says which signals the exporter encodes and sends itself:
+// with MEMLOCK_EXPORTER_OTLP_ENCODER=direct, those whose exporter is otlp
+// (console output stays with the SDK).
+func directOptions(t config.Telemetry) *exporter.DirectOptions {
+	if t.Encoder != "direct" {
+		return nil
+	}
+	d := &exporter.DirectOptions{Sampler: t.Sampler, SamplerRatio: t.SamplerRatio}
+	if t.LogsExporter == "otlp" {
+		d.Logs = &exporter.DirectStream{Target: otlpTarget(t.Logs), Batch: batchOptions(t.LogBatch)}
+	}
+	if t.TracesExporter == "otlp" {
+		d.Spans = &exporter.DirectStream{Target: otlpTarget(t.Traces), Batch: batchOptions(t.SpanBatch)}
+	}
+	return d
+}
+
+func otlpTarget(o config.OTLPExport) exporter.OTLPTarget {
+	return exporter.OTLPTarget{
+		Protocol:          o.Protocol,
+		Endpoint:          o.Endpoint,
+		Insecure:          o.Insecure,
+		Headers:           o.Headers,
+		Compression:       o.Compression,
+		Timeout:           o.Timeout,
+		Certificate:       o.Certificate,
+		ClientCertificate: o.ClientCertificate,
+		ClientKey:         o.ClientKey,
+	}
+}
+
+func batchOptions(b config.Batch) exporter.BatchOptions {
+	return exporter.BatchOptions{
+		ScheduleDelay:  b.ScheduleDelay,
+		ExportTimeout:  b.ExportTimeout,
+		MaxQueueSize:   b.MaxQueueSize,
+		MaxExportBatch: b.MaxExportBatch,
+	}
 }

@@ -27,6 +27,12 @@ func TestRunUsageAndConfigErrors(t *testing.T) {
 			wantStderr: []string{`MEMLOCK_EXPORTER_FLUSH_INTERVAL="soon"`}, oneLineErr: true},
 		{name: "misspelt variable", env: map[string]string{"MEMLOCK_EXPORTER_LOGLEVEL": "debug"}, wantCode: exitUsage,
 			wantStderr: []string{"MEMLOCK_EXPORTER_LOGLEVEL", "MEMLOCK_EXPORTER_LOG_LEVEL"}, oneLineErr: true},
+		{name: "bad OTLP compression", env: map[string]string{"OTEL_EXPORTER_OTLP_COMPRESSION": "zstd"}, wantCode: exitUsage,
+			wantStderr: []string{`OTEL_EXPORTER_OTLP_COMPRESSION="zstd"`, "gzip or none"}, oneLineErr: true},
+		{name: "bad encoder", env: map[string]string{"MEMLOCK_EXPORTER_OTLP_ENCODER": "fast"}, wantCode: exitUsage,
+			wantStderr: []string{`MEMLOCK_EXPORTER_OTLP_ENCODER="fast"`, "direct or sdk"}, oneLineErr: true},
+		{name: "bad sampler ratio", env: map[string]string{"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "2"}, wantCode: exitUsage,
+			wantStderr: []string{`OTEL_TRACES_SAMPLER_ARG="2"`}, oneLineErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,0 +1,529 @@
+package exporter
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	mrand "math/rand/v2"
+	"sync"
+	"time"
+	"unsafe"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/resource"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/memlock-exporter/memlock-exporter/bpf"
+	"github.com/memlock-exporter/memlock-exporter/exporter/internal/otlpsend"
+	"github.com/memlock-exporter/memlock-exporter/exporter/internal/otlpwire"
+	"github.com/memlock-exporter/memlock-exporter/semconv"
+)
+
+// The direct pipeline: log records and spans encoded to OTLP protobuf by
+// internal/otlpwire, straight from the attributes Handle builds, batched
+// here and sent by internal/otlpsend. It replaces the OpenTelemetry Go
+// SDK's log and trace pipelines, which cost about 7 µs per record and as
+// much per span on a 2-vCPU machine (attribute copies into SDK records,
+// then into protobuf structs, then the garbage of both), more than the
+// whole budget of an event. Metrics stay on the SDK: they aggregate, so
+// their cost per event is small.
+
+// OTLPTarget is where and how a direct stream sends: the standard
+// OTEL_EXPORTER_OTLP_* settings of one signal, resolved.
+type OTLPTarget struct {
+	Protocol          string // "grpc" or "http/protobuf"
+	Endpoint          string // grpc: [scheme://]host:port; http/protobuf: the full URL
+	Insecure          bool   // grpc without a scheme: plaintext
+	Headers           map[string]string
+	Compression       string // "gzip" or "none"
+	Timeout           time.Duration
+	Certificate       string // PEM CA file
+	ClientCertificate string // PEM, for mTLS
+	ClientKey         string
+}
+
+// BatchOptions are a direct stream's batching settings (OTEL_BLRP_* for
+// log records, OTEL_BSP_* for spans).
+type BatchOptions struct {
+	ScheduleDelay  time.Duration // the longest a record waits before it is sent
+	ExportTimeout  time.Duration // bounds one export, retries included
+	MaxQueueSize   int           // the most records waiting; beyond, whole batches are dropped and counted
+	MaxExportBatch int           // records per export
+}
+
+// DirectStream configures the direct export of one signal.
+type DirectStream struct {
+	Target OTLPTarget
+	Batch  BatchOptions
+}
+
+// DirectOptions select the direct pipeline per signal. A nil stream leaves
+// that signal to the SDK (OTEL_LOGS_EXPORTER / OTEL_TRACES_EXPORTER decide
+// whether and where it goes).
+type DirectOptions struct {
+	Logs  *DirectStream
+	Spans *DirectStream
+	// Sampler and SamplerRatio are OTEL_TRACES_SAMPLER(_ARG), for direct
+	// spans: every span is a root, so the parentbased_ samplers are their
+	// root samplers. Empty means parentbased_always_on.
+	Sampler      string
+	SamplerRatio float64
+}
+
+// sender sends one encoded export request: *otlpsend.Client, or a fake in
+// tests. Send returns how many items the collector rejected in a partial
+// success.
+type sender interface {
+	Send(ctx context.Context, body []byte) (int64, error)
+	Close() error
+}
+
+func newSender(sig otlpsend.Signal, t OTLPTarget) (*otlpsend.Client, error) {
+	return otlpsend.New(sig, otlpsend.Config{
+		Protocol:              t.Protocol,
+		Endpoint:              t.Endpoint,
+		Insecure:              t.Insecure,
+		Headers:               t.Headers,
+		Compression:           t.Compression,
+		Timeout:               t.Timeout,
+		CertificateFile:       t.Certificate,
+		ClientCertificateFile: t.ClientCertificate,
+		ClientKeyFile:         t.ClientKey,
+	})
+}
+
+// batch is encoded items (log_records or spans entries) waiting to be sent.
+type batch struct {
+	buf []byte
+	n   int
+}
+
+// streamCounters are what a stream tells the diagnostics.
+type streamCounters struct {
+	failed    func(n int, err error) // an export of n items failed (or they were rejected)
+	succeeded func()                 // an export delivered its items
+	dropped   func(n int)            // n items were dropped: the queue was full
+}
+
+// stream batches the encoded items of one signal and sends each full batch,
+// or what is there every ScheduleDelay, from its own goroutine. Appending
+// never blocks on the network: when the queue is full, the batch is
+// dropped and counted.
+type stream struct {
+	scope   otlpwire.Scope
+	request func(dst []byte, sc *otlpwire.Scope, items []byte) []byte
+	send    sender
+	opts    BatchOptions
+	count   streamCounters
+
+	mu     sync.Mutex // guards cur and closed
+	cur    *batch
+	closed bool
+
+	queue  chan *batch // full batches for the sender
+	free   chan *batch // spent batches, for reuse
+	stop   chan struct{}
+	done   chan struct{}
+	ctx    context.Context // canceled when Shutdown runs out of time
+	cancel context.CancelFunc
+	reqBuf []byte // the sender's request buffer
+}
+
+// Defaults of BatchOptions fields left zero (the OpenTelemetry spec's
+// batch log record processor defaults).
+const (
+	defaultScheduleDelay  = time.Second
+	defaultExportTimeout  = 30 * time.Second
+	defaultMaxQueueSize   = 2048
+	defaultMaxExportBatch = 512
+)
+
+func newStream(sc otlpwire.Scope, request func([]byte, *otlpwire.Scope, []byte) []byte, s sender, opts BatchOptions, count streamCounters) *stream {
+	if opts.ScheduleDelay <= 0 {
+		opts.ScheduleDelay = defaultScheduleDelay
+	}
+	if opts.ExportTimeout <= 0 {
+		opts.ExportTimeout = defaultExportTimeout
+	}
+	if opts.MaxQueueSize <= 0 {
+		opts.MaxQueueSize = defaultMaxQueueSize
+	}
+	if opts.MaxExportBatch <= 0 {
+		opts.MaxExportBatch = min(defaultMaxExportBatch, opts.MaxQueueSize)
+	}
+	// The batch being filled counts towards the queue size.
+	queued := max(1, opts.MaxQueueSize/opts.MaxExportBatch-1)
+	ctx, cancel := context.WithCancel(context.Background())
+	st := &stream{
+		scope:   sc,
+		request: request,
+		send:    s,
+		opts:    opts,
+		count:   count,
+		queue:   make(chan *batch, queued),
+		free:    make(chan *batch, queued+2),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+		ctx:     ctx,
+		cancel:  cancel,
+	}
+	go st.run()
+	return st
+}
+
+// appendLog adds one log record.
+func (s *stream) appendLog(r *otlpwire.LogRecord) {
+	s.mu.Lock()
+	if b := s.current(); b != nil {
+		b.buf = otlpwire.AppendLogRecord(b.buf, r)
+		s.added(b)
+	}
+	s.mu.Unlock()
+}
+
+// appendSpan adds one span.
+func (s *stream) appendSpan(sp *otlpwire.Span) {
+	s.mu.Lock()
+	if b := s.current(); b != nil {
+		b.buf = otlpwire.AppendSpan(b.buf, sp)
+		s.added(b)
+	}
+	s.mu.Unlock()
+}
+
+// current returns the batch being filled, nil after Shutdown. s.mu is held.
+func (s *stream) current() *batch {
+	if s.closed {
+		return nil
+	}
+	if s.cur == nil {
+		s.cur = s.getBatch()
+	}
+	return s.cur
+}
+
+// added counts an item appended to b, the current batch, and hands b to
+// the sender when it is full. s.mu is held.
+func (s *stream) added(b *batch) {
+	b.n++
+	if b.n < s.opts.MaxExportBatch {
+		return
+	}
+	s.cur = nil
+	select {
+	case s.queue <- b:
+	default:
+		s.count.dropped(b.n)
+		s.putBatch(b)
+	}
+}
+
+func (s *stream) getBatch() *batch {
+	select {
+	case b := <-s.free:
+		return b
+	default:
+		return &batch{}
+	}
+}
+
+func (s *stream) putBatch(b *batch) {
+	b.buf, b.n = b.buf[:0], 0
+	select {
+	case s.free <- b:
+	default:
+	}
+}
+
+// take removes the batch being filled, if it holds anything.
+func (s *stream) take() *batch {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := s.cur
+	if b == nil || b.n == 0 {
+		return nil
+	}
+	s.cur = nil
+	return b
+}
+
+func (s *stream) run() {
+	defer close(s.done)
+	tick := time.NewTicker(s.opts.ScheduleDelay)
+	defer tick.Stop()
+	for {
+		select {
+		case b := <-s.queue:
+			s.export(s.ctx, b)
+		case <-tick.C:
+			if b := s.take(); b != nil {
+				s.export(s.ctx, b)
+			}
+		case <-s.stop:
+			return
+		}
+	}
+}
+
+// export sends b, bounded by ExportTimeout within ctx, counts the outcome
+// and recycles b. Only one goroutine exports at a time (the sender, or
+// Shutdown once the sender has stopped): it owns s.reqBuf.
+func (s *stream) export(ctx context.Context, b *batch) {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.ExportTimeout)
+	defer cancel()
+	s.reqBuf = s.request(s.reqBuf[:0], &s.scope, b.buf)
+	rejected, err := s.send.Send(ctx, s.reqBuf)
+	switch {
+	case err != nil:
+		s.count.failed(b.n, err)
+	case rejected > 0:
+		s.count.failed(int(min(rejected, int64(b.n))), fmt.Errorf("the collector rejected %d of %d items", rejected, b.n))
+	default:
+		s.count.succeeded()
+	}
+	s.putBatch(b)
+}
+
+// shutdown stops taking items and sends what is pending, giving up when ctx
+// is done: what is left then is counted as failed. It closes the sender.
+func (s *stream) shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closed = true
+	last := s.cur
+	s.cur = nil
+	s.mu.Unlock()
+
+	close(s.stop)
+	select {
+	case <-s.done:
+	case <-ctx.Done():
+		s.cancel() // cut the export in flight short
+		<-s.done
+	}
+	pending := make([]*batch, 0, len(s.queue)+1)
+	for len(s.queue) > 0 {
+		pending = append(pending, <-s.queue)
+	}
+	if last != nil && last.n > 0 {
+		pending = append(pending, last)
+	}
+	var err error
+	for _, b := range pending {
+		if err = ctx.Err(); err != nil {
+			s.count.failed(b.n, fmt.Errorf("shutdown deadline: %w", err))
+			continue
+		}
+		s.export(ctx, b)
+	}
+	s.cancel()
+	if cerr := s.send.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Span flags as the SDK's OTLP exporter sets them on a local root span:
+// the W3C trace flags, and "we know the parent is not remote".
+const (
+	traceFlagSampled    = 0x01
+	spanFlagHasIsRemote = 0x100
+	spanKindInternal    = 1
+	statusCodeError     = 2
+	severityInfo        = 9
+	severityWarn        = 13
+)
+
+// spanIDs are one call's trace and span IDs and whether its span is sampled.
+type spanIDs struct {
+	trace   [16]byte
+	span    [8]byte
+	sampled bool
+}
+
+func (s *spanIDs) valid() bool { return s.trace != [16]byte{} }
+
+// idGenerator makes random trace and span IDs. It is not safe for
+// concurrent use (Handle holds e.mu).
+type idGenerator struct{ rng *mrand.ChaCha8 }
+
+func newIDGenerator() *idGenerator {
+	var seed [32]byte
+	_, _ = rand.Read(seed[:]) // never fails on Linux
+	return &idGenerator{rng: mrand.NewChaCha8(seed)}
+}
+
+func (g *idGenerator) next() (ids spanIDs) {
+	for ids.trace == [16]byte{} {
+		binary.BigEndian.PutUint64(ids.trace[:8], g.rng.Uint64())
+		binary.BigEndian.PutUint64(ids.trace[8:], g.rng.Uint64())
+	}
+	for ids.span == [8]byte{} {
+		binary.BigEndian.PutUint64(ids.span[:], g.rng.Uint64())
+	}
+	return ids
+}
+
+// sampler decides on a root span from its trace ID.
+type sampler func(traceID [16]byte) bool
+
+// newSampler returns the OTEL_TRACES_SAMPLER name's decision for root spans,
+// the same as the SDK's: traceidratio compares the trace ID's low 63 bits
+// with ratio·2⁶³.
+func newSampler(name string, ratio float64) (sampler, error) {
+	switch name {
+	case "", "always_on", "parentbased_always_on":
+		return func([16]byte) bool { return true }, nil
+	case "always_off", "parentbased_always_off":
+		return func([16]byte) bool { return false }, nil
+	case "traceidratio", "parentbased_traceidratio":
+		if ratio >= 1 {
+			return func([16]byte) bool { return true }, nil
+		}
+		bound := uint64(max(ratio, 0) * (1 << 63))
+		return func(id [16]byte) bool { return binary.BigEndian.Uint64(id[8:])>>1 < bound }, nil
+	}
+	return nil, fmt.Errorf("unknown sampler %q (want always_on, always_off, traceidratio or their parentbased_ forms)", name)
+}
+
+// direct is the direct pipeline of an Exporter: either stream may be nil.
+type direct struct {
+	logs, spans *stream
+	ids         *idGenerator
+	sample      sampler
+	span        otlpwire.Span      // reused: Handle holds e.mu
+	rec         otlpwire.LogRecord // reused: Handle holds e.mu
+}
+
+// shutdown flushes and closes both streams, concurrently.
+func (d *direct) shutdown(ctx context.Context) error {
+	var fns []func(context.Context) error
+	for _, s := range []*stream{d.logs, d.spans} {
+		if s != nil {
+			fns = append(fns, s.shutdown)
+		}
+	}
+	return errors.Join(runConcurrently(ctx, fns)...)
+}
+
+func (s *spanIDs) spanContext() trace.SpanContext {
+	var flags trace.TraceFlags
+	if s.sampled {
+		flags = trace.FlagsSampled
+	}
+	return trace.NewSpanContext(trace.SpanContextConfig{TraceID: s.trace, SpanID: s.span, TraceFlags: flags})
+}
+
+func spanIDsOf(sc trace.SpanContext) spanIDs {
+	return spanIDs{trace: sc.TraceID(), span: sc.SpanID(), sampled: sc.IsSampled()}
+}
+
+// sdkLogs reports whether log records go through the SDK's logger.
+func (e *Exporter) sdkLogs() bool {
+	return e.logsOn && (e.direct == nil || e.direct.logs == nil)
+}
+
+// directSpan makes the IDs of one call's span and, if the sampler keeps it,
+// appends the span: a root named after the syscall, of kind internal, from
+// the call's entry to its exit, with attrs and, on failure, an error status
+// described by errName, as the SDK would make it. e.mu is held.
+func (e *Exporter) directSpan(ev *bpf.Event, attrs []attribute.KeyValue, errName string) spanIDs {
+	d := e.direct
+	ids := d.ids.next()
+	ids.sampled = d.sample(ids.trace)
+	if !ids.sampled {
+		return ids
+	}
+	sp := &d.span
+	*sp = otlpwire.Span{
+		TraceID:    ids.trace,
+		SpanID:     ids.span,
+		Flags:      traceFlagSampled | spanFlagHasIsRemote,
+		Name:       syscalls[ev.Syscall].name,
+		Kind:       spanKindInternal,
+		Start:      ev.Time.UnixNano(),
+		End:        ev.Time.Add(ev.Duration).UnixNano(),
+		Attributes: attrs,
+	}
+	if ev.Ret < 0 {
+		sp.StatusCode, sp.StatusMessage = statusCodeError, errName
+	}
+	d.spans.appendSpan(sp)
+	return ids
+}
+
+// directLog appends the log record of one call: what recordBuilder.record
+// makes for the SDK, plus the IDs of the call's span when there is one.
+// e.mu is held.
+func (e *Exporter) directLog(ev *bpf.Event, attrs []attribute.KeyValue, observed time.Time, ids *spanIDs) {
+	d := e.direct
+	e.rb.body = ev.AppendCall(e.rb.body[:0])
+	r := &d.rec
+	*r = otlpwire.LogRecord{
+		Time:         ev.Time.UnixNano(),
+		ObservedTime: observed.UnixNano(),
+		Severity:     severityInfo,
+		EventName:    syscalls[ev.Syscall].eventName,
+		// The record is encoded before the buffer is reused: no copy.
+		Body:       unsafe.String(unsafe.SliceData(e.rb.body), len(e.rb.body)),
+		Attributes: attrs,
+	}
+	if ev.Ret < 0 {
+		r.Severity = severityWarn
+	}
+	if ids.valid() {
+		r.TraceID, r.SpanID = ids.trace, ids.span
+		if ids.sampled {
+			r.TraceFlags = traceFlagSampled
+		}
+	}
+	d.logs.appendLog(r)
+}
+
+// newDirect builds the direct streams opts asks for, sharing res and the
+// scope. It returns nil when there are none.
+func newDirect(opts *DirectOptions, res *resource.Resource, serviceVersion string, diag *diagnostics) (*direct, error) {
+	if opts == nil || (opts.Logs == nil && opts.Spans == nil) {
+		return nil, nil
+	}
+	sample, err := newSampler(opts.Sampler, opts.SamplerRatio)
+	if err != nil {
+		return nil, err
+	}
+	sc := otlpwire.Scope{
+		Name:      semconv.ScopeName,
+		Version:   serviceVersion,
+		SchemaURL: semconv.SchemaURL,
+	}
+	if res != nil {
+		sc.Resource, sc.ResourceSchemaURL = res.Attributes(), res.SchemaURL()
+	}
+	d := &direct{ids: newIDGenerator(), sample: sample}
+	if s := opts.Logs; s != nil {
+		c, err := newSender(otlpsend.Logs, s.Target)
+		if err != nil {
+			return nil, fmt.Errorf("create log record client: %w", err)
+		}
+		d.logs = newStream(sc, otlpwire.AppendLogsRequest, c, s.Batch, streamCounters{
+			failed:    diag.exportFailed,
+			succeeded: diag.exportSucceeded,
+			dropped:   func(n int) { diag.queueDropped(uint64(n)) },
+		})
+	}
+	if s := opts.Spans; s != nil {
+		c, err := newSender(otlpsend.Traces, s.Target)
+		if err != nil {
+			if d.logs != nil {
+				_ = d.logs.shutdown(context.Background())
+			}
+			return nil, fmt.Errorf("create span client: %w", err)
+		}
+		d.spans = newStream(sc, otlpwire.AppendTracesRequest, c, s.Batch, streamCounters{
+			failed:    diag.spanExportFailed,
+			succeeded: diag.spanExportSucceeded,
+			dropped:   func(n int) { diag.spansUndelivered.Add(uint64(n)) },
+		})
+	}
+	return d, nil
+}
