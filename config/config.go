@@ -32,7 +32,7 @@ const (
 	minProcessCacheTTL = time.Second
 	maxProcessCacheTTL = time.Hour
 	maxProcessMetrics  = 100000
-	wakeupDivisor      = 16 // WakeupBytes default: RingbufSize / wakeupDivisor
+	wakeupDivisor      = 4 // WakeupBytes default: RingbufSize / wakeupDivisor
 )
 
 // Config is the daemon's validated configuration. The env and envDefault
@@ -50,7 +50,7 @@ type Config struct {
 	RingbufSize int `env:"MEMLOCK_EXPORTER_RINGBUF_SIZE" envDefault:"1MiB"`
 	// WakeupBytes is the amount of pending data in the ring buffer above
 	// which the kernel wakes the reader. Always above 0 and below
-	// RingbufSize after Load (unset or 0 means RingbufSize/16).
+	// RingbufSize after Load (unset or 0 means RingbufSize/4).
 	WakeupBytes int `env:"MEMLOCK_EXPORTER_WAKEUP_BYTES" envDefault:"0"`
 	// FlushInterval bounds how long an event may wait in the ring buffer.
 	FlushInterval time.Duration `env:"MEMLOCK_EXPORTER_FLUSH_INTERVAL" envDefault:"200ms"`
@@ -207,7 +207,7 @@ func settings() []setting {
 			Variable: Variable{
 				Name:        "MEMLOCK_EXPORTER_WAKEUP_BYTES",
 				Default:     "0",
-				Allowed:     "0 (meaning ring buffer size / 16) or a byte count below the ring buffer size; same suffixes",
+				Allowed:     "0 (meaning ring buffer size / 4) or a byte count below the ring buffer size; same suffixes",
 				Description: "Pending data in the ring buffer above which the kernel wakes the reader; less means lower latency and more wake-ups.",
 			},
 			field: "WakeupBytes",

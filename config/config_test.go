@@ -21,7 +21,7 @@ func defaults() Config {
 		LogLevel:           slog.LevelInfo,
 		LogFormat:          "text",
 		RingbufSize:        1 << 20,
-		WakeupBytes:        1 << 16,
+		WakeupBytes:        1 << 18,
 		FlushInterval:      200 * time.Millisecond,
 		ShutdownTimeout:    5 * time.Second,
 		Syscalls:           []string{"mlock", "mlock2", "munlock", "mlockall", "munlockall"},
@@ -72,17 +72,17 @@ func TestGoodValues(t *testing.T) {
 		{"MEMLOCK_EXPORTER_LOG_FORMAT=json", func(c *Config) { c.LogFormat = "json" }},
 		{"MEMLOCK_EXPORTER_LOG_FORMAT=JSON", func(c *Config) { c.LogFormat = "json" }},
 
-		{"MEMLOCK_EXPORTER_RINGBUF_SIZE=" + strconv.Itoa(page), func(c *Config) { c.RingbufSize, c.WakeupBytes = page, page/16 }},
-		{"MEMLOCK_EXPORTER_RINGBUF_SIZE=65536", func(c *Config) { c.RingbufSize, c.WakeupBytes = 65536, 4096 }},
-		{"MEMLOCK_EXPORTER_RINGBUF_SIZE=64KiB", func(c *Config) { c.RingbufSize, c.WakeupBytes = 65536, 4096 }},
-		{"MEMLOCK_EXPORTER_RINGBUF_SIZE=64kib", func(c *Config) { c.RingbufSize, c.WakeupBytes = 65536, 4096 }},
-		{"MEMLOCK_EXPORTER_RINGBUF_SIZE=4MiB", func(c *Config) { c.RingbufSize, c.WakeupBytes = 4<<20, 256<<10 }},
-		{"MEMLOCK_EXPORTER_RINGBUF_SIZE=4MIB", func(c *Config) { c.RingbufSize, c.WakeupBytes = 4<<20, 256<<10 }},
-		{"MEMLOCK_EXPORTER_RINGBUF_SIZE=1024KiB", func(c *Config) { c.RingbufSize, c.WakeupBytes = 1<<20, 64<<10 }},
-		{"MEMLOCK_EXPORTER_RINGBUF_SIZE=1GiB", func(c *Config) { c.RingbufSize, c.WakeupBytes = 1<<30, 64<<20 }},
-		{"MEMLOCK_EXPORTER_RINGBUF_SIZE=1073741824", func(c *Config) { c.RingbufSize, c.WakeupBytes = 1<<30, 64<<20 }},
+		{"MEMLOCK_EXPORTER_RINGBUF_SIZE=" + strconv.Itoa(page), func(c *Config) { c.RingbufSize, c.WakeupBytes = page, page/4 }},
+		{"MEMLOCK_EXPORTER_RINGBUF_SIZE=65536", func(c *Config) { c.RingbufSize, c.WakeupBytes = 65536, 16384 }},
+		{"MEMLOCK_EXPORTER_RINGBUF_SIZE=64KiB", func(c *Config) { c.RingbufSize, c.WakeupBytes = 65536, 16384 }},
+		{"MEMLOCK_EXPORTER_RINGBUF_SIZE=64kib", func(c *Config) { c.RingbufSize, c.WakeupBytes = 65536, 16384 }},
+		{"MEMLOCK_EXPORTER_RINGBUF_SIZE=4MiB", func(c *Config) { c.RingbufSize, c.WakeupBytes = 4<<20, 1<<20 }},
+		{"MEMLOCK_EXPORTER_RINGBUF_SIZE=4MIB", func(c *Config) { c.RingbufSize, c.WakeupBytes = 4<<20, 1<<20 }},
+		{"MEMLOCK_EXPORTER_RINGBUF_SIZE=1024KiB", func(c *Config) { c.RingbufSize, c.WakeupBytes = 1<<20, 256<<10 }},
+		{"MEMLOCK_EXPORTER_RINGBUF_SIZE=1GiB", func(c *Config) { c.RingbufSize, c.WakeupBytes = 1<<30, 256<<20 }},
+		{"MEMLOCK_EXPORTER_RINGBUF_SIZE=1073741824", func(c *Config) { c.RingbufSize, c.WakeupBytes = 1<<30, 256<<20 }},
 
-		{"MEMLOCK_EXPORTER_WAKEUP_BYTES=0", func(c *Config) { c.WakeupBytes = 1 << 16 }},
+		{"MEMLOCK_EXPORTER_WAKEUP_BYTES=0", func(c *Config) { c.WakeupBytes = 1 << 18 }},
 		{"MEMLOCK_EXPORTER_WAKEUP_BYTES=1", func(c *Config) { c.WakeupBytes = 1 }},
 		{"MEMLOCK_EXPORTER_WAKEUP_BYTES=4096", func(c *Config) { c.WakeupBytes = 4096 }},
 		{"MEMLOCK_EXPORTER_WAKEUP_BYTES=256KiB", func(c *Config) { c.WakeupBytes = 256 << 10 }},
@@ -213,7 +213,7 @@ func TestBadValues(t *testing.T) {
 	level := "must be one of debug, info, warn, error"
 	format := "must be text or json"
 	ringbuf := fmt.Sprintf("must be a power of two between %d and 1073741824 bytes (e.g. 1MiB)", page)
-	wakeup := "must be 0 (ring buffer size / 16) or a byte count below the ring buffer size 1048576 (e.g. 64KiB)"
+	wakeup := "must be 0 (ring buffer size / 4) or a byte count below the ring buffer size 1048576 (e.g. 256KiB)"
 	flush := "must be a duration with a unit between 1ms and 1m (e.g. 200ms)"
 	cacheSize := "must be an integer from 1 to 1048576"
 	cacheTTL := "must be a duration with a unit between 1s and 1h (e.g. 30s)"
@@ -267,7 +267,7 @@ func TestBadValues(t *testing.T) {
 		{
 			[]string{"MEMLOCK_EXPORTER_RINGBUF_SIZE=64KiB", "MEMLOCK_EXPORTER_WAKEUP_BYTES=64KiB"},
 			"MEMLOCK_EXPORTER_WAKEUP_BYTES", "64KiB",
-			"must be 0 (ring buffer size / 16) or a byte count below the ring buffer size 65536 (e.g. 4KiB)",
+			"must be 0 (ring buffer size / 4) or a byte count below the ring buffer size 65536 (e.g. 16KiB)",
 		},
 
 		{[]string{"MEMLOCK_EXPORTER_FLUSH_INTERVAL="}, "MEMLOCK_EXPORTER_FLUSH_INTERVAL", "", flush},
