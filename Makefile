@@ -61,7 +61,21 @@ lint:
 # (exporter + collector under a steady mlock2 load) always runs.
 bench: $(BIN)/memlock-exporter $(BIN)/otelcol
 	$(GO) run ./cmd/memlock-bench -exporter $(BIN)/memlock-exporter -collector $(BIN)/otelcol
-	$(GO) test -run '^$$' -bench . -benchmem ./bpf ./exporter
+	$(GO) test -run '^$$' -bench . -benchmem ./bpf ./exporter/...
+	$(GO) run ./cmd/memlock-bench -tax
+	$(MAKE) bench-vm
+
+# memlock-bench -tax inside QEMU (vmtest/run.sh, VMTEST_TESTS=tax): what each
+# kind of hook costs an unrelated syscall (getppid), as ratios, on a kernel
+# where all three attach (this host has only tracepoints). 35-55 s per
+# kernel (BENCH_VM_KERNELS="bookworm trixie" adds one); results in
+# $(BIN)/bench-vm/results.
+BENCH_VM_KERNELS ?= bookworm
+
+.PHONY: bench-vm
+bench-vm:
+	GO='$(GO)' VMTEST_KERNELS='$(BENCH_VM_KERNELS)' VMTEST_TESTS=tax VMTEST_OUT='$(CURDIR)/$(BIN)/bench-vm' \
+	  bash vmtest/run.sh
 
 generate:
 	$(GO) generate ./bpf ./semconv

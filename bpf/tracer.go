@@ -9,6 +9,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/features"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
@@ -63,6 +64,9 @@ type Tracer struct {
 	links   []link.Link
 	hooks   []HookStatus
 	extras  []HookStatus // do_mlock and libc hooks
+	// btfCache is the kernel BTF every load shares: parsed once, and with
+	// ambiguous fentry targets made unique (btfdup.go).
+	btfCache *btf.Cache
 }
 
 // Open checks the host, loads the programs and attaches them, choosing for
@@ -112,7 +116,7 @@ func Open(opts Options) (*Tracer, error) {
 		return nil, fmt.Errorf("set use_uprobes: %w", err)
 	}
 
-	t := &Tracer{taskBTF: useTaskBTF, spec: spec}
+	t := &Tracer{taskBTF: useTaskBTF, spec: spec, btfCache: btf.NewCache()}
 	// The maps are created once and shared by every program loaded later.
 	if err := spec.LoadAndAssign(&t.maps, nil); err != nil {
 		return nil, fmt.Errorf("create BPF maps: %w", err)
@@ -206,6 +210,9 @@ func (t *Tracer) loadPrograms(prepare func(map[string]*ebpf.ProgramSpec) error, 
 			return nil, err
 		}
 	}
+	if err := uniqueTracingTargets(t.btfCache, spec.Programs); err != nil {
+		return nil, err
+	}
 	shared := map[string]*ebpf.Map{
 		memlockMapEvents:      t.maps.Events,
 		memlockMapEntries:     t.maps.Entries,
@@ -219,7 +226,7 @@ func (t *Tracer) loadPrograms(prepare func(map[string]*ebpf.ProgramSpec) error, 
 			delete(spec.Maps, name)
 		}
 	}
-	return ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{MapReplacements: shared})
+	return ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{MapReplacements: shared, Cache: t.btfCache})
 }
 
 // keep takes ownership of a loaded collection and its links.

@@ -8,16 +8,17 @@ package main
 // process through the slow path. getppid is the probe: it does almost
 // nothing, so any fixed cost added to the syscall path shows.
 //
-// It runs inside QEMU (make bench-vm), where emulated time is not real
-// time, so the results are quoted as ratios with/without; the ns are only
-// comparable within one row.
+// make bench runs it on the host (tracepoints only, here) and, through
+// make bench-vm, inside QEMU on kernels with fentry and kprobes. Emulated
+// time is not real time, so the results are quoted as ratios with/without
+// too; the ns are only comparable within one row.
 
 import (
 	"fmt"
 	"math"
 	"os"
 	"runtime"
-	"strconv"
+	"slices"
 	"strings"
 	"time"
 
@@ -30,25 +31,28 @@ import (
 var taxKinds = []bpf.Probe{bpf.ProbeFentry, bpf.ProbeKprobe, bpf.ProbeTracepoint}
 
 // taxLockDivisor: each measurement makes calls/taxLockDivisor
-// mlock2+munlock pairs, which cost some 20 getppid calls each.
+// mlock2+munlock pairs, which cost some 20-60 getppid calls each.
 const taxLockDivisor = 10
 
 // taxRow is one kind's result: per-round ns/call of getppid and of
-// mlock2+munlock of one page, without and with the tracer attached.
+// mlock2+munlock of one page, without and with the tracer attached, and
+// the fastest of each over the rounds.
 type taxRow struct {
-	kind                         bpf.Probe
-	err                          error         // why the kind could not attach; nil if it did
-	settle                       time.Duration // spent waiting for the machine to settle
-	ppidOff, ppidOn              []float64
-	lockOff, lockOn              []float64
-	ppidOffMed, ppidOnMed, ppidR float64
-	lockOffMed, lockOnMed, lockR float64
+	kind                       bpf.Probe
+	err                        error // why the kind could not attach; nil if it did
+	ppidOff, ppidOn            []float64
+	lockOff, lockOn            []float64
+	ppidOffNs, ppidOnNs, ppidR float64
+	lockOffNs, lockOnNs, lockR float64
 }
 
+// summarize takes the fastest round, not the median: the noise under
+// emulation only ever adds, and on a busy host it spoilt three rounds of
+// five at times (see ppidChunk), which moves a median.
 func (r *taxRow) summarize() {
-	r.ppidOffMed, r.ppidOnMed = median(r.ppidOff), median(r.ppidOn)
-	r.lockOffMed, r.lockOnMed = median(r.lockOff), median(r.lockOn)
-	r.ppidR, r.lockR = r.ppidOnMed/r.ppidOffMed, r.lockOnMed/r.lockOffMed
+	r.ppidOffNs, r.ppidOnNs = slices.Min(r.ppidOff), slices.Min(r.ppidOn)
+	r.lockOffNs, r.lockOnNs = slices.Min(r.lockOff), slices.Min(r.lockOn)
+	r.ppidR, r.lockR = r.ppidOnNs/r.ppidOffNs, r.lockOnNs/r.lockOffNs
 }
 
 // runTax measures every kind in taxKinds and prints the table and one
@@ -73,7 +77,6 @@ func runTax(rounds, calls int) error {
 		runtime.NumCPU(), kernel, rounds, calls, calls/taxLockDivisor)
 
 	start := time.Now()
-	baseline := idleBaseline()
 	var rows []taxRow
 	attached := 0
 	for _, kind := range taxKinds {
@@ -89,8 +92,7 @@ func runTax(rounds, calls int) error {
 				if !on {
 					side = nil
 				}
-				ppid, lock, waited, err := measureTax(page, calls, side, baseline)
-				row.settle += waited
+				ppid, lock, err := measureTax(page, calls, side)
 				if err != nil && on && i == 0 {
 					row.err = err // this kind does not work here
 					break
@@ -112,19 +114,22 @@ func runTax(rounds, calls int) error {
 		rows = append(rows, row)
 	}
 
-	fmt.Printf("%-10s %-8s %27s %8s %7s %33s %8s %7s\n", "hook", "attached", "getppid ns/call: without", "with", "ratio", "mlock2+munlock ns/pair: without", "with", "ratio")
+	fmt.Printf("%-10s %-8s  %-25s  %s\n", "", "", "getppid ns/call", "mlock2+munlock, 1 page, ns/pair")
+	fmt.Printf("%-10s %-8s  %7s %7s %8s  %7s %7s %8s %7s\n", "hook", "attached", "without", "with", "ratio", "without", "with", "ratio", "added")
 	for _, r := range rows {
 		if r.err != nil {
-			fmt.Printf("%-10s %-8s %s\n", r.kind, "no", oneLine(r.err))
+			fmt.Printf("%-10s %-8s  %s\n", r.kind, "no", oneLine(r.err))
 			continue
 		}
-		fmt.Printf("%-10s %-8s %27.0f %8.0f %6.3fx %33.0f %8.0f %6.3fx\n", r.kind, "yes",
-			r.ppidOffMed, r.ppidOnMed, r.ppidR, r.lockOffMed, r.lockOnMed, r.lockR)
+		fmt.Printf("%-10s %-8s  %7.0f %7.0f %7.3fx  %7.0f %7.0f %7.3fx %+7.0f\n", r.kind, "yes",
+			r.ppidOffNs, r.ppidOnNs, r.ppidR, r.lockOffNs, r.lockOnNs, r.lockR, r.lockOnNs-r.lockOffNs)
 	}
-	fmt.Println("\n(medians over the rounds; ratio = with / without. Under emulation compare ratios only.)")
+	fmt.Println("\n(each the fastest chunk over all rounds; ratio = with / without.\n" +
+		" Under emulation compare ratios only: emulated time is not real time. If another program\n" +
+		" uses syscall tracepoints meanwhile, e.g. a running memlock-exporter, \"without\" pays their tax too.)")
 	for _, r := range rows {
 		if r.err == nil {
-			fmt.Printf("per-round getppid ns, %s: without %v with %v (waited %.1fs to settle)\n", r.kind, round(r.ppidOff), round(r.ppidOn), r.settle.Seconds())
+			fmt.Printf("per-round getppid ns, %s: without %v with %v\n", r.kind, round(r.ppidOff), round(r.ppidOn))
 		}
 	}
 	fmt.Println()
@@ -145,7 +150,7 @@ func taxLine(kernel string, r taxRow) string {
 		return fmt.Sprintf("TAX kernel=%s hook=%s attached=no reason=%s", kernel, r.kind, oneLine(r.err))
 	}
 	return fmt.Sprintf("TAX kernel=%s hook=%s attached=yes rounds=%d getppid_ns_without=%.1f getppid_ns_with=%.1f getppid_ratio=%.3f mlock_ns_without=%.0f mlock_ns_with=%.0f mlock_ratio=%.3f",
-		kernel, r.kind, len(r.ppidOn), r.ppidOffMed, r.ppidOnMed, r.ppidR, r.lockOffMed, r.lockOnMed, r.lockR)
+		kernel, r.kind, len(r.ppidOn), r.ppidOffNs, r.ppidOnNs, r.ppidR, r.lockOffNs, r.lockOnNs, r.lockR)
 }
 
 // oneLine keeps the first line of an error: verifier logs run to many.
@@ -154,136 +159,70 @@ func oneLine(err error) string {
 	return s
 }
 
-// taxChunks: each measurement is cut into this many chunks and quotes
-// the fastest. Under QEMU's single-threaded TCG the other vCPU (the Go
-// runtime, the reader) and code re-translated after the kernel patches
-// itself stall this one for milliseconds at a time; a clean chunk is the
-// cost of the call itself.
-const taxChunks = 10
+// Each measurement is cut into short chunks (about a millisecond under
+// QEMU TCG) and quotes the fastest. Under emulation the guest's clock runs
+// on while the host preempts QEMU's thread, and on a shared host that
+// happens all the time: 1 ms chunks of getppid in one guest ranged from
+// 440 to 2300 ns per call, and whole 50 ms measurements came out twice as
+// slow, at random. The noise only ever adds, so a chunk that ran clean is
+// the cost of the call itself. The getppid chunks are spread between the
+// mlock2 ones, over at least taxWindow, because the slow stretches came
+// in bursts of 100-300 ms.
+const (
+	ppidChunk = 2000 // getppid calls per chunk
+	lockChunk = 50   // mlock2+munlock pairs per chunk
+	taxWindow = 300 * time.Millisecond
+)
 
-// measureTax times `calls` getppid calls and calls/taxLockDivisor
+// measureTax times at least `calls` getppid calls and calls/taxLockDivisor
 // mlock2+munlock pairs of one page, and returns ns per call and per pair
-// (see taxChunks); with non-nil opts it attaches a tracer and runs its
-// reader first, as the daemon would. Either way it lets the machine settle
-// first (see settle) and says how long that took.
-func measureTax(page []byte, calls int, opts *bpf.Options, baseline uint64) (ppid, lock float64, waited time.Duration, err error) {
+// (see ppidChunk); with non-nil opts it attaches a tracer and runs its
+// reader first, as the daemon would.
+func measureTax(page []byte, calls int, opts *bpf.Options) (ppid, lock float64, err error) {
 	if opts != nil {
 		tr, stop, _, err := startTracer(*opts, nil)
 		if err != nil {
-			return 0, 0, 0, err
+			return 0, 0, err
 		}
 		defer func() { stop(); tr.Close() }()
 	}
-	waited = settle(baseline)
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	getppid := func(n int) error {
-		for range n {
+	getppid := func() {
+		start := time.Now()
+		for range ppidChunk {
 			// RawSyscall skips the Go scheduler's bookkeeping around
 			// the call, which would otherwise dilute the kernel's share.
 			unix.RawSyscall(unix.SYS_GETPPID, 0, 0, 0)
 		}
-		return nil
+		ppid = min(ppid, float64(time.Since(start).Nanoseconds())/ppidChunk)
 	}
-	lockPairs := func(n int) error {
-		_, err := measureCalls(page, n, nil)
+	lockPairs := func() error {
+		ns, err := measureCalls(page, lockChunk, nil)
+		lock = min(lock, ns)
 		return err
 	}
-	if ppid, err = fastestChunk(calls, getppid); err != nil {
-		return 0, 0, waited, err
+	// One untimed round of each to warm up, then nPpid and nLock chunks
+	// interleaved evenly over max(nPpid, nLock) steps, repeated until
+	// taxWindow has passed.
+	getppid()
+	if err := lockPairs(); err != nil {
+		return 0, 0, err
 	}
-	lock, err = fastestChunk(calls/taxLockDivisor, lockPairs)
-	return ppid, lock, waited, err
-}
-
-// fastestChunk runs f over calls calls in taxChunks chunks, after one
-// untimed chunk to warm up, and returns the fastest chunk's ns per call.
-func fastestChunk(calls int, f func(n int) error) (float64, error) {
-	n := max(1, calls/taxChunks)
-	if err := f(n); err != nil {
-		return 0, err
-	}
-	best := math.Inf(1)
-	for range taxChunks {
-		start := time.Now()
-		if err := f(n); err != nil {
-			return 0, err
+	ppid, lock = math.Inf(1), math.Inf(1)
+	nPpid, nLock := max(1, calls/ppidChunk), max(1, calls/taxLockDivisor/lockChunk)
+	steps := max(nPpid, nLock)
+	begin := time.Now()
+	for i := 0; i < steps || time.Since(begin) < taxWindow; i++ {
+		j := i % steps
+		if j*nPpid/steps != (j+1)*nPpid/steps {
+			getppid()
 		}
-		best = min(best, float64(time.Since(start).Nanoseconds())/float64(n))
-	}
-	return best, nil
-}
-
-// Detaching a tracer leaves the kernel work to do for a while (RCU grace
-// periods, freeing programs and trampolines), on other CPUs. Under QEMU's
-// single-threaded TCG that work halves this vCPU's speed: getppid measured
-// right after a Close ran twice as slow as before the Open. So every
-// measurement first waits until the machine is as quiet as it was at the
-// start, for at most settleMax.
-const (
-	settleWindow = 100 * time.Millisecond
-	settleMax    = 3 * time.Second
-)
-
-// busyTicks is the CPU time all CPUs have spent not idle, in USER_HZ
-// ticks, from /proc/stat.
-func busyTicks() (uint64, error) {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0, err
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	fields := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
-	if len(fields) < 9 || fields[0] != "cpu" {
-		return 0, fmt.Errorf("unexpected /proc/stat line %q", line)
-	}
-	var busy uint64
-	for i, f := range fields[1:9] {
-		n, err := strconv.ParseUint(f, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("parse /proc/stat: %w", err)
-		}
-		if i != 3 && i != 4 { // idle, iowait
-			busy += n
+		if j*nLock/steps != (j+1)*nLock/steps {
+			if err := lockPairs(); err != nil {
+				return 0, 0, err
+			}
 		}
 	}
-	return busy, nil
-}
-
-// busyIn returns the busy ticks over the next settleWindow.
-func busyIn() (uint64, error) {
-	a, err := busyTicks()
-	if err != nil {
-		return 0, err
-	}
-	time.Sleep(settleWindow)
-	b, err := busyTicks()
-	return b - a, err
-}
-
-// idleBaseline is the machine's background load, in busy ticks per
-// settleWindow, before any tracer: the least of three windows.
-func idleBaseline() uint64 {
-	best := uint64(math.MaxUint64)
-	for range 3 {
-		n, err := busyIn()
-		if err != nil {
-			return best // settle then never waits
-		}
-		best = min(best, n)
-	}
-	return best
-}
-
-// settle waits until a settleWindow is no busier than baseline (plus one
-// tick of slack), for at most settleMax, and returns how long it waited.
-func settle(baseline uint64) time.Duration {
-	start := time.Now()
-	for time.Since(start) < settleMax {
-		n, err := busyIn()
-		if err != nil || n <= baseline+1 {
-			break
-		}
-	}
-	return time.Since(start)
+	return ppid, lock, nil
 }
