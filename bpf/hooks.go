@@ -111,7 +111,7 @@ var attachers = map[Probe]attacher{
 // on x86-64 (kernels since 4.17 wrap every syscall in __x64_sys_<name>),
 // checked against the kernel's BTF when it is readable. Some kernels'
 // BTF lists a function twice (Debian's 6.1 does); that is fine for kprobes,
-// which attach by symbol, though cilium/ebpf then refuses fentry on it.
+// which attach by symbol, and btfdup.go makes it fine for fentry.
 func syscallFunction(s Syscall) (string, error) {
 	name := "__x64_sys_" + s.String()
 	spec, err := btf.LoadKernelSpec()
