@@ -275,7 +275,7 @@ func (t *Tracer) NewReader(opts ReaderOptions) (*Reader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open ring buffer reader: %w", err)
 	}
-	return newReader(rb, t.maps.Counters, opts)
+	return newReader(rb, t.maps.Events, t.maps.Counters, opts)
 }
 
 // Close detaches every hook and frees the BPF objects. It is safe to call
