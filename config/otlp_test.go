@@ -22,8 +22,8 @@ func telemetryDefaults() Telemetry {
 			Protocol: "grpc", Endpoint: "http://localhost:4317", Insecure: true,
 			Compression: "none", Timeout: 10 * time.Second,
 		},
-		LogBatch:     Batch{ScheduleDelay: time.Second, ExportTimeout: 30 * time.Second, MaxQueueSize: 2048, MaxExportBatch: 512},
-		SpanBatch:    Batch{ScheduleDelay: 5 * time.Second, ExportTimeout: 30 * time.Second, MaxQueueSize: 2048, MaxExportBatch: 512},
+		LogBatch:     Batch{ScheduleDelay: time.Second, ExportTimeout: 30 * time.Second, MaxQueueSize: 8192, MaxExportBatch: 512},
+		SpanBatch:    Batch{ScheduleDelay: 5 * time.Second, ExportTimeout: 30 * time.Second, MaxQueueSize: 8192, MaxExportBatch: 512},
 		Sampler:      "parentbased_always_on",
 		SamplerRatio: 1,
 	}
@@ -286,7 +286,7 @@ func TestTelemetryGood(t *testing.T) {
 		{"BLRP batch equal to queue", []string{"OTEL_BLRP_MAX_QUEUE_SIZE=1000", "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE=1000"}, func(t *Telemetry) {
 			t.LogBatch.MaxQueueSize, t.LogBatch.MaxExportBatch = 1000, 1000
 		}},
-		{"BLRP batch equal to default queue", []string{"OTEL_BLRP_MAX_EXPORT_BATCH_SIZE=2048"}, func(t *Telemetry) { t.LogBatch.MaxExportBatch = 2048 }},
+		{"BLRP batch equal to default queue", []string{"OTEL_BLRP_MAX_EXPORT_BATCH_SIZE=8192"}, func(t *Telemetry) { t.LogBatch.MaxExportBatch = 8192 }},
 		{"BSP schedule delay", []string{"OTEL_BSP_SCHEDULE_DELAY=100"}, func(t *Telemetry) { t.SpanBatch.ScheduleDelay = 100 * time.Millisecond }},
 		{"BSP export timeout", []string{"OTEL_BSP_EXPORT_TIMEOUT=5000"}, func(t *Telemetry) { t.SpanBatch.ExportTimeout = 5 * time.Second }},
 		{"BSP queue size", []string{"OTEL_BSP_MAX_QUEUE_SIZE=4096"}, func(t *Telemetry) { t.SpanBatch.MaxQueueSize = 4096 }},
@@ -484,12 +484,12 @@ func TestTelemetryBad(t *testing.T) {
 		{[]string{"OTEL_BLRP_SCHEDULE_DELAY=0"}, "OTEL_BLRP_SCHEDULE_DELAY", "0", "must be a whole number of milliseconds from 1 to 2147483647 (e.g. 1000)"},
 		{[]string{"OTEL_BLRP_SCHEDULE_DELAY=1s"}, "OTEL_BLRP_SCHEDULE_DELAY", "1s", "must be a whole number of milliseconds from 1 to 2147483647 (e.g. 1000)"},
 		{[]string{"OTEL_BLRP_EXPORT_TIMEOUT=-30000"}, "OTEL_BLRP_EXPORT_TIMEOUT", "-30000", "must be a whole number of milliseconds from 1 to 2147483647 (e.g. 30000)"},
-		{[]string{"OTEL_BLRP_MAX_QUEUE_SIZE=0"}, "OTEL_BLRP_MAX_QUEUE_SIZE", "0", "must be a whole number from 1 to 2147483647 (e.g. 2048)"},
-		{[]string{"OTEL_BLRP_MAX_QUEUE_SIZE=2k"}, "OTEL_BLRP_MAX_QUEUE_SIZE", "2k", "must be a whole number from 1 to 2147483647 (e.g. 2048)"},
+		{[]string{"OTEL_BLRP_MAX_QUEUE_SIZE=0"}, "OTEL_BLRP_MAX_QUEUE_SIZE", "0", "must be a whole number from 1 to 2147483647 (e.g. 8192)"},
+		{[]string{"OTEL_BLRP_MAX_QUEUE_SIZE=2k"}, "OTEL_BLRP_MAX_QUEUE_SIZE", "2k", "must be a whole number from 1 to 2147483647 (e.g. 8192)"},
 		{[]string{"OTEL_BLRP_MAX_EXPORT_BATCH_SIZE=0"}, "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", "0", "must be a whole number from 1 to 2147483647 (e.g. 512)"},
 		{
-			[]string{"OTEL_BLRP_MAX_EXPORT_BATCH_SIZE=4096"}, "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", "4096",
-			"must be a whole number from 1 to the queue size 2048 (OTEL_BLRP_MAX_QUEUE_SIZE)",
+			[]string{"OTEL_BLRP_MAX_EXPORT_BATCH_SIZE=9000"}, "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", "9000",
+			"must be a whole number from 1 to the queue size 8192 (OTEL_BLRP_MAX_QUEUE_SIZE)",
 		},
 		{
 			[]string{"OTEL_BLRP_MAX_QUEUE_SIZE=100", "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE=101"}, "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", "101",
@@ -497,7 +497,7 @@ func TestTelemetryBad(t *testing.T) {
 		},
 		{[]string{"OTEL_BSP_SCHEDULE_DELAY=-1"}, "OTEL_BSP_SCHEDULE_DELAY", "-1", "must be a whole number of milliseconds from 1 to 2147483647 (e.g. 5000)"},
 		{[]string{"OTEL_BSP_EXPORT_TIMEOUT=0"}, "OTEL_BSP_EXPORT_TIMEOUT", "0", "must be a whole number of milliseconds from 1 to 2147483647 (e.g. 30000)"},
-		{[]string{"OTEL_BSP_MAX_QUEUE_SIZE=3000000000"}, "OTEL_BSP_MAX_QUEUE_SIZE", "3000000000", "must be a whole number from 1 to 2147483647 (e.g. 2048)"},
+		{[]string{"OTEL_BSP_MAX_QUEUE_SIZE=3000000000"}, "OTEL_BSP_MAX_QUEUE_SIZE", "3000000000", "must be a whole number from 1 to 2147483647 (e.g. 8192)"},
 		{[]string{"OTEL_BSP_MAX_EXPORT_BATCH_SIZE=many"}, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "many", "must be a whole number from 1 to 2147483647 (e.g. 512)"},
 		{
 			[]string{"OTEL_BSP_MAX_QUEUE_SIZE=10", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE=512"}, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "512",
