@@ -275,11 +275,21 @@ func (s *stream) export(ctx context.Context, b *batch) {
 	defer cancel()
 	s.reqBuf = s.request(s.reqBuf[:0], &s.scope, b.buf)
 	rejected, err := s.send.Send(ctx, s.reqBuf)
+	var refusal error
+	var partial *otlpsend.PartialSuccessError
+	if errors.As(err, &partial) {
+		// Delivered, but the collector kept only part of it (or just
+		// had something to say): only what it refused is lost.
+		rejected, err, refusal = partial.Rejected, nil, partial
+	}
 	switch {
 	case err != nil:
 		s.count.failed(b.n, err)
 	case rejected > 0:
-		s.count.failed(int(min(rejected, int64(b.n))), fmt.Errorf("the collector rejected %d of %d items", rejected, b.n))
+		if refusal == nil {
+			refusal = fmt.Errorf("the collector rejected %d of %d items", rejected, b.n)
+		}
+		s.count.failed(int(min(rejected, int64(b.n))), refusal)
 	default:
 		s.count.succeeded()
 	}

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/memlock-exporter/memlock-exporter/bpf"
+	"github.com/memlock-exporter/memlock-exporter/exporter/internal/otlpsend"
 	"github.com/memlock-exporter/memlock-exporter/exporter/internal/otlpwire"
 	"github.com/memlock-exporter/memlock-exporter/procfs"
 )
@@ -287,6 +288,9 @@ func TestStreamBatches(t *testing.T) {
 		{name: "one batch", batch: 512, queue: 2048, n: 3, wantSizes: []int{3}, wantOK: 1},
 		{name: "failures are counted per record", batch: 4, queue: 16, n: 6, senderErr: errors.New("connection refused"), wantFail: 6},
 		{name: "rejections are failures", batch: 4, queue: 16, n: 4, rejected: 1, wantSizes: []int{4}, wantFail: 1},
+		// A partial success is delivered: only the rejected record is lost.
+		{name: "partial success with a message", batch: 4, queue: 16, n: 4, senderErr: &otlpsend.PartialSuccessError{Rejected: 1, Message: "too old"}, wantFail: 1},
+		{name: "partial success, nothing rejected", batch: 4, queue: 16, n: 4, senderErr: &otlpsend.PartialSuccessError{Message: "fyi"}, wantOK: 1},
 		// The sender is stuck on the first full batch; the next three
 		// wait in the queue (16/4-1 slots: the batch being filled counts
 		// towards the queue size) and the other six are dropped. Shutdown
