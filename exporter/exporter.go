@@ -184,7 +184,7 @@ func newExporter(lp log.LoggerProvider, mp metric.MeterProvider, tp trace.Tracer
 	meter := mp.Meter(semconv.ScopeName,
 		metric.WithInstrumentationVersion(opts.ServiceVersion),
 		metric.WithSchemaURL(semconv.SchemaURL))
-	inst, err := newInstruments(meter, e.observeLost)
+	inst, err := newInstruments(meter, e.observeCalls, e.observeLost)
 	if err != nil {
 		return nil, err
 	}
@@ -227,6 +227,7 @@ func (e *Exporter) Handle(ev *bpf.Event) {
 
 	e.mu.Lock()
 	ca := e.attrs.get(ev.Syscall, ev.Errno())
+	ca.calls++
 	if e.trackOn && ev.PID != 0 {
 		e.track(ev.PID, ev.ExeName, ev.Comm)
 	}
@@ -263,7 +264,6 @@ func (e *Exporter) Handle(ev *bpf.Event) {
 		}
 	}
 
-	e.inst.calls.Add(e.ctx, 1, ca.add...)
 	e.inst.duration.Record(e.ctx, ev.Duration.Seconds(), ca.record...)
 	if syscalls[ev.Syscall].hasRange {
 		e.inst.size.Record(e.ctx, clampInt64(ev.Len), ca.record...)

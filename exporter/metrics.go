@@ -13,20 +13,24 @@ import (
 
 // instruments are the metric instruments of the schema.
 type instruments struct {
-	calls    metric.Int64Counter
+	calls    metric.Int64ObservableCounter
 	duration metric.Float64Histogram
 	size     metric.Int64Histogram
 	lost     metric.Int64ObservableCounter
 }
 
-func newInstruments(m metric.Meter, observeLost metric.Int64Callback) (*instruments, error) {
+func newInstruments(m metric.Meter, observeCalls, observeLost metric.Int64Callback) (*instruments, error) {
 	var (
 		in  instruments
 		err error
 	)
-	in.calls, err = m.Int64Counter(semconv.MetricCalls,
+	// Observed rather than added to: Handle counts each call in its
+	// callAttrs (it holds the lock anyway), which costs next to nothing,
+	// where a synchronous counter's Add cost ~0.2 µs per call.
+	in.calls, err = m.Int64ObservableCounter(semconv.MetricCalls,
 		metric.WithUnit(semconv.MetricCallsUnit),
-		metric.WithDescription(semconv.MetricCallsDescription))
+		metric.WithDescription(semconv.MetricCallsDescription),
+		metric.WithInt64Callback(observeCalls))
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", semconv.MetricCalls, err)
 	}
@@ -58,7 +62,8 @@ func newInstruments(m metric.Meter, observeLost metric.Int64Callback) (*instrume
 // once and reused, so recording a call allocates nothing.
 type callAttrs struct {
 	errName string // errno name, "" on success
-	add     []metric.AddOption
+	calls   uint64 // calls so far, for memlock.calls; guarded by Exporter.mu
+	observe []metric.ObserveOption
 	record  []metric.RecordOption
 }
 
@@ -107,9 +112,36 @@ func newCallAttrs(s bpf.Syscall, errno bpf.Errno) *callAttrs {
 		kvs = append(kvs, semconv.ErrorTypeKey.String(ca.errName))
 	}
 	opt := metric.WithAttributeSet(attribute.NewSet(kvs...))
-	ca.add = []metric.AddOption{opt}
+	ca.observe = []metric.ObserveOption{opt}
 	ca.record = []metric.RecordOption{opt}
 	return ca
+}
+
+// each calls fn for every callAttrs made so far.
+func (c *callAttrCache) each(fn func(*callAttrs)) {
+	for s := range c.small {
+		for _, ca := range c.small[s] {
+			if ca != nil {
+				fn(ca)
+			}
+		}
+	}
+	for _, ca := range c.large {
+		fn(ca)
+	}
+}
+
+// observeCalls reports memlock.calls: the calls Handle counted, per
+// syscall and error.type.
+func (e *Exporter) observeCalls(_ context.Context, o metric.Int64Observer) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.attrs.each(func(ca *callAttrs) {
+		if ca.calls > 0 {
+			o.Observe(clampInt64(ca.calls), ca.observe...)
+		}
+	})
+	return nil
 }
 
 // lostReasons are the values of memlock.reason, in the order of lostOpts.
