@@ -18,6 +18,7 @@ import (
 	"github.com/memlock-exporter/memlock-exporter/bpf"
 	"github.com/memlock-exporter/memlock-exporter/exporter/internal/otlpsend"
 	"github.com/memlock-exporter/memlock-exporter/exporter/internal/otlpwire"
+	"github.com/memlock-exporter/memlock-exporter/procfs"
 	"github.com/memlock-exporter/memlock-exporter/semconv"
 )
 
@@ -400,6 +401,7 @@ func newSampler(name string, ratio float64) (sampler, error) {
 // direct is the direct pipeline of an Exporter: either stream may be nil.
 type direct struct {
 	logs, spans *stream
+	threads     threadCache
 	ids         *idGenerator
 	sample      sampler
 	span        otlpwire.Span      // reused: Handle holds e.mu
@@ -438,7 +440,7 @@ func (e *Exporter) sdkLogs() bool {
 // appends the span: a root named after the syscall, of kind internal, from
 // the call's entry to its exit, with attrs and, on failure, an error status
 // described by errName, as the SDK would make it. e.mu is held.
-func (e *Exporter) directSpan(ev *bpf.Event, attrs []attribute.KeyValue, errName string) spanIDs {
+func (e *Exporter) directSpan(ev *bpf.Event, attrs []attribute.KeyValue, encoded []byte, errName string) spanIDs {
 	d := e.direct
 	ids := d.ids.next()
 	ids.sampled = d.sample(ids.trace)
@@ -455,6 +457,8 @@ func (e *Exporter) directSpan(ev *bpf.Event, attrs []attribute.KeyValue, errName
 		Start:      ev.Time.UnixNano(),
 		End:        ev.Time.Add(ev.Duration).UnixNano(),
 		Attributes: attrs,
+		// The thread's attributes, when the caller has them encoded.
+		EncodedAttributes: encoded,
 	}
 	if ev.Ret < 0 {
 		sp.StatusCode, sp.StatusMessage = statusCodeError, errName
@@ -466,7 +470,7 @@ func (e *Exporter) directSpan(ev *bpf.Event, attrs []attribute.KeyValue, errName
 // directLog appends the log record of one call: what recordBuilder.record
 // makes for the SDK, plus the IDs of the call's span when there is one.
 // e.mu is held.
-func (e *Exporter) directLog(ev *bpf.Event, attrs []attribute.KeyValue, observed time.Time, ids *spanIDs) {
+func (e *Exporter) directLog(ev *bpf.Event, attrs []attribute.KeyValue, encoded []byte, observed time.Time, ids *spanIDs) {
 	d := e.direct
 	e.rb.body = ev.AppendCall(e.rb.body[:0])
 	r := &d.rec
@@ -476,8 +480,9 @@ func (e *Exporter) directLog(ev *bpf.Event, attrs []attribute.KeyValue, observed
 		Severity:     severityInfo,
 		EventName:    syscalls[ev.Syscall].eventName,
 		// The record is encoded before the buffer is reused: no copy.
-		Body:       unsafe.String(unsafe.SliceData(e.rb.body), len(e.rb.body)),
-		Attributes: attrs,
+		Body:              unsafe.String(unsafe.SliceData(e.rb.body), len(e.rb.body)),
+		Attributes:        attrs,
+		EncodedAttributes: encoded,
 	}
 	if ev.Ret < 0 {
 		r.Severity = severityWarn
@@ -536,4 +541,88 @@ func newDirect(opts *DirectOptions, res *resource.Resource, serviceVersion strin
 		})
 	}
 	return d, nil
+}
+
+// The attributes of the calling thread and its process (pid through the
+// procfs context, about half of a record's bytes) repeat from one call of
+// a thread to the next; threadCache keeps them encoded, per thread, for
+// log records and for spans, and encodes them again only when one of the
+// values they are made of changes.
+type threadCache struct {
+	m       map[uint32]*threadEncoding
+	scratch []attribute.KeyValue
+}
+
+// maxThreadCache bounds threadCache; a full cache is emptied and refilled.
+const maxThreadCache = 4096
+
+type threadEncoding struct {
+	key       threadKey
+	log, span []byte // LogRecord.attributes and Span.attributes fields
+}
+
+// threadKey is everything appendThreadAttributes reads.
+type threadKey struct {
+	pid, ppid, tid, euid, uid, egid, gid uint32
+	cgroupID                             uint64
+	comm, exe                            string
+	info                                 bool
+	exePath, cgroupPath, container, pod  string
+	args                                 *string // the argument vector's backing array, shared by the procfs cache
+	nargs                                int
+	vpid                                 uint32
+	inPIDNamespace                       bool
+}
+
+func newThreadKey(ev *bpf.Event, info *procfs.Info) threadKey {
+	k := threadKey{
+		pid: ev.PID, ppid: ev.PPID, tid: ev.TID,
+		euid: ev.EUID, uid: ev.UID, egid: ev.EGID, gid: ev.GID,
+		cgroupID: ev.CgroupID, comm: ev.Comm, exe: ev.ExeName,
+	}
+	if info != nil {
+		k.info = true
+		k.exePath, k.cgroupPath, k.container, k.pod = info.ExePath, info.CgroupPath, info.ContainerID, info.PodUID
+		k.args, k.nargs = unsafe.SliceData(info.CommandArgs), len(info.CommandArgs)
+		k.vpid, k.inPIDNamespace = info.VPID, info.InPIDNamespace
+	}
+	return k
+}
+
+// get returns the encoded thread attributes of ev's thread, encoding them
+// (with b) for log records if logs and for spans if spans. e.mu is held.
+func (c *threadCache) get(b *recordBuilder, ev *bpf.Event, info *procfs.Info, logs, spans bool) *threadEncoding {
+	k := newThreadKey(ev, info)
+	te := c.m[ev.TID]
+	if te != nil && te.key == k {
+		return te
+	}
+	if te == nil {
+		if c.m == nil || len(c.m) >= maxThreadCache {
+			c.m = make(map[uint32]*threadEncoding)
+		}
+		te = &threadEncoding{}
+		c.m[ev.TID] = te
+	}
+	attrs := b.appendThreadAttributes(c.scratch[:0], ev, info)
+	c.scratch = attrs[:0]
+	te.key, te.log, te.span = k, te.log[:0], te.span[:0]
+	if logs {
+		te.log = otlpwire.AppendLogAttributes(te.log, attrs)
+	}
+	if spans {
+		te.span = otlpwire.AppendSpanAttributes(te.span, attrs)
+	}
+	return te
+}
+
+// directOnly reports whether every log record and span goes through the
+// direct pipeline (or nowhere): then no SDK call needs the attributes whole.
+func (e *Exporter) directOnly() bool {
+	d := e.direct
+	if d == nil {
+		return false
+	}
+	sdkSpans := e.tracer != nil
+	return !sdkSpans && !e.sdkLogs()
 }

@@ -1,6 +1,7 @@
 package exporter
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -476,4 +477,50 @@ func closedLoopbackPort(t *testing.T) string {
 	addr := lis.Addr().String()
 	lis.Close()
 	return addr
+}
+
+// TestThreadCacheFollowsChanges: the cached encoding of a thread's
+// attributes is always what encoding them afresh gives, whichever value
+// they are made of changes between two calls of the thread.
+func TestThreadCacheFollowsChanges(t *testing.T) {
+	base := procfs.Info{ExePath: "/usr/bin/a", CommandArgs: []string{"a", "-x"}, CgroupPath: "/a.scope", ContainerID: "c1", PodUID: "p1", VPID: 3, InPIDNamespace: true}
+	for _, tc := range []struct {
+		name   string
+		change func(ev *bpf.Event, info *procfs.Info) *procfs.Info
+	}{
+		{"nothing", func(ev *bpf.Event, info *procfs.Info) *procfs.Info { return info }},
+		{"parent", func(ev *bpf.Event, info *procfs.Info) *procfs.Info { ev.PPID++; return info }},
+		{"thread name", func(ev *bpf.Event, info *procfs.Info) *procfs.Info { ev.Comm = "renamed"; return info }},
+		{"executable", func(ev *bpf.Event, info *procfs.Info) *procfs.Info { ev.ExeName = "b"; return info }},
+		{"effective uid", func(ev *bpf.Event, info *procfs.Info) *procfs.Info { ev.EUID = 0; return info }},
+		{"gid", func(ev *bpf.Event, info *procfs.Info) *procfs.Info { ev.GID = 7; return info }},
+		{"cgroup id", func(ev *bpf.Event, info *procfs.Info) *procfs.Info { ev.CgroupID = 99; return info }},
+		{"process gone", func(ev *bpf.Event, info *procfs.Info) *procfs.Info { return nil }},
+		{"exe path", func(ev *bpf.Event, info *procfs.Info) *procfs.Info { info.ExePath = "/usr/bin/b"; return info }},
+		{"arguments", func(ev *bpf.Event, info *procfs.Info) *procfs.Info {
+			info.CommandArgs = []string{"a", "-y"}
+			return info
+		}},
+		{"container", func(ev *bpf.Event, info *procfs.Info) *procfs.Info { info.ContainerID = "c2"; return info }},
+		{"vpid", func(ev *bpf.Event, info *procfs.Info) *procfs.Info { info.VPID = 4; return info }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var c threadCache
+			var b recordBuilder
+			ev := sampleEvent()
+			info := base
+			c.get(&b, &ev, &info, true, true)
+			next := info
+			infoP := tc.change(&ev, &next)
+			got := c.get(&b, &ev, infoP, true, true)
+			var fresh recordBuilder
+			attrs := fresh.appendThreadAttributes(nil, &ev, infoP)
+			if !bytes.Equal(got.log, otlpwire.AppendLogAttributes(nil, attrs)) {
+				t.Error("log encoding is stale")
+			}
+			if !bytes.Equal(got.span, otlpwire.AppendSpanAttributes(nil, attrs)) {
+				t.Error("span encoding is stale")
+			}
+		})
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/log"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
@@ -234,12 +235,28 @@ func (e *Exporter) Handle(ev *bpf.Event) {
 	if !emit {
 		e.mu.Unlock()
 	} else {
-		attrs := e.rb.attributes(ev, infoP, ca.errName)
+		var (
+			attrs   []attribute.KeyValue
+			thread  *threadEncoding
+			logEnc  []byte
+			spanEnc []byte
+		)
+		if e.directOnly() {
+			// Nothing goes through the SDK: the thread's attributes
+			// can be taken already encoded.
+			attrs = e.rb.appendCallAttributes(e.rb.attrs[:0], ev, ca.errName)
+			e.rb.attrs = attrs[:0]
+			d := e.direct
+			thread = d.threads.get(&e.rb, ev, infoP, d.logs != nil, d.spans != nil)
+			logEnc, spanEnc = thread.log, thread.span
+		} else {
+			attrs = e.rb.attributes(ev, infoP, ca.errName)
+		}
 		ctx := e.ctx
 		var ids spanIDs
 		switch {
 		case e.direct != nil && e.direct.spans != nil:
-			ids = e.directSpan(ev, attrs, ca.errName)
+			ids = e.directSpan(ev, attrs, spanEnc, ca.errName)
 			if e.sdkLogs() {
 				ctx = trace.ContextWithSpanContext(ctx, ids.spanContext())
 			}
@@ -252,7 +269,7 @@ func (e *Exporter) Handle(ev *bpf.Event) {
 		var rec log.Record
 		switch {
 		case e.direct != nil && e.direct.logs != nil:
-			e.directLog(ev, attrs, observed, &ids)
+			e.directLog(ev, attrs, logEnc, observed, &ids)
 		case e.logsOn:
 			rec = e.rb.record(ev, attrs, observed)
 		}

@@ -167,8 +167,15 @@ func (b *recordBuilder) record(ev *bpf.Event, attrs []attribute.KeyValue, observ
 // it is valid until the next call, and its users must copy it (the log
 // record and the span do).
 func (b *recordBuilder) attributes(ev *bpf.Event, info *procfs.Info, errName string) []attribute.KeyValue {
+	a := b.appendThreadAttributes(b.appendCallAttributes(b.attrs[:0], ev, errName), ev, info)
+	b.attrs = a[:0]
+	return a
+}
+
+// appendCallAttributes appends the attributes that describe the call
+// itself, which change from call to call: the first part of a record's.
+func (b *recordBuilder) appendCallAttributes(a []attribute.KeyValue, ev *bpf.Event, errName string) []attribute.KeyValue {
 	si := &syscalls[ev.Syscall]
-	a := b.attrs[:0]
 	a = append(a, si.attr)
 	if si.hasRange {
 		a = append(a, semconv.Addr(ev.Addr), semconv.Len(ev.Len), semconv.Pages(ev.Pages()))
@@ -195,6 +202,14 @@ func (b *recordBuilder) attributes(ev *bpf.Event, info *procfs.Info, errName str
 	if ev.Ret < 0 {
 		a = append(a, semconv.ErrorTypeKey.String(errName))
 	}
+	return a
+}
+
+// appendThreadAttributes appends the attributes of the calling thread and
+// its process, the second part of a record's: they stay the same from one
+// call of a thread to the next, which lets the direct pipeline reuse their
+// encoding (threadCache).
+func (b *recordBuilder) appendThreadAttributes(a []attribute.KeyValue, ev *bpf.Event, info *procfs.Info) []attribute.KeyValue {
 	a = append(a,
 		semconv.ProcessPIDKey.Int64(int64(ev.PID)),
 		semconv.ProcessParentPIDKey.Int64(int64(ev.PPID)),
@@ -218,7 +233,6 @@ func (b *recordBuilder) attributes(ev *bpf.Event, info *procfs.Info, errName str
 	if info != nil {
 		a = b.proc.append(a, info)
 	}
-	b.attrs = a[:0]
 	return a
 }
 

@@ -23,24 +23,31 @@ type LogRecord struct {
 	EventName          string
 	Body               string // a string AnyValue; empty = no body
 	Attributes         []attribute.KeyValue
-	TraceID            [16]byte // all-zero = left out
-	SpanID             [8]byte  // all-zero = left out
-	TraceFlags         uint8    // LogRecord.flags (fixed32), 0 = left out
+	// EncodedAttributes are more attributes, already encoded by
+	// AppendLogAttributes, written verbatim after Attributes: attributes
+	// that repeat from record to record need not be encoded each time.
+	EncodedAttributes []byte
+	TraceID           [16]byte // all-zero = left out
+	SpanID            [8]byte  // all-zero = left out
+	TraceFlags        uint8    // LogRecord.flags (fixed32), 0 = left out
 }
 
 // Span is one OTLP Span (opentelemetry/proto/trace/v1/trace.proto), always a root span here.
 type Span struct {
-	TraceID       [16]byte
-	SpanID        [8]byte
-	ParentSpanID  [8]byte // all-zero = left out
-	TraceState    string
-	Flags         uint32 // Span.flags (fixed32) exactly as given
-	Name          string
-	Kind          int32 // SpanKind: 1 internal ...
-	Start, End    int64 // Unix nanoseconds
-	Attributes    []attribute.KeyValue
-	StatusCode    int32 // 0 unset, 1 ok, 2 error
-	StatusMessage string
+	TraceID      [16]byte
+	SpanID       [8]byte
+	ParentSpanID [8]byte // all-zero = left out
+	TraceState   string
+	Flags        uint32 // Span.flags (fixed32) exactly as given
+	Name         string
+	Kind         int32 // SpanKind: 1 internal ...
+	Start, End   int64 // Unix nanoseconds
+	Attributes   []attribute.KeyValue
+	// EncodedAttributes are more attributes, already encoded by
+	// AppendSpanAttributes, written verbatim after Attributes.
+	EncodedAttributes []byte
+	StatusCode        int32 // 0 unset, 1 ok, 2 error
+	StatusMessage     string
 }
 
 // Keys of the fields of requests and of opentelemetry.proto.logs.v1 and
@@ -159,7 +166,7 @@ func sizeLogRecord(r *LogRecord) int {
 		sizeEnum(r.Severity) +
 		sizeStringField(r.SeverityText) +
 		sizeLenField(sizeBody(r.Body)) +
-		sizeAttrs(r.Attributes) +
+		sizeAttrs(r.Attributes) + len(r.EncodedAttributes) +
 		sizeID(r.TraceID[:]) +
 		sizeID(r.SpanID[:]) +
 		sizeTime(r.ObservedTime) +
@@ -189,6 +196,7 @@ func AppendLogRecord(dst []byte, r *LogRecord) []byte {
 	dst = appendLen(append(dst, keyLogBody), sizeBody(r.Body))
 	dst = appendStringField(dst, keyAnyString, r.Body)
 	dst = appendAttrs(dst, keyLogAttrs, r.Attributes)
+	dst = append(dst, r.EncodedAttributes...)
 	if r.TraceFlags != 0 {
 		dst = protowire.AppendFixed32(append(dst, keyLogFlags), uint32(r.TraceFlags))
 	}
@@ -213,12 +221,24 @@ func sizeSpan(s *Span) int {
 		sizeEnum(s.Kind) +
 		sizeTime(s.Start) +
 		sizeTime(s.End) +
-		sizeAttrs(s.Attributes) +
+		sizeAttrs(s.Attributes) + len(s.EncodedAttributes) +
 		sizeLenField(sizeStatus(s))
 	if s.Flags != 0 {
 		n += protowire.SizeTag(spanFlagsNum) + 4
 	}
 	return n
+}
+
+// AppendLogAttributes appends attrs encoded as LogRecord.attributes
+// fields, for LogRecord.EncodedAttributes.
+func AppendLogAttributes(dst []byte, attrs []attribute.KeyValue) []byte {
+	return appendAttrs(dst, keyLogAttrs, attrs)
+}
+
+// AppendSpanAttributes appends attrs encoded as Span.attributes fields, for
+// Span.EncodedAttributes.
+func AppendSpanAttributes(dst []byte, attrs []attribute.KeyValue) []byte {
+	return appendAttrs(dst, keySpanAttrs, attrs)
 }
 
 // AppendSpan appends s as one ScopeSpans.spans entry (tag + length + Span).
@@ -242,6 +262,7 @@ func AppendSpan(dst []byte, s *Span) []byte {
 	dst = appendTime(dst, keySpanStart, s.Start)
 	dst = appendTime(dst, keySpanEnd, s.End)
 	dst = appendAttrs(dst, keySpanAttrs, s.Attributes)
+	dst = append(dst, s.EncodedAttributes...)
 	dst = appendLen(append(dst, keySpanStatus), sizeStatus(s))
 	dst = appendStringField(dst, keyStatusMessage, s.StatusMessage)
 	dst = appendEnum(dst, keyStatusCode, s.StatusCode)

@@ -1,6 +1,7 @@
 package otlpwire
 
 import (
+	"bytes"
 	"compress/gzip"
 	"context"
 	"io"
@@ -1162,5 +1163,34 @@ func TestMatchesSDK(t *testing.T) {
 			}
 			compareTraces(t, &sc, &spanCases[0].span)
 		})
+	}
+}
+
+// TestEncodedAttributes: attributes encoded ahead of time and passed as
+// EncodedAttributes give the same bytes as the same attributes given
+// whole, for records and for spans, wherever the list is split.
+func TestEncodedAttributes(t *testing.T) {
+	attrs := []attribute.KeyValue{
+		attribute.String("memlock.syscall", "mlock2"),
+		attribute.Int64("memlock.len", 8192),
+		attribute.Bool("b", true),
+		attribute.Float64("memlock.duration", 4.2e-6),
+		attribute.StringSlice("memlock.flag_names", []string{"MLOCK_ONFAULT"}),
+		attribute.Int64("process.pid", 4242),
+		attribute.String("thread.name", "gpg-agent"),
+	}
+	for split := 0; split <= len(attrs); split++ {
+		whole := AppendLogRecord(nil, &LogRecord{Time: 1, Body: "x", Attributes: attrs, TraceID: [16]byte{1}, SpanID: [8]byte{2}})
+		parts := AppendLogRecord(nil, &LogRecord{Time: 1, Body: "x", Attributes: attrs[:split],
+			EncodedAttributes: AppendLogAttributes(nil, attrs[split:]), TraceID: [16]byte{1}, SpanID: [8]byte{2}})
+		if !bytes.Equal(whole, parts) {
+			t.Errorf("log record split at %d: bytes differ", split)
+		}
+		wholeSpan := AppendSpan(nil, &Span{Name: "mlock2", Attributes: attrs, StatusCode: 2, StatusMessage: "ENOMEM"})
+		partsSpan := AppendSpan(nil, &Span{Name: "mlock2", Attributes: attrs[:split],
+			EncodedAttributes: AppendSpanAttributes(nil, attrs[split:]), StatusCode: 2, StatusMessage: "ENOMEM"})
+		if !bytes.Equal(wholeSpan, partsSpan) {
+			t.Errorf("span split at %d: bytes differ", split)
+		}
 	}
 }
