@@ -544,6 +544,14 @@ func settings() []setting {
 			field: "SDKDisabled",
 			must:  func(*Config) string { return "must be true or false (case-insensitive)" },
 		},
+		{
+			Variable: Variable{
+				Name:        "GOMEMLIMIT",
+				Default:     "40MiB",
+				Allowed:     "a byte count with a unit (e.g. 64MiB), or off",
+				Description: "The Go runtime's soft memory limit (read by the runtime); ours when unset, so that full export queues do not double the heap.",
+			},
+		},
 	}
 }
 

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"math"
+	"runtime/debug"
 	"strings"
 	"testing"
 )
@@ -56,6 +58,28 @@ func TestRunUsageAndConfigErrors(t *testing.T) {
 			}
 			if tt.oneLineErr && strings.Count(strings.TrimSpace(stderr.String()), "\n") != 0 {
 				t.Errorf("error is not one line:\n%s", &stderr)
+			}
+		})
+	}
+}
+
+// TestDefaultMemoryLimit: our soft memory limit applies only when
+// GOMEMLIMIT set none.
+func TestDefaultMemoryLimit(t *testing.T) {
+	saved := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetMemoryLimit(saved) })
+	for _, tc := range []struct {
+		name      string
+		set, want int64
+	}{
+		{"unset", math.MaxInt64, defaultMemoryLimit},
+		{"set by GOMEMLIMIT", 100 << 20, 100 << 20},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			debug.SetMemoryLimit(tc.set)
+			setDefaultMemoryLimit()
+			if got := debug.SetMemoryLimit(-1); got != tc.want {
+				t.Errorf("memory limit = %d, want %d", got, tc.want)
 			}
 		})
 	}
