@@ -236,10 +236,8 @@ func (e *Exporter) Handle(ev *bpf.Event) {
 		e.mu.Unlock()
 	} else {
 		var (
-			attrs   []attribute.KeyValue
-			thread  *threadEncoding
-			logEnc  []byte
-			spanEnc []byte
+			attrs           []attribute.KeyValue
+			logEnc, spanEnc []byte // the thread's attributes, encoded
 		)
 		if e.directOnly() {
 			// Nothing goes through the SDK: the thread's attributes
@@ -247,7 +245,7 @@ func (e *Exporter) Handle(ev *bpf.Event) {
 			attrs = e.rb.appendCallAttributes(e.rb.attrs[:0], ev, ca.errName)
 			e.rb.attrs = attrs[:0]
 			d := e.direct
-			thread = d.threads.get(&e.rb, ev, infoP, d.logs != nil, d.spans != nil)
+			thread := d.threads.get(&e.rb, ev, infoP, d.logs != nil, d.spans != nil)
 			logEnc, spanEnc = thread.log, thread.span
 		} else {
 			attrs = e.rb.attributes(ev, infoP, ca.errName)
