@@ -12,7 +12,8 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
-	"google.golang.org/protobuf/encoding/protowire"
+	collogspb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
+	"google.golang.org/protobuf/proto"
 )
 
 // Signal selects the OTLP service a Client exports to.
@@ -339,69 +340,17 @@ type partialSuccess struct {
 	message  string
 }
 
-// unmarshal decodes an Export*ServiceResponse by hand, which keeps the hot
-// path free of generated message types and of allocations for the usual empty
-// response.
+// unmarshal decodes an Export*ServiceResponse. It is decoded as a logs
+// response whatever the signal: the two share their wire layout (field 1,
+// partial_success, holds the rejected count in field 1 and error_message in
+// field 2).
 func (p *partialSuccess) unmarshal(b []byte) error {
-	*p = partialSuccess{}
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return fmt.Errorf("decode export response: %w", protowire.ParseError(n))
-		}
-		b = b[n:]
-		if num == 1 && typ == protowire.BytesType {
-			v, n := protowire.ConsumeBytes(b)
-			if n < 0 {
-				return fmt.Errorf("decode export response: %w", protowire.ParseError(n))
-			}
-			b = b[n:]
-			// Repeated occurrences of a message field merge, so keep
-			// decoding into the same struct.
-			if err := p.unmarshalPartialSuccess(v); err != nil {
-				return err
-			}
-			continue
-		}
-		n = protowire.ConsumeFieldValue(num, typ, b)
-		if n < 0 {
-			return fmt.Errorf("decode export response: %w", protowire.ParseError(n))
-		}
-		b = b[n:]
+	var resp collogspb.ExportLogsServiceResponse
+	if err := proto.Unmarshal(b, &resp); err != nil {
+		return fmt.Errorf("decode export response: %w", err)
 	}
-	return nil
-}
-
-func (p *partialSuccess) unmarshalPartialSuccess(b []byte) error {
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return fmt.Errorf("decode partial success: %w", protowire.ParseError(n))
-		}
-		b = b[n:]
-		switch {
-		case num == 1 && typ == protowire.VarintType:
-			v, n := protowire.ConsumeVarint(b)
-			if n < 0 {
-				return fmt.Errorf("decode partial success: %w", protowire.ParseError(n))
-			}
-			p.rejected = int64(v)
-			b = b[n:]
-		case num == 2 && typ == protowire.BytesType:
-			v, n := protowire.ConsumeBytes(b)
-			if n < 0 {
-				return fmt.Errorf("decode partial success: %w", protowire.ParseError(n))
-			}
-			p.message = string(v)
-			b = b[n:]
-		default:
-			n := protowire.ConsumeFieldValue(num, typ, b)
-			if n < 0 {
-				return fmt.Errorf("decode partial success: %w", protowire.ParseError(n))
-			}
-			b = b[n:]
-		}
-	}
+	ps := resp.GetPartialSuccess()
+	*p = partialSuccess{rejected: ps.GetRejectedLogRecords(), message: ps.GetErrorMessage()}
 	return nil
 }
 
