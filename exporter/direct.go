@@ -32,18 +32,8 @@ import (
 // their cost per event is small.
 
 // OTLPTarget is where and how a direct stream sends: the standard
-// OTEL_EXPORTER_OTLP_* settings of one signal, resolved.
-type OTLPTarget struct {
-	Protocol          string // "grpc" or "http/protobuf"
-	Endpoint          string // grpc: [scheme://]host:port; http/protobuf: the full URL
-	Insecure          bool   // grpc without a scheme: plaintext
-	Headers           map[string]string
-	Compression       string // "gzip" or "none"
-	Timeout           time.Duration
-	Certificate       string // PEM CA file
-	ClientCertificate string // PEM, for mTLS
-	ClientKey         string
-}
+// OTEL_EXPORTER_OTLP_* settings of one signal, resolved (otlpsend.Config).
+type OTLPTarget = otlpsend.Config
 
 // BatchOptions are a direct stream's batching settings (OTEL_BLRP_* for
 // log records, OTEL_BSP_* for spans).
@@ -79,20 +69,6 @@ type DirectOptions struct {
 type sender interface {
 	Send(ctx context.Context, body []byte) (int64, error)
 	Close() error
-}
-
-func newSender(sig otlpsend.Signal, t OTLPTarget) (*otlpsend.Client, error) {
-	return otlpsend.New(sig, otlpsend.Config{
-		Protocol:              t.Protocol,
-		Endpoint:              t.Endpoint,
-		Insecure:              t.Insecure,
-		Headers:               t.Headers,
-		Compression:           t.Compression,
-		Timeout:               t.Timeout,
-		CertificateFile:       t.Certificate,
-		ClientCertificateFile: t.ClientCertificate,
-		ClientKeyFile:         t.ClientKey,
-	})
 }
 
 // batch is encoded items (log_records or spans entries) waiting to be sent.
@@ -516,7 +492,7 @@ func newDirect(opts *DirectOptions, res *resource.Resource, serviceVersion strin
 	}
 	d := &direct{ids: newIDGenerator(), sample: sample}
 	if s := opts.Logs; s != nil {
-		c, err := newSender(otlpsend.Logs, s.Target)
+		c, err := otlpsend.New(otlpsend.Logs, s.Target)
 		if err != nil {
 			return nil, fmt.Errorf("create log record client: %w", err)
 		}
@@ -527,7 +503,7 @@ func newDirect(opts *DirectOptions, res *resource.Resource, serviceVersion strin
 		})
 	}
 	if s := opts.Spans; s != nil {
-		c, err := newSender(otlpsend.Traces, s.Target)
+		c, err := otlpsend.New(otlpsend.Traces, s.Target)
 		if err != nil {
 			if d.logs != nil {
 				_ = d.logs.shutdown(context.Background())

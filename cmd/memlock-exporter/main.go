@@ -283,15 +283,15 @@ func directOptions(t config.Telemetry) *exporter.DirectOptions {
 
 func otlpTarget(o config.OTLPExport) exporter.OTLPTarget {
 	return exporter.OTLPTarget{
-		Protocol:          o.Protocol,
-		Endpoint:          o.Endpoint,
-		Insecure:          o.Insecure,
-		Headers:           o.Headers,
-		Compression:       o.Compression,
-		Timeout:           o.Timeout,
-		Certificate:       o.Certificate,
-		ClientCertificate: o.ClientCertificate,
-		ClientKey:         o.ClientKey,
+		Protocol:              o.Protocol,
+		Endpoint:              o.Endpoint,
+		Insecure:              o.Insecure,
+		Headers:               o.Headers,
+		Compression:           o.Compression,
+		Timeout:               o.Timeout,
+		CertificateFile:       o.Certificate,
+		ClientCertificateFile: o.ClientCertificate,
+		ClientKeyFile:         o.ClientKey,
 	}
 }
 
