@@ -375,7 +375,7 @@ func settings() []setting {
 		},
 		{
 			Variable: Variable{
-				Name:        encoderVar,
+				Name:        "MEMLOCK_EXPORTER_OTLP_ENCODER",
 				Default:     "direct",
 				Allowed:     "direct, sdk (case-insensitive)",
 				Description: "How log records and spans are exported: direct encodes OTLP in the daemon and sends it itself (fastest); sdk uses the OpenTelemetry Go SDK's batch processors and exporters. Metrics always go through the SDK.",

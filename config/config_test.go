@@ -124,6 +124,7 @@ func TestGoodValues(t *testing.T) {
 		{"MEMLOCK_EXPORTER_OTLP_ENCODER=direct", func(c *Config) { c.OTLPEncoder = "direct" }},
 		{"MEMLOCK_EXPORTER_OTLP_ENCODER=sdk", func(c *Config) { c.OTLPEncoder = "sdk" }},
 		{"MEMLOCK_EXPORTER_OTLP_ENCODER=SDK", func(c *Config) { c.OTLPEncoder = "sdk" }},
+		{"MEMLOCK_EXPORTER_OTLP_ENCODER=Direct", func(c *Config) { c.OTLPEncoder = "direct" }},
 
 		{"OTEL_SDK_DISABLED=true", func(c *Config) { c.SDKDisabled = true }},
 		{"OTEL_SDK_DISABLED=TRUE", func(c *Config) { c.SDKDisabled = true }},
@@ -332,6 +333,7 @@ func TestBadValues(t *testing.T) {
 
 		{[]string{"MEMLOCK_EXPORTER_OTLP_ENCODER="}, "MEMLOCK_EXPORTER_OTLP_ENCODER", "", "must be direct or sdk (case-insensitive)"},
 		{[]string{"MEMLOCK_EXPORTER_OTLP_ENCODER=otel"}, "MEMLOCK_EXPORTER_OTLP_ENCODER", "otel", "must be direct or sdk (case-insensitive)"},
+		{[]string{"MEMLOCK_EXPORTER_OTLP_ENCODER=fast"}, "MEMLOCK_EXPORTER_OTLP_ENCODER", "fast", "must be direct or sdk (case-insensitive)"},
 
 		{[]string{"OTEL_SDK_DISABLED=1"}, "OTEL_SDK_DISABLED", "1", sdk},
 		{[]string{"OTEL_SDK_DISABLED=0"}, "OTEL_SDK_DISABLED", "0", sdk},

@@ -10,9 +10,6 @@ import (
 	"time"
 )
 
-// encoderVar names our variable choosing the log and trace pipelines.
-const encoderVar = Prefix + "OTLP_ENCODER"
-
 // Defaults of the standard log and trace settings, as in the OpenTelemetry
 // specification (the endpoint and protocol defaults are in sdkdefaults.go),
 // but for the queue size: the specification's 2048 holds 40 ms of events
@@ -77,12 +74,8 @@ type Batch struct {
 }
 
 // Telemetry holds the standard OTEL_* settings of the log and trace
-// pipelines, and our choice of pipeline.
+// pipelines (which of them Config.OTLPEncoder chooses is Load's business).
 type Telemetry struct {
-	// Encoder is MEMLOCK_EXPORTER_OTLP_ENCODER: "direct" (the default: we
-	// encode OTLP ourselves) or "sdk" (the OpenTelemetry Go SDK's batch
-	// processors and OTLP exporters).
-	Encoder string
 	// LogsExporter is OTEL_LOGS_EXPORTER: "otlp" (default), "console" or "none".
 	LogsExporter string
 	// TracesExporter is OTEL_TRACES_EXPORTER: "otlp" (default), "console" or "none".
@@ -106,14 +99,12 @@ type Telemetry struct {
 
 // LoadTelemetry reads the settings of the log and trace pipelines from
 // environ, as Load does: "NAME=value" entries, the last one of a name wins.
-// A standard OTEL_* variable set to the empty string counts as unset;
-// MEMLOCK_EXPORTER_OTLP_ENCODER set to the empty string is an error, as in
-// Load. Enumerated values are case-insensitive and returned in lower case.
+// A standard OTEL_* variable set to the empty string counts as unset.
+// Enumerated values are case-insensitive and returned in lower case.
 //
 // Every problem is returned as an *Error; values of header variables are
 // masked in it (Value shows only the keys). When there are several, the
-// first in this order is reported: MEMLOCK_EXPORTER_OTLP_ENCODER;
-// OTEL_LOGS_EXPORTER, OTEL_TRACES_EXPORTER, OTEL_METRICS_EXPORTER; the
+// first in this order is reported: OTEL_LOGS_EXPORTER, OTEL_TRACES_EXPORTER, OTEL_METRICS_EXPORTER; the
 // shared OTEL_EXPORTER_OTLP_* variables, then those in effect for logs, then
 // for traces, each time in the order PROTOCOL, ENDPOINT, INSECURE, HEADERS,
 // COMPRESSION, TIMEOUT, CERTIFICATE, CLIENT_CERTIFICATE, CLIENT_KEY;
@@ -134,9 +125,6 @@ func LoadTelemetry(environ []string) (Telemetry, error) {
 	var t Telemetry
 	var err error
 
-	if t.Encoder, err = loadEncoder(vars); err != nil {
-		return Telemetry{}, err
-	}
 	signals := []string{"otlp", "console", "none"}
 	if t.LogsExporter, err = e.oneOf("OTEL_LOGS_EXPORTER", "otlp", signals...); err != nil {
 		return Telemetry{}, err
@@ -180,26 +168,6 @@ func LoadTelemetry(environ []string) (Telemetry, error) {
 		t.SamplerRatio = r
 	}
 	return t, nil
-}
-
-// loadEncoder reads MEMLOCK_EXPORTER_OTLP_ENCODER exactly as Load does,
-// through its entry in settings.
-func loadEncoder(vars map[string]string) (string, error) {
-	for _, s := range settings() {
-		if s.Name != encoderVar {
-			continue
-		}
-		c := Config{OTLPEncoder: s.Default}
-		raw, set := vars[s.Name]
-		if set {
-			c.OTLPEncoder = raw
-		}
-		if (set && raw == "") || !s.valid(&c, raw) {
-			return "", &Error{Var: s.Name, Value: raw, Allowed: s.must(&c)}
-		}
-		return c.OTLPEncoder, nil
-	}
-	panic("config: " + encoderVar + " missing from settings")
 }
 
 // otelEnv is the environment, for reading standard OTEL_* variables.

@@ -10,7 +10,6 @@ import (
 
 func telemetryDefaults() Telemetry {
 	return Telemetry{
-		Encoder:         "direct",
 		LogsExporter:    "otlp",
 		TracesExporter:  "otlp",
 		MetricsExporter: "otlp",
@@ -72,7 +71,7 @@ func TestTelemetryDefaults(t *testing.T) {
 // variables LoadTelemetry reads true.
 func TestTelemetryListedDefaults(t *testing.T) {
 	var environ []string
-	read := map[string]bool{encoderVar: true}
+	read := map[string]bool{}
 	for _, name := range telemetryVars() {
 		read[name] = true
 	}
@@ -101,7 +100,7 @@ func TestTelemetryListed(t *testing.T) {
 		listed[v.Name] = true
 	}
 	for _, name := range []string{
-		encoderVar,
+		"MEMLOCK_EXPORTER_OTLP_ENCODER",
 		"OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
 		"OTEL_EXPORTER_OTLP_COMPRESSION", "OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_EXPORTER_OTLP_CERTIFICATE",
 		"OTEL_BLRP_SCHEDULE_DELAY", "OTEL_BSP_SCHEDULE_DELAY",
@@ -130,9 +129,6 @@ func TestTelemetryGood(t *testing.T) {
 		environ []string
 		want    func(*Telemetry)
 	}{
-		{"encoder sdk", []string{"MEMLOCK_EXPORTER_OTLP_ENCODER=sdk"}, func(t *Telemetry) { t.Encoder = "sdk" }},
-		{"encoder SDK", []string{"MEMLOCK_EXPORTER_OTLP_ENCODER=SDK"}, func(t *Telemetry) { t.Encoder = "sdk" }},
-		{"encoder Direct", []string{"MEMLOCK_EXPORTER_OTLP_ENCODER=Direct"}, func(t *Telemetry) { t.Encoder = "direct" }},
 
 		{"logs console", []string{"OTEL_LOGS_EXPORTER=console"}, func(t *Telemetry) { t.LogsExporter = "console" }},
 		{"logs NONE", []string{"OTEL_LOGS_EXPORTER=NONE"}, func(t *Telemetry) { t.LogsExporter = "none" }},
@@ -354,8 +350,6 @@ func TestTelemetryBad(t *testing.T) {
 		value   string // want Error.Value
 		allowed string // want in Error.Allowed
 	}{
-		{[]string{"MEMLOCK_EXPORTER_OTLP_ENCODER="}, "MEMLOCK_EXPORTER_OTLP_ENCODER", "", "must be direct or sdk (case-insensitive)"},
-		{[]string{"MEMLOCK_EXPORTER_OTLP_ENCODER=fast"}, "MEMLOCK_EXPORTER_OTLP_ENCODER", "fast", "must be direct or sdk (case-insensitive)"},
 
 		{[]string{"OTEL_LOGS_EXPORTER=jaeger"}, "OTEL_LOGS_EXPORTER", "jaeger", exporters},
 		{[]string{"OTEL_LOGS_EXPORTER=logging"}, "OTEL_LOGS_EXPORTER", "logging", exporters},
@@ -516,8 +510,8 @@ func TestTelemetryBad(t *testing.T) {
 
 		// Several bad: the first in the documented order is reported.
 		{
-			[]string{"OTEL_TRACES_SAMPLER=x", "OTEL_BSP_SCHEDULE_DELAY=x", "OTEL_EXPORTER_OTLP_TIMEOUT=x", "OTEL_LOGS_EXPORTER=x", "MEMLOCK_EXPORTER_OTLP_ENCODER=x"},
-			"MEMLOCK_EXPORTER_OTLP_ENCODER", "x", "must be direct or sdk",
+			[]string{"OTEL_TRACES_SAMPLER=x", "OTEL_BSP_SCHEDULE_DELAY=x", "OTEL_EXPORTER_OTLP_TIMEOUT=x", "OTEL_TRACES_EXPORTER=x", "OTEL_LOGS_EXPORTER=x"},
+			"OTEL_LOGS_EXPORTER", "x", exporters,
 		},
 		{
 			[]string{"OTEL_TRACES_SAMPLER=x", "OTEL_BSP_SCHEDULE_DELAY=x", "OTEL_EXPORTER_OTLP_TIMEOUT=x", "OTEL_METRICS_EXPORTER=x", "OTEL_TRACES_EXPORTER=x"},

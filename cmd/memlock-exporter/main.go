@@ -186,7 +186,7 @@ func serve(ctx context.Context, cfg config.Config, tel config.Telemetry, log *sl
 		Endpoint:       tel.Logs.Endpoint,
 		TracesEndpoint: tel.Traces.Endpoint,
 		Processes:      procs,
-		Direct:         directOptions(tel),
+		Direct:         directOptions(cfg.OTLPEncoder, tel),
 
 		Locked:            procfsLocked{procRoot},
 		ProcessMetrics:    cfg.ProcessMetrics == "on",
@@ -210,7 +210,7 @@ func serve(ctx context.Context, cfg config.Config, tel config.Telemetry, log *sl
 	log.Info("memlock-exporter started", "version", version, "ringbuf_bytes", cfg.RingbufSize,
 		"flush_interval", cfg.FlushInterval, "export_disabled", cfg.SDKDisabled,
 		"logs", tel.LogsExporter, "traces", tel.TracesExporter, "metrics", tel.MetricsExporter,
-		"otlp_encoder", tel.Encoder, "collector", tel.Logs.Endpoint)
+		"otlp_encoder", cfg.OTLPEncoder, "collector", tel.Logs.Endpoint)
 	runErr := reader.Run(ctx, handle)
 
 	// Reading has stopped (and drained what the kernel had reported); now
@@ -267,8 +267,8 @@ func (p procfsLocked) MemlockLimit(pid uint32) (uint64, bool, error) {
 // directOptions says which signals the exporter encodes and sends itself:
 // with MEMLOCK_EXPORTER_OTLP_ENCODER=direct, those whose exporter is otlp
 // (console output stays with the SDK).
-func directOptions(t config.Telemetry) *exporter.DirectOptions {
-	if t.Encoder != "direct" {
+func directOptions(encoder string, t config.Telemetry) *exporter.DirectOptions {
+	if encoder != "direct" {
 		return nil
 	}
 	d := &exporter.DirectOptions{Sampler: t.Sampler, SamplerRatio: t.SamplerRatio}
