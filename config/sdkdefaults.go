@@ -53,26 +53,3 @@ func ApplySDKDefaults() error {
 	}
 	return nil
 }
-
-// LogsEndpoint returns where log records go, as the SDK will resolve it
-// (the signal's own endpoint, else the shared one), for diagnostics.
-func LogsEndpoint(environ []string) string { return signalEndpoint(environ, "LOGS") }
-
-// TracesEndpoint is LogsEndpoint for spans.
-func TracesEndpoint(environ []string) string { return signalEndpoint(environ, "TRACES") }
-
-func signalEndpoint(environ []string, signal string) string {
-	var shared, own string
-	for _, kv := range environ {
-		switch k, v, _ := strings.Cut(kv, "="); k {
-		case "OTEL_EXPORTER_OTLP_" + signal + "_ENDPOINT":
-			own = v
-		case "OTEL_EXPORTER_OTLP_ENDPOINT":
-			shared = v
-		}
-	}
-	if own != "" {
-		return own
-	}
-	return shared
-}

@@ -30,24 +30,3 @@ func TestSDKDefaults(t *testing.T) {
 		})
 	}
 }
-
-func TestLogsEndpoint(t *testing.T) {
-	tests := []struct {
-		environ []string
-		want    string
-	}{
-		{nil, ""},
-		{[]string{"OTEL_EXPORTER_OTLP_ENDPOINT=http://a:4317"}, "http://a:4317"},
-		{[]string{"OTEL_EXPORTER_OTLP_LOGS_ENDPOINT=http://b:4317", "OTEL_EXPORTER_OTLP_ENDPOINT=http://a:4317"}, "http://b:4317"},
-		{[]string{"OTEL_EXPORTER_OTLP_LOGS_ENDPOINT=", "OTEL_EXPORTER_OTLP_ENDPOINT=http://a:4317"}, "http://a:4317"},
-	}
-	for _, tt := range tests {
-		if got := LogsEndpoint(tt.environ); got != tt.want {
-			t.Errorf("LogsEndpoint(%q) = %q, want %q", tt.environ, got, tt.want)
-		}
-	}
-	env := []string{"OTEL_EXPORTER_OTLP_LOGS_ENDPOINT=http://logs:4317", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=http://traces:4317"}
-	if got := TracesEndpoint(env); got != "http://traces:4317" {
-		t.Errorf("TracesEndpoint = %q", got)
-	}
-}
