@@ -106,6 +106,10 @@ type stream struct {
 	ctx    context.Context // canceled when Shutdown runs out of time
 	cancel context.CancelFunc
 	reqBuf []byte // the sender's request buffer
+	// unsent is a batch the sender took from the queue after shutdown
+	// began; shutdown sends it (or counts it) with the rest. Written by
+	// run before it closes done.
+	unsent *batch
 }
 
 // Defaults of BatchOptions fields left zero (the OpenTelemetry spec's
@@ -233,6 +237,14 @@ func (s *stream) run() {
 	for {
 		select {
 		case b := <-s.queue:
+			// When shutdown has begun, select picks among ready cases at
+			// random; leave the rest to shutdown, which knows its deadline.
+			select {
+			case <-s.stop:
+				s.unsent = b
+				return
+			default:
+			}
 			s.export(s.ctx, b)
 		case <-tick.C:
 			if b := s.take(); b != nil {
@@ -283,23 +295,29 @@ func (s *stream) shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 
 	close(s.stop)
+	var err error
 	select {
 	case <-s.done:
 	case <-ctx.Done():
 		s.cancel() // cut the export in flight short
 		<-s.done
+		err = fmt.Errorf("shutdown deadline: %w", ctx.Err())
 	}
-	pending := make([]*batch, 0, len(s.queue)+1)
+	pending := make([]*batch, 0, len(s.queue)+2)
+	if s.unsent != nil {
+		pending = append(pending, s.unsent)
+		s.unsent = nil
+	}
 	for len(s.queue) > 0 {
 		pending = append(pending, <-s.queue)
 	}
 	if last != nil && last.n > 0 {
 		pending = append(pending, last)
 	}
-	var err error
 	for _, b := range pending {
-		if err = ctx.Err(); err != nil {
-			s.count.failed(b.n, fmt.Errorf("shutdown deadline: %w", err))
+		if cerr := ctx.Err(); cerr != nil {
+			err = fmt.Errorf("shutdown deadline: %w", cerr)
+			s.count.failed(b.n, err)
 			continue
 		}
 		s.export(ctx, b)
