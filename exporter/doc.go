@@ -4,7 +4,10 @@
 // record by its trace and span IDs), with names from the semconv package.
 //
 // Metrics go through the OpenTelemetry SDK (autoexport, so the standard
-// OTEL_* variables apply). Log records and spans sent over OTLP take the
+// OTEL_* variables apply), but for OTLP the two histograms are aggregated
+// by Handle itself and handed to the SDK's reader by a HistogramProducer
+// (histogram.go): the SDK's synchronous instruments cost several times
+// more per call. Log records and spans sent over OTLP take the
 // direct pipeline by default (direct.go): encoded to OTLP protobuf by
 // internal/otlpwire straight from the event, batched, and sent by
 // internal/otlpsend, because the SDK's log and trace pipelines cost several

@@ -49,6 +49,12 @@ type Options struct {
 	// TracesEndpoint is Endpoint for spans, when they go elsewhere (for
 	// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT). Empty means Endpoint.
 	TracesEndpoint string
+	// Histograms, if set, reports memlock.call.duration and
+	// memlock.call.size, aggregated by the Exporter instead of by the
+	// SDK's histograms: much cheaper per call. It must be attached to the
+	// meter provider's reader (sdkmetric.WithProducer); New does both
+	// when it builds the OTLP metric reader.
+	Histograms *HistogramProducer
 	// Processes, if set, adds the calling process's context from procfs
 	// (process.executable.path, process.command_args, process.linux.cgroup,
 	// container.id, k8s.pod.uid, process.vpid) to every record and span.
@@ -95,10 +101,13 @@ type Exporter struct {
 	tracer   trace.Tracer // nil when spans go nowhere or go direct: no tracer calls at all
 	direct   *direct      // nil unless log records or spans bypass the SDK
 	inst     *instruments
-	diag     *diagnostics
-	losses   LossSource
-	procs    Processes // nil: no procfs context
-	now      func() time.Time
+	// ownHistograms: Handle aggregates the histograms for a
+	// HistogramProducer instead of recording into the SDK's.
+	ownHistograms bool
+	diag          *diagnostics
+	losses        LossSource
+	procs         Processes // nil: no procfs context
+	now           func() time.Time
 
 	// invalid counts events Handle refused (unknown syscall); they are
 	// reported as memlock.events.lost{memlock.reason=malformed}.
@@ -185,11 +194,15 @@ func newExporter(lp log.LoggerProvider, mp metric.MeterProvider, tp trace.Tracer
 	meter := mp.Meter(semconv.ScopeName,
 		metric.WithInstrumentationVersion(opts.ServiceVersion),
 		metric.WithSchemaURL(semconv.SchemaURL))
-	inst, err := newInstruments(meter, e.observeCalls, e.observeLost)
+	e.ownHistograms = opts.Histograms != nil
+	inst, err := newInstruments(meter, e.observeCalls, e.observeLost, e.ownHistograms)
 	if err != nil {
 		return nil, err
 	}
 	e.inst = inst
+	if opts.Histograms != nil {
+		opts.Histograms.attach(e)
+	}
 	if err := e.newLockedInstruments(meter); err != nil {
 		return nil, err
 	}
@@ -229,6 +242,12 @@ func (e *Exporter) Handle(ev *bpf.Event) {
 	e.mu.Lock()
 	ca := e.attrs.get(ev.Syscall, ev.Errno())
 	ca.calls++
+	if e.ownHistograms {
+		ca.duration.record(ev.Duration.Seconds(), durationBounds)
+		if syscalls[ev.Syscall].hasRange {
+			ca.size.record(clampInt64(ev.Len), sizeBounds)
+		}
+	}
 	if e.trackOn && ev.PID != 0 {
 		e.track(ev.PID, ev.ExeName, ev.Comm)
 	}
@@ -279,9 +298,11 @@ func (e *Exporter) Handle(ev *bpf.Event) {
 		}
 	}
 
-	e.inst.duration.Record(e.ctx, ev.Duration.Seconds(), ca.record...)
-	if syscalls[ev.Syscall].hasRange {
-		e.inst.size.Record(e.ctx, clampInt64(ev.Len), ca.record...)
+	if e.inst.duration != nil {
+		e.inst.duration.Record(e.ctx, ev.Duration.Seconds(), ca.record...)
+		if syscalls[ev.Syscall].hasRange {
+			e.inst.size.Record(e.ctx, clampInt64(ev.Len), ca.record...)
+		}
 	}
 }
 

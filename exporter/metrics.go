@@ -19,7 +19,10 @@ type instruments struct {
 	lost     metric.Int64ObservableCounter
 }
 
-func newInstruments(m metric.Meter, observeCalls, observeLost metric.Int64Callback) (*instruments, error) {
+// newInstruments creates the instruments. With ownHistograms the
+// Exporter aggregates memlock.call.duration and memlock.call.size itself
+// (a HistogramProducer reports them) and duration and size stay nil.
+func newInstruments(m metric.Meter, observeCalls, observeLost metric.Int64Callback, ownHistograms bool) (*instruments, error) {
 	var (
 		in  instruments
 		err error
@@ -33,6 +36,16 @@ func newInstruments(m metric.Meter, observeCalls, observeLost metric.Int64Callba
 		metric.WithInt64Callback(observeCalls))
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", semconv.MetricCalls, err)
+	}
+	in.lost, err = m.Int64ObservableCounter(semconv.MetricEventsLost,
+		metric.WithUnit(semconv.MetricEventsLostUnit),
+		metric.WithDescription(semconv.MetricEventsLostDescription),
+		metric.WithInt64Callback(observeLost))
+	if err != nil {
+		return nil, fmt.Errorf("create %s: %w", semconv.MetricEventsLost, err)
+	}
+	if ownHistograms {
+		return &in, nil
 	}
 	in.duration, err = m.Float64Histogram(semconv.MetricCallDuration,
 		metric.WithUnit(semconv.MetricCallDurationUnit),
@@ -48,13 +61,6 @@ func newInstruments(m metric.Meter, observeCalls, observeLost metric.Int64Callba
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", semconv.MetricCallSize, err)
 	}
-	in.lost, err = m.Int64ObservableCounter(semconv.MetricEventsLost,
-		metric.WithUnit(semconv.MetricEventsLostUnit),
-		metric.WithDescription(semconv.MetricEventsLostDescription),
-		metric.WithInt64Callback(observeLost))
-	if err != nil {
-		return nil, fmt.Errorf("create %s: %w", semconv.MetricEventsLost, err)
-	}
 	return &in, nil
 }
 
@@ -62,9 +68,14 @@ func newInstruments(m metric.Meter, observeCalls, observeLost metric.Int64Callba
 // once and reused, so recording a call allocates nothing.
 type callAttrs struct {
 	errName string // errno name, "" on success
-	calls   uint64 // calls so far, for memlock.calls; guarded by Exporter.mu
+	set     attribute.Set
 	observe []metric.ObserveOption
-	record  []metric.RecordOption
+	// Guarded by Exporter.mu: calls so far, for memlock.calls, and, with
+	// a HistogramProducer, the call's histogram series.
+	calls    uint64
+	duration histogram[float64]
+	size     histogram[int64]
+	record   []metric.RecordOption
 }
 
 type callKey struct {
@@ -111,7 +122,8 @@ func newCallAttrs(s bpf.Syscall, errno bpf.Errno) *callAttrs {
 		ca.errName = errno.String()
 		kvs = append(kvs, semconv.ErrorTypeKey.String(ca.errName))
 	}
-	opt := metric.WithAttributeSet(attribute.NewSet(kvs...))
+	ca.set = attribute.NewSet(kvs...)
+	opt := metric.WithAttributeSet(ca.set)
 	ca.observe = []metric.ObserveOption{opt}
 	ca.record = []metric.RecordOption{opt}
 	return ca

@@ -61,8 +61,15 @@ func attrKey(s attribute.Set) string {
 }
 
 func TestMetrics(t *testing.T) {
+	t.Run("SDK histograms", func(t *testing.T) { testMetrics(t, nil) })
+	t.Run("own histograms", func(t *testing.T) {
+		testMetrics(t, NewHistogramProducer(metricdata.CumulativeTemporality, ""))
+	})
+}
+
+func testMetrics(t *testing.T, hist *HistogramProducer) {
 	losses := &fakeLosses{counts: bpf.LossCounts{RingbufFull: 7, MissedEntry: 2, EntryMapFull: 1}, malformed: 3}
-	rig := newRig(t, Options{Losses: losses})
+	rig := newRig(t, Options{Losses: losses, Histograms: hist})
 
 	type call struct {
 		sys  bpf.Syscall

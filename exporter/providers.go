@@ -124,10 +124,11 @@ func New(ctx context.Context, opts Options) (*Exporter, error) {
 		}
 	}
 
-	reader, err := autoexport.NewMetricReader(ctx)
+	reader, hist, err := newMetricReader(ctx, opts.ServiceVersion)
 	if err != nil {
 		return fail(fmt.Errorf("create metric reader: %w", err))
 	}
+	opts.Histograms = hist
 	if autoexport.IsNoneMetricReader(reader) {
 		mp = metricnoop.NewMeterProvider()
 	} else {

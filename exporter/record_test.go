@@ -65,7 +65,11 @@ func newRig(t testing.TB, opts Options) *testRig {
 func newRigWith(t testing.TB, opts Options, tp trace.TracerProvider) *testRig {
 	t.Helper()
 	logs := &memProcessor{}
-	reader := sdkmetric.NewManualReader()
+	var readerOpts []sdkmetric.ManualReaderOption
+	if opts.Histograms != nil {
+		readerOpts = append(readerOpts, sdkmetric.WithProducer(opts.Histograms))
+	}
+	reader := sdkmetric.NewManualReader(readerOpts...)
 	lp := sdklog.NewLoggerProvider(sdklog.WithProcessor(logs), sdklog.WithAllowKeyDuplication())
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	e, err := NewWithProviders(lp, mp, tp, opts)

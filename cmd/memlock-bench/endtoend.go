@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"time"
 )
 
@@ -14,10 +15,12 @@ import (
 
 // e2eOptions are the flags of the end-to-end section.
 type e2eOptions struct {
-	exporter  string        // the memlock-exporter binary
-	collector string        // the e2e/otelcol binary
-	rate      int           // mlock2 calls per second
-	duration  time.Duration // the measured window
+	exporter  string         // the memlock-exporter binary
+	collector string         // the e2e/otelcol binary
+	rate      int            // mlock2 calls per second
+	duration  time.Duration  // the measured window
+	only      bool           // skip every other section
+	setups    *regexp.Regexp // if set, only the setups whose label matches
 }
 
 // e2eWarmup runs the load before the window opens so that the exporter's
@@ -113,6 +116,9 @@ func measureEndToEnd(page []byte, opts e2eOptions) ([]e2eResult, error) {
 	hz := clockTicks()
 	var results []e2eResult
 	for _, s := range e2eSetups {
+		if opts.setups != nil && !opts.setups.MatchString(s.label) {
+			continue
+		}
 		r, err := measureSetup(page, opts, config, s, hz)
 		if err != nil {
 			return results, fmt.Errorf("measure end to end, %s: %w", s.label, err)

@@ -13,9 +13,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
+	"regexp"
 	"runtime"
 	"slices"
 	"sync/atomic"
@@ -37,7 +39,17 @@ func main() {
 	flag.DurationVar(&e2e.duration, "e2e-duration", 10*time.Second, "measured window of the end-to-end measurement, after a warm-up")
 	tax := flag.Bool("tax", false, "measure instead the tax on an unrelated syscall (getppid) of each hook kind, as ratios (see tax.go)")
 	taxCalls := flag.Int("tax-calls", 200_000, "getppid calls per -tax measurement (mlock2+munlock pairs: a tenth of that)")
+	flag.BoolVar(&e2e.only, "e2e-only", false, "run only the end-to-end measurement")
+	setups := flag.String("setups", "", "run only the end-to-end setups whose label matches this regular expression")
 	flag.Parse()
+	if *setups != "" {
+		re, err := regexp.Compile(*setups)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "memlock-bench: -setups %q: %v\n", *setups, err)
+			os.Exit(2)
+		}
+		e2e.setups = re
+	}
 	if *tax {
 		if err := runTax(*rounds, *taxCalls); err != nil {
 			fmt.Fprintln(os.Stderr, "memlock-bench:", err)
@@ -63,6 +75,16 @@ func run(rounds, calls int, flood time.Duration, e2e e2eOptions) error {
 	}
 	defer unix.Munmap(page)
 
+	if e2e.only {
+		if skipped := missingE2EInputs(e2e); skipped != "" {
+			return errors.New(skipped)
+		}
+		fmt.Printf("memlock-bench: %d CPUs, kernel %s\n", runtime.NumCPU(), kernelRelease())
+		results, err := measureEndToEnd(page, e2e)
+		printEndToEnd(results, e2e)
+		printEndToEndNotes(results)
+		return err
+	}
 	fmt.Printf("memlock-bench: %d CPUs, kernel %s, %d rounds x %d calls\n\n", runtime.NumCPU(), kernelRelease(), rounds, calls)
 
 	// Three sides: no tracer, the tracer as it runs on this kernel, and
