@@ -500,7 +500,7 @@ func settings() []setting {
 				Name:        "OTEL_BLRP_SCHEDULE_DELAY",
 				Default:     "1000",
 				Allowed:     fmt.Sprintf("milliseconds, from 1 to %d", maxOTELInt),
-				Description: "Longest time a log record waits to be sent; OTEL_BLRP_EXPORT_TIMEOUT (30000 ms), _MAX_QUEUE_SIZE (8192; the specification says 2048) and _MAX_EXPORT_BATCH_SIZE (512) are honoured too.",
+				Description: "Longest time a log record waits to be sent; OTEL_BLRP_EXPORT_TIMEOUT (30000 ms), _MAX_QUEUE_SIZE (8192; the specification says 2048) and _MAX_EXPORT_BATCH_SIZE (2048; the specification says 512) are honoured too.",
 			},
 		},
 		{
@@ -508,7 +508,7 @@ func settings() []setting {
 				Name:        "OTEL_BSP_SCHEDULE_DELAY",
 				Default:     "5000",
 				Allowed:     fmt.Sprintf("milliseconds, from 1 to %d", maxOTELInt),
-				Description: "Longest time a span waits to be sent; OTEL_BSP_EXPORT_TIMEOUT (30000 ms), _MAX_QUEUE_SIZE (8192; the specification says 2048) and _MAX_EXPORT_BATCH_SIZE (512) are honoured too.",
+				Description: "Longest time a span waits to be sent; OTEL_BSP_EXPORT_TIMEOUT (30000 ms), _MAX_QUEUE_SIZE (8192; the specification says 2048) and _MAX_EXPORT_BATCH_SIZE (2048; the specification says 512) are honoured too.",
 			},
 		},
 		{

@@ -21,8 +21,8 @@ func telemetryDefaults() Telemetry {
 			Protocol: "grpc", Endpoint: "http://localhost:4317", Insecure: true,
 			Compression: "none", Timeout: 10 * time.Second,
 		},
-		LogBatch:     Batch{ScheduleDelay: time.Second, ExportTimeout: 30 * time.Second, MaxQueueSize: 8192, MaxExportBatch: 512},
-		SpanBatch:    Batch{ScheduleDelay: 5 * time.Second, ExportTimeout: 30 * time.Second, MaxQueueSize: 8192, MaxExportBatch: 512},
+		LogBatch:     Batch{ScheduleDelay: time.Second, ExportTimeout: 30 * time.Second, MaxQueueSize: 8192, MaxExportBatch: 2048},
+		SpanBatch:    Batch{ScheduleDelay: 5 * time.Second, ExportTimeout: 30 * time.Second, MaxQueueSize: 8192, MaxExportBatch: 2048},
 		Sampler:      "parentbased_always_on",
 		SamplerRatio: 1,
 	}
@@ -480,7 +480,7 @@ func TestTelemetryBad(t *testing.T) {
 		{[]string{"OTEL_BLRP_EXPORT_TIMEOUT=-30000"}, "OTEL_BLRP_EXPORT_TIMEOUT", "-30000", "must be a whole number of milliseconds from 1 to 2147483647 (e.g. 30000)"},
 		{[]string{"OTEL_BLRP_MAX_QUEUE_SIZE=0"}, "OTEL_BLRP_MAX_QUEUE_SIZE", "0", "must be a whole number from 1 to 2147483647 (e.g. 8192)"},
 		{[]string{"OTEL_BLRP_MAX_QUEUE_SIZE=2k"}, "OTEL_BLRP_MAX_QUEUE_SIZE", "2k", "must be a whole number from 1 to 2147483647 (e.g. 8192)"},
-		{[]string{"OTEL_BLRP_MAX_EXPORT_BATCH_SIZE=0"}, "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", "0", "must be a whole number from 1 to 2147483647 (e.g. 512)"},
+		{[]string{"OTEL_BLRP_MAX_EXPORT_BATCH_SIZE=0"}, "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", "0", "must be a whole number from 1 to 2147483647 (e.g. 2048)"},
 		{
 			[]string{"OTEL_BLRP_MAX_EXPORT_BATCH_SIZE=9000"}, "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", "9000",
 			"must be a whole number from 1 to the queue size 8192 (OTEL_BLRP_MAX_QUEUE_SIZE)",
@@ -492,7 +492,7 @@ func TestTelemetryBad(t *testing.T) {
 		{[]string{"OTEL_BSP_SCHEDULE_DELAY=-1"}, "OTEL_BSP_SCHEDULE_DELAY", "-1", "must be a whole number of milliseconds from 1 to 2147483647 (e.g. 5000)"},
 		{[]string{"OTEL_BSP_EXPORT_TIMEOUT=0"}, "OTEL_BSP_EXPORT_TIMEOUT", "0", "must be a whole number of milliseconds from 1 to 2147483647 (e.g. 30000)"},
 		{[]string{"OTEL_BSP_MAX_QUEUE_SIZE=3000000000"}, "OTEL_BSP_MAX_QUEUE_SIZE", "3000000000", "must be a whole number from 1 to 2147483647 (e.g. 8192)"},
-		{[]string{"OTEL_BSP_MAX_EXPORT_BATCH_SIZE=many"}, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "many", "must be a whole number from 1 to 2147483647 (e.g. 512)"},
+		{[]string{"OTEL_BSP_MAX_EXPORT_BATCH_SIZE=many"}, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "many", "must be a whole number from 1 to 2147483647 (e.g. 2048)"},
 		{
 			[]string{"OTEL_BSP_MAX_QUEUE_SIZE=10", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE=512"}, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "512",
 			"must be a whole number from 1 to the queue size 10 (OTEL_BSP_MAX_QUEUE_SIZE)",

@@ -42,7 +42,17 @@ type BatchOptions struct {
 	ExportTimeout  time.Duration // bounds one export, retries included
 	MaxQueueSize   int           // the most records waiting; beyond, whole batches are dropped and counted
 	MaxExportBatch int           // records per export
+	// MaxBatchBytes ends a batch early once its encoded items reach this
+	// size, so that a request stays within what a collector accepts (the
+	// OpenTelemetry Collector's gRPC receiver refuses messages over 4 MiB
+	// by default; records with long command lines can be 16 KiB each).
+	// 0 means DefaultMaxBatchBytes.
+	MaxBatchBytes int
 }
+
+// DefaultMaxBatchBytes is BatchOptions.MaxBatchBytes when left zero: half
+// the collector's default limit, leaving room for the request's headers.
+const DefaultMaxBatchBytes = 2 << 20
 
 // DirectStream configures the direct export of one signal.
 type DirectStream struct {
@@ -134,6 +144,9 @@ func newStream(sc otlpwire.Scope, request func([]byte, *otlpwire.Scope, []byte) 
 	if opts.MaxExportBatch <= 0 {
 		opts.MaxExportBatch = min(defaultMaxExportBatch, opts.MaxQueueSize)
 	}
+	if opts.MaxBatchBytes <= 0 {
+		opts.MaxBatchBytes = DefaultMaxBatchBytes
+	}
 	// The batch being filled counts towards the queue size.
 	queued := max(1, opts.MaxQueueSize/opts.MaxExportBatch-1)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -189,7 +202,7 @@ func (s *stream) current() *batch {
 // the sender when it is full. s.mu is held.
 func (s *stream) added(b *batch) {
 	b.n++
-	if b.n < s.opts.MaxExportBatch {
+	if b.n < s.opts.MaxExportBatch && len(b.buf) < s.opts.MaxBatchBytes {
 		return
 	}
 	s.cur = nil

@@ -276,6 +276,7 @@ func TestStreamBatches(t *testing.T) {
 	for _, tc := range []struct {
 		name              string
 		batch, queue, n   int
+		maxBytes          int
 		wantSizes         []int // sizes of the requests sent, in order
 		wantFail, wantOK  int
 		senderErr         error
@@ -287,6 +288,9 @@ func TestStreamBatches(t *testing.T) {
 	}{
 		{name: "full batches then the rest at shutdown", batch: 4, queue: 16, n: 10, wantSizes: []int{4, 4, 2}, wantOK: 3},
 		{name: "one batch", batch: 512, queue: 2048, n: 3, wantSizes: []int{3}, wantOK: 1},
+		// A record takes 16 bytes here: a batch ends at the first record
+		// that takes it to 40 bytes or more.
+		{name: "batches end at MaxBatchBytes", batch: 512, queue: 2048, n: 7, maxBytes: 40, wantSizes: []int{3, 3, 1}, wantOK: 3},
 		{name: "failures are counted per record", batch: 4, queue: 16, n: 6, senderErr: errors.New("connection refused"), wantFail: 6},
 		{name: "rejections are failures", batch: 4, queue: 16, n: 4, rejected: 1, wantSizes: []int{4}, wantFail: 1},
 		// A partial success is delivered: only the rejected record is lost.
@@ -306,7 +310,7 @@ func TestStreamBatches(t *testing.T) {
 			}
 			var c counts
 			s := newStream(otlpwire.Scope{Name: "test"}, otlpwire.AppendLogsRequest, fs,
-				BatchOptions{ScheduleDelay: time.Hour, MaxExportBatch: tc.batch, MaxQueueSize: tc.queue}, c.counters())
+				BatchOptions{ScheduleDelay: time.Hour, MaxExportBatch: tc.batch, MaxQueueSize: tc.queue, MaxBatchBytes: tc.maxBytes}, c.counters())
 			if tc.block {
 				// Let the sender take the first batch before the rest.
 				appendN(s, 0, tc.batch)
