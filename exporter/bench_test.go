@@ -3,6 +3,7 @@ package exporter
 import (
 	"context"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"go.opentelemetry.io/otel/log"
@@ -10,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	sdklog "go.opentelemetry.io/otel/sdk/log"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
@@ -142,10 +144,16 @@ func BenchmarkSDKEmit(b *testing.B) {
 
 // discardSender stands in for the OTLP client: it drops every request
 // (after it was encoded), so that the benchmark measures our side only.
-type discardSender struct{}
+// It counts the bytes it was given.
+type discardSender struct{ bytes *atomic.Int64 }
 
-func (discardSender) Send(context.Context, []byte) (int64, error) { return 0, nil }
-func (discardSender) Close() error                                { return nil }
+func (d discardSender) Send(_ context.Context, body []byte) (int64, error) {
+	if d.bytes != nil {
+		d.bytes.Add(int64(len(body)))
+	}
+	return 0, nil
+}
+func (discardSender) Close() error { return nil }
 
 // BenchmarkHandleDirect measures Handle with the direct pipeline: the
 // conversion, the encoding of the log record (and, in "+spans", of the
@@ -162,28 +170,33 @@ func BenchmarkHandleDirect(b *testing.B) {
 		{"spans", false, true},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
-			e, err := NewWithProviders(lognoop.NewLoggerProvider(), mp, nil, Options{})
+			// As New builds it for OTLP: the Exporter aggregates the
+			// histograms.
+			hist := NewHistogramProducer(metricdata.CumulativeTemporality, "")
+			mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader(sdkmetric.WithProducer(hist))))
+			e, err := NewWithProviders(lognoop.NewLoggerProvider(), mp, nil, Options{Histograms: hist})
 			if err != nil {
 				b.Fatal(err)
 			}
 			sample, _ := newSampler("", 0)
 			d := &direct{ids: newIDGenerator(), sample: sample}
 			var c counts
+			var sent atomic.Int64
 			if bc.logs {
-				d.logs = newStream(otlpwire.Scope{Name: "bench"}, otlpwire.AppendLogsRequest, discardSender{}, BatchOptions{}, c.counters())
+				d.logs = newStream(otlpwire.Scope{Name: "bench"}, otlpwire.AppendLogsRequest, discardSender{&sent}, BatchOptions{}, c.counters())
 			}
 			if bc.spans {
-				d.spans = newStream(otlpwire.Scope{Name: "bench"}, otlpwire.AppendTracesRequest, discardSender{}, BatchOptions{}, c.counters())
+				d.spans = newStream(otlpwire.Scope{Name: "bench"}, otlpwire.AppendTracesRequest, discardSender{&sent}, BatchOptions{}, c.counters())
 			}
 			e.direct, e.logsOn = d, bc.logs
-			b.Cleanup(func() { _ = d.shutdown(context.Background()) })
 			ev := sampleEvent()
 			b.ReportAllocs()
 			for b.Loop() {
 				e.Handle(&ev)
 			}
 			b.StopTimer()
+			_ = d.shutdown(context.Background()) // sends the last batch
+			b.ReportMetric(float64(sent.Load())/float64(b.N), "B/event")
 			if _, dropped, _ := c.get(); dropped > 0 {
 				b.Logf("%d items dropped from a full queue", dropped)
 			}

@@ -161,22 +161,6 @@ func sizeBody(s string) int {
 	return sizeStringField(s)
 }
 
-func sizeLogRecord(r *LogRecord) int {
-	n := sizeTime(r.Time) +
-		sizeEnum(r.Severity) +
-		sizeStringField(r.SeverityText) +
-		sizeLenField(sizeBody(r.Body)) +
-		sizeAttrs(r.Attributes) + len(r.EncodedAttributes) +
-		sizeID(r.TraceID[:]) +
-		sizeID(r.SpanID[:]) +
-		sizeTime(r.ObservedTime) +
-		sizeStringField(r.EventName)
-	if r.TraceFlags != 0 {
-		n += 1 + 4
-	}
-	return n
-}
-
 // AppendLogRecord appends r as one ScopeLogs.log_records entry (field tag + length + LogRecord message).
 //
 // It writes what the SDK's OTLP log exporters write for the same record:
@@ -185,9 +169,7 @@ func sizeLogRecord(r *LogRecord) int {
 // allocates only if dst lacks room, and then once, or for attributes of
 // type SLICE or MAP.
 func AppendLogRecord(dst []byte, r *LogRecord) []byte {
-	n := sizeLogRecord(r)
-	dst = slices.Grow(dst, sizeLenField(n))
-	dst = appendLen(append(dst, keyScopeItems), n)
+	dst, start := beginMessage(dst, keyScopeItems)
 
 	// Fields go in field-number order, as proto.Marshal writes them.
 	dst = appendTime(dst, keyLogTime, r.Time)
@@ -203,30 +185,46 @@ func AppendLogRecord(dst []byte, r *LogRecord) []byte {
 	dst = appendID(dst, keyLogTraceID, r.TraceID[:])
 	dst = appendID(dst, keyLogSpanID, r.SpanID[:])
 	dst = appendTime(dst, keyLogObserved, r.ObservedTime)
-	return appendStringField(dst, keyLogEventName, r.EventName)
+	dst = appendStringField(dst, keyLogEventName, r.EventName)
+	return endMessage(dst, start)
+}
+
+// A record or span is written before its length is known, rather than
+// sized first: sizing walked every attribute a second time. beginMessage
+// writes the key and reserves lenReserve bytes for the length, which fit
+// every message from 128 bytes to 16 KiB, where nearly all ours are;
+// endMessage writes the length and, for the rare message of another size,
+// moves the message to close up or widen the gap, so that the length is
+// the shortest varint, as proto.Marshal writes it.
+const lenReserve = 2
+
+func beginMessage(dst []byte, key byte) ([]byte, int) {
+	dst = append(dst, key, 0, 0)
+	return dst, len(dst)
+}
+
+func endMessage(dst []byte, start int) []byte {
+	n := len(dst) - start
+	size := sizeVarint(uint64(n))
+	if size != lenReserve {
+		// Move the message to leave exactly size bytes before it.
+		from := start
+		to := start - lenReserve + size
+		if to > from {
+			dst = slices.Grow(dst, to-from)[:len(dst)+to-from]
+		}
+		copy(dst[to:], dst[from:from+n])
+		dst = dst[:to+n]
+		start = to
+	}
+	protowire.AppendVarint(dst[start-size:start-size], uint64(n))
+	return dst
 }
 
 // sizeStatus is the size of the Status message, which the SDK always sends,
 // even for an unset status.
 func sizeStatus(s *Span) int {
 	return sizeStringField(s.StatusMessage) + sizeEnum(s.StatusCode)
-}
-
-func sizeSpan(s *Span) int {
-	n := sizeLenField(len(s.TraceID)) +
-		sizeLenField(len(s.SpanID)) +
-		sizeStringField(s.TraceState) +
-		sizeID(s.ParentSpanID[:]) +
-		sizeStringField(s.Name) +
-		sizeEnum(s.Kind) +
-		sizeTime(s.Start) +
-		sizeTime(s.End) +
-		sizeAttrs(s.Attributes) + len(s.EncodedAttributes) +
-		sizeLenField(sizeStatus(s))
-	if s.Flags != 0 {
-		n += protowire.SizeTag(spanFlagsNum) + 4
-	}
-	return n
 }
 
 // AppendLogAttributes appends attrs encoded as LogRecord.attributes
@@ -248,9 +246,7 @@ func AppendSpanAttributes(dst []byte, attrs []attribute.KeyValue) []byte {
 // out like 0; Flags, Kind and StatusCode go as given. It allocates as
 // AppendLogRecord does.
 func AppendSpan(dst []byte, s *Span) []byte {
-	n := sizeSpan(s)
-	dst = slices.Grow(dst, sizeLenField(n))
-	dst = appendLen(append(dst, keyScopeItems), n)
+	dst, start := beginMessage(dst, keyScopeItems)
 
 	// The SDK always sends both IDs, valid or not.
 	dst = append(appendLen(append(dst, keySpanTraceID), len(s.TraceID)), s.TraceID[:]...)
@@ -270,7 +266,7 @@ func AppendSpan(dst []byte, s *Span) []byte {
 		dst = protowire.AppendTag(dst, spanFlagsNum, protowire.Fixed32Type)
 		dst = protowire.AppendFixed32(dst, s.Flags)
 	}
-	return dst
+	return endMessage(dst, start)
 }
 
 // AppendLogsRequest appends an ExportLogsServiceRequest with one ResourceLogs
