@@ -615,10 +615,10 @@ func (c *threadCache) get(b *recordBuilder, ev *bpf.Event, info *procfs.Info, lo
 	c.scratch = attrs[:0]
 	te.key, te.log, te.span = k, te.log[:0], te.span[:0]
 	if logs {
-		te.log = otlpwire.AppendLogAttributes(te.log, attrs)
+		te.log = otlpwire.LogAttributes.AppendAll(te.log, attrs)
 	}
 	if spans {
-		te.span = otlpwire.AppendSpanAttributes(te.span, attrs)
+		te.span = otlpwire.SpanAttributes.AppendAll(te.span, attrs)
 	}
 	return te
 }

@@ -519,10 +519,10 @@ func TestThreadCacheFollowsChanges(t *testing.T) {
 			got := c.get(&b, &ev, infoP, true, true)
 			var fresh recordBuilder
 			attrs := fresh.appendThreadAttributes(nil, &ev, infoP)
-			if !bytes.Equal(got.log, otlpwire.AppendLogAttributes(nil, attrs)) {
+			if !bytes.Equal(got.log, otlpwire.LogAttributes.AppendAll(nil, attrs)) {
 				t.Error("log encoding is stale")
 			}
-			if !bytes.Equal(got.span, otlpwire.AppendSpanAttributes(nil, attrs)) {
+			if !bytes.Equal(got.span, otlpwire.SpanAttributes.AppendAll(nil, attrs)) {
 				t.Error("span encoding is stale")
 			}
 		})

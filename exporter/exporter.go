@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/memlock-exporter/memlock-exporter/bpf"
+	"github.com/memlock-exporter/memlock-exporter/exporter/internal/otlpwire"
 	"github.com/memlock-exporter/memlock-exporter/procfs"
 	"github.com/memlock-exporter/memlock-exporter/semconv"
 )
@@ -259,13 +260,21 @@ func (e *Exporter) Handle(ev *bpf.Event) {
 			logEnc, spanEnc []byte // the thread's attributes, encoded
 		)
 		if e.directOnly() {
-			// Nothing goes through the SDK: the thread's attributes
-			// can be taken already encoded.
-			attrs = e.rb.appendCallAttributes(e.rb.attrs[:0], ev, ca.errName)
-			e.rb.attrs = attrs[:0]
+			// Nothing goes through the SDK: the attributes are encoded
+			// straight away, the thread's taken already encoded.
 			d := e.direct
 			thread := d.threads.get(&e.rb, ev, infoP, d.logs != nil, d.spans != nil)
-			logEnc, spanEnc = thread.log, thread.span
+			rb := &e.rb
+			if d.logs != nil {
+				rb.logAttrs = rb.appendEncodedCallAttributes(rb.logAttrs[:0], otlpwire.LogAttributes, ev, ca.errName)
+				logEnc = append(rb.logAttrs, thread.log...)
+				rb.logAttrs = logEnc
+			}
+			if d.spans != nil {
+				rb.spanAttrs = rb.appendEncodedCallAttributes(rb.spanAttrs[:0], otlpwire.SpanAttributes, ev, ca.errName)
+				spanEnc = append(rb.spanAttrs, thread.span...)
+				rb.spanAttrs = spanEnc
+			}
 		} else {
 			attrs = e.rb.attributes(ev, infoP, ca.errName)
 		}

@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/otel/log"
 
 	"github.com/memlock-exporter/memlock-exporter/bpf"
+	"github.com/memlock-exporter/memlock-exporter/exporter/internal/otlpwire"
 	"github.com/memlock-exporter/memlock-exporter/procfs"
 	"github.com/memlock-exporter/memlock-exporter/semconv"
 )
@@ -74,12 +75,17 @@ var libcAttrs = func() (t [bpf.LibcMlockall + 1]attribute.KeyValue) {
 type flagInfo struct {
 	names    attribute.KeyValue
 	hasNames bool
+	// The attribute encoded for the direct pipeline, once: a string
+	// slice is the costliest attribute to encode.
+	logNames, spanNames []byte
 }
 
 func newFlagInfo(s bpf.Syscall, flags uint64) flagInfo {
 	var fi flagInfo
 	if names := bpf.FlagNames(s, flags); len(names) > 0 {
 		fi.names, fi.hasNames = semconv.FlagNames(names...), true
+		fi.logNames = otlpwire.LogAttributes.Append(nil, fi.names)
+		fi.spanNames = otlpwire.SpanAttributes.Append(nil, fi.names)
 	}
 	return fi
 }
@@ -109,10 +115,12 @@ type flagKey struct {
 // spans share with them, reusing its buffers from call to call. It is not
 // safe for concurrent use.
 type recordBuilder struct {
-	body      []byte
-	attrs     []attribute.KeyValue
-	flagCache map[flagKey]flagInfo
-	proc      processAttrs
+	body  []byte
+	attrs []attribute.KeyValue
+	// A record's and a span's attributes, encoded, for the direct pipeline.
+	logAttrs, spanAttrs []byte
+	flagCache           map[flagKey]flagInfo
+	proc                processAttrs
 }
 
 func (b *recordBuilder) flags(s bpf.Syscall, flags uint64) flagInfo {
@@ -203,6 +211,43 @@ func (b *recordBuilder) appendCallAttributes(a []attribute.KeyValue, ev *bpf.Eve
 		a = append(a, semconv.ErrorTypeKey.String(errName))
 	}
 	return a
+}
+
+// appendEncodedCallAttributes appends the attributes appendCallAttributes
+// returns, encoded as field f, as f.AppendAll would write them, without
+// building a slice of them first (TestEncodedCallAttributes).
+func (b *recordBuilder) appendEncodedCallAttributes(dst []byte, f otlpwire.AttrField, ev *bpf.Event, errName string) []byte {
+	si := &syscalls[ev.Syscall]
+	dst = f.Append(dst, si.attr)
+	if si.hasRange {
+		dst = f.Append(dst, semconv.Addr(ev.Addr))
+		dst = f.Append(dst, semconv.Len(ev.Len))
+		dst = f.Append(dst, semconv.Pages(ev.Pages()))
+	}
+	if si.hasFlags {
+		dst = f.Append(dst, semconv.Flags(ev.Flags))
+		if fi := b.flags(ev.Syscall, ev.Flags); fi.hasNames {
+			if f == otlpwire.LogAttributes {
+				dst = append(dst, fi.logNames...)
+			} else {
+				dst = append(dst, fi.spanNames...)
+			}
+		}
+	}
+	dst = f.Append(dst, semconv.ReturnValue(ev.Ret))
+	dst = f.Append(dst, semconv.Duration(ev.Duration))
+	dst = f.Append(dst, probeAttr(ev.Probe))
+	if si.hasKernel && ev.KernelDuration > 0 {
+		dst = f.Append(dst, semconv.KernelDuration(ev.KernelDuration))
+	}
+	if si.hasLibc && ev.LibcFunc != bpf.LibcNone && int(ev.LibcFunc) < len(libcAttrs) {
+		dst = f.Append(dst, libcAttrs[ev.LibcFunc])
+		dst = f.Append(dst, semconv.CallerAddress(ev.CallerAddr))
+	}
+	if ev.Ret < 0 {
+		dst = f.Append(dst, semconv.ErrorTypeKey.String(errName))
+	}
+	return dst
 }
 
 // appendThreadAttributes appends the attributes of the calling thread and

@@ -1,6 +1,7 @@
 package exporter
 
 import (
+	"bytes"
 	"context"
 	"reflect"
 	"slices"
@@ -17,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/memlock-exporter/memlock-exporter/bpf"
+	"github.com/memlock-exporter/memlock-exporter/exporter/internal/otlpwire"
 	"github.com/memlock-exporter/memlock-exporter/semconv"
 )
 
@@ -634,6 +636,31 @@ func TestBuildAllocations(t *testing.T) {
 		b.build(&ev, nil, errName, observedAt) // warm the caches
 		if got := testing.AllocsPerRun(100, func() { b.build(&ev, nil, errName, observedAt) }); got > 2 {
 			t.Errorf("%s: %.0f allocations per record, want at most 2", tc.name, got)
+		}
+	}
+}
+
+// TestEncodedCallAttributes: the direct pipeline's encoding of a call's
+// attributes is byte for byte the encoding of the attributes the SDK gets.
+func TestEncodedCallAttributes(t *testing.T) {
+	var b recordBuilder
+	// Also flags beyond the precomputed table, known bits and not.
+	odd := sampleEvent()
+	odd.Flags = 0x11
+	many := sampleEvent()
+	many.Syscall, many.Flags, many.Ret = bpf.SyscallMlockall, 0x7|0x400, -1
+	for i, ev := range append(equivalenceEvents(), odd, many) {
+		errName := ""
+		if ev.Ret < 0 {
+			errName = ev.Errno().String()
+		}
+		attrs := b.appendCallAttributes(nil, &ev, errName)
+		for _, f := range []otlpwire.AttrField{otlpwire.LogAttributes, otlpwire.SpanAttributes} {
+			want := f.AppendAll(nil, attrs)
+			got := b.appendEncodedCallAttributes([]byte("prefix"), f, &ev, errName)
+			if !bytes.Equal(got[len("prefix"):], want) || string(got[:len("prefix")]) != "prefix" {
+				t.Errorf("event %d (%s), field %d: encoded\n%x\nwant\n%x", i, ev.Syscall, f, got, want)
+			}
 		}
 	}
 }

@@ -24,8 +24,9 @@ type LogRecord struct {
 	Body               string // a string AnyValue; empty = no body
 	Attributes         []attribute.KeyValue
 	// EncodedAttributes are more attributes, already encoded by
-	// AppendLogAttributes, written verbatim after Attributes: attributes
-	// that repeat from record to record need not be encoded each time.
+	// LogAttributes.Append or AppendAll, written verbatim after
+	// Attributes: attributes that repeat from record to record need not be
+	// encoded each time.
 	EncodedAttributes []byte
 	TraceID           [16]byte // all-zero = left out
 	SpanID            [8]byte  // all-zero = left out
@@ -44,7 +45,7 @@ type Span struct {
 	Start, End   int64 // Unix nanoseconds
 	Attributes   []attribute.KeyValue
 	// EncodedAttributes are more attributes, already encoded by
-	// AppendSpanAttributes, written verbatim after Attributes.
+	// SpanAttributes.Append or AppendAll, written verbatim after Attributes.
 	EncodedAttributes []byte
 	StatusCode        int32 // 0 unset, 1 ok, 2 error
 	StatusMessage     string
@@ -225,18 +226,6 @@ func endMessage(dst []byte, start int) []byte {
 // even for an unset status.
 func sizeStatus(s *Span) int {
 	return sizeStringField(s.StatusMessage) + sizeEnum(s.StatusCode)
-}
-
-// AppendLogAttributes appends attrs encoded as LogRecord.attributes
-// fields, for LogRecord.EncodedAttributes.
-func AppendLogAttributes(dst []byte, attrs []attribute.KeyValue) []byte {
-	return appendAttrs(dst, keyLogAttrs, attrs)
-}
-
-// AppendSpanAttributes appends attrs encoded as Span.attributes fields, for
-// Span.EncodedAttributes.
-func AppendSpanAttributes(dst []byte, attrs []attribute.KeyValue) []byte {
-	return appendAttrs(dst, keySpanAttrs, attrs)
 }
 
 // AppendSpan appends s as one ScopeSpans.spans entry (tag + length + Span).

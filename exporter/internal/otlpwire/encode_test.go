@@ -1182,13 +1182,13 @@ func TestEncodedAttributes(t *testing.T) {
 	for split := 0; split <= len(attrs); split++ {
 		whole := AppendLogRecord(nil, &LogRecord{Time: 1, Body: "x", Attributes: attrs, TraceID: [16]byte{1}, SpanID: [8]byte{2}})
 		parts := AppendLogRecord(nil, &LogRecord{Time: 1, Body: "x", Attributes: attrs[:split],
-			EncodedAttributes: AppendLogAttributes(nil, attrs[split:]), TraceID: [16]byte{1}, SpanID: [8]byte{2}})
+			EncodedAttributes: LogAttributes.AppendAll(nil, attrs[split:]), TraceID: [16]byte{1}, SpanID: [8]byte{2}})
 		if !bytes.Equal(whole, parts) {
 			t.Errorf("log record split at %d: bytes differ", split)
 		}
 		wholeSpan := AppendSpan(nil, &Span{Name: "mlock2", Attributes: attrs, StatusCode: 2, StatusMessage: "ENOMEM"})
 		partsSpan := AppendSpan(nil, &Span{Name: "mlock2", Attributes: attrs[:split],
-			EncodedAttributes: AppendSpanAttributes(nil, attrs[split:]), StatusCode: 2, StatusMessage: "ENOMEM"})
+			EncodedAttributes: SpanAttributes.AppendAll(nil, attrs[split:]), StatusCode: 2, StatusMessage: "ENOMEM"})
 		if !bytes.Equal(wholeSpan, partsSpan) {
 			t.Errorf("span split at %d: bytes differ", split)
 		}
