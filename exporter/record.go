@@ -217,15 +217,18 @@ func (b *recordBuilder) appendCallAttributes(a []attribute.KeyValue, ev *bpf.Eve
 // returns, encoded as field f, as f.AppendAll would write them, without
 // building a slice of them first (TestEncodedCallAttributes).
 func (b *recordBuilder) appendEncodedCallAttributes(dst []byte, f otlpwire.AttrField, ev *bpf.Event, errName string) []byte {
+	// Values go through semconv's constructors, which decide how each is
+	// represented; the typed appenders spare the generic encoder's type
+	// switch.
 	si := &syscalls[ev.Syscall]
-	dst = f.Append(dst, si.attr)
+	dst = f.AppendString(dst, string(semconv.SyscallKey), si.name)
 	if si.hasRange {
-		dst = f.Append(dst, semconv.Addr(ev.Addr))
-		dst = f.Append(dst, semconv.Len(ev.Len))
-		dst = f.Append(dst, semconv.Pages(ev.Pages()))
+		dst = f.AppendInt(dst, string(semconv.AddrKey), semconv.Addr(ev.Addr).Value.AsInt64())
+		dst = f.AppendInt(dst, string(semconv.LenKey), semconv.Len(ev.Len).Value.AsInt64())
+		dst = f.AppendInt(dst, string(semconv.PagesKey), semconv.Pages(ev.Pages()).Value.AsInt64())
 	}
 	if si.hasFlags {
-		dst = f.Append(dst, semconv.Flags(ev.Flags))
+		dst = f.AppendInt(dst, string(semconv.FlagsKey), semconv.Flags(ev.Flags).Value.AsInt64())
 		if fi := b.flags(ev.Syscall, ev.Flags); fi.hasNames {
 			if f == otlpwire.LogAttributes {
 				dst = append(dst, fi.logNames...)
@@ -234,18 +237,18 @@ func (b *recordBuilder) appendEncodedCallAttributes(dst []byte, f otlpwire.AttrF
 			}
 		}
 	}
-	dst = f.Append(dst, semconv.ReturnValue(ev.Ret))
-	dst = f.Append(dst, semconv.Duration(ev.Duration))
+	dst = f.AppendInt(dst, string(semconv.ReturnValueKey), semconv.ReturnValue(ev.Ret).Value.AsInt64())
+	dst = f.AppendFloat(dst, string(semconv.DurationKey), semconv.Duration(ev.Duration).Value.AsFloat64())
 	dst = f.Append(dst, probeAttr(ev.Probe))
 	if si.hasKernel && ev.KernelDuration > 0 {
-		dst = f.Append(dst, semconv.KernelDuration(ev.KernelDuration))
+		dst = f.AppendFloat(dst, string(semconv.KernelDurationKey), semconv.KernelDuration(ev.KernelDuration).Value.AsFloat64())
 	}
 	if si.hasLibc && ev.LibcFunc != bpf.LibcNone && int(ev.LibcFunc) < len(libcAttrs) {
 		dst = f.Append(dst, libcAttrs[ev.LibcFunc])
-		dst = f.Append(dst, semconv.CallerAddress(ev.CallerAddr))
+		dst = f.AppendInt(dst, string(semconv.CallerAddressKey), semconv.CallerAddress(ev.CallerAddr).Value.AsInt64())
 	}
 	if ev.Ret < 0 {
-		dst = f.Append(dst, semconv.ErrorTypeKey.String(errName))
+		dst = f.AppendString(dst, string(semconv.ErrorTypeKey), errName)
 	}
 	return dst
 }

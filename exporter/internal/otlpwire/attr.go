@@ -1,6 +1,11 @@
 package otlpwire
 
-import "go.opentelemetry.io/otel/attribute"
+import (
+	"math"
+
+	"go.opentelemetry.io/otel/attribute"
+	"google.golang.org/protobuf/encoding/protowire"
+)
 
 // AttrField is the repeated KeyValue field of a message that attributes
 // are written as: for a LogRecord's EncodedAttributes or a Span's.
@@ -21,4 +26,23 @@ func (f AttrField) Append(dst []byte, kv attribute.KeyValue) []byte {
 // AppendAll appends attrs in order, as Append would one by one.
 func (f AttrField) AppendAll(dst []byte, attrs []attribute.KeyValue) []byte {
 	return appendAttrs(dst, byte(f), attrs)
+}
+
+// AppendInt appends the attribute key = v, as Append(attribute.Int64(key, v)).
+func (f AttrField) AppendInt(dst []byte, key string, v int64) []byte {
+	x := uint64(v)
+	dst = appendKeyValueHead(dst, byte(f), key, 1+sizeVarint(x))
+	return appendVarint(append(dst, keyAnyInt), x)
+}
+
+// AppendFloat appends the attribute key = v, as Append(attribute.Float64(key, v)).
+func (f AttrField) AppendFloat(dst []byte, key string, v float64) []byte {
+	dst = appendKeyValueHead(dst, byte(f), key, 1+8)
+	return protowire.AppendFixed64(append(dst, keyAnyDouble), math.Float64bits(v))
+}
+
+// AppendString appends the attribute key = v, as Append(attribute.String(key, v)).
+func (f AttrField) AppendString(dst []byte, key, v string) []byte {
+	dst = appendKeyValueHead(dst, byte(f), key, sizeLenField(len(v)))
+	return appendString(append(dst, keyAnyString), v)
 }
