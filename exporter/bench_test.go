@@ -183,10 +183,10 @@ func BenchmarkHandleDirect(b *testing.B) {
 			var c counts
 			var sent atomic.Int64
 			if bc.logs {
-				d.logs = newStream(otlpwire.Scope{Name: "bench"}, otlpwire.AppendLogsRequest, discardSender{&sent}, BatchOptions{}, c.counters())
+				d.logs = newStream(otlpwire.Scope{Name: "bench"}, otlpwire.FrameLogsRequest, discardSender{&sent}, BatchOptions{}, c.counters())
 			}
 			if bc.spans {
-				d.spans = newStream(otlpwire.Scope{Name: "bench"}, otlpwire.AppendTracesRequest, discardSender{&sent}, BatchOptions{}, c.counters())
+				d.spans = newStream(otlpwire.Scope{Name: "bench"}, otlpwire.FrameTracesRequest, discardSender{&sent}, BatchOptions{}, c.counters())
 			}
 			e.direct, e.logsOn = d, bc.logs
 			ev := sampleEvent()

@@ -99,11 +99,15 @@ type streamCounters struct {
 // never blocks on the network: when the queue is full, the batch is
 // dropped and counted.
 type stream struct {
-	scope   otlpwire.Scope
-	request func(dst []byte, sc *otlpwire.Scope, items []byte) []byte
-	send    sender
-	opts    BatchOptions
-	count   streamCounters
+	scope otlpwire.Scope
+	// frame turns a batch's buffer into the export request, in place:
+	// the items follow headroom bytes of room for the request's head, so
+	// a batch of megabytes is never copied.
+	frame    func(buf []byte, headroom int, sc *otlpwire.Scope) []byte
+	headroom int
+	send     sender
+	opts     BatchOptions
+	count    streamCounters
 
 	mu     sync.Mutex // guards cur and closed
 	cur    *batch
@@ -115,7 +119,6 @@ type stream struct {
 	done   chan struct{}
 	ctx    context.Context // canceled when Shutdown runs out of time
 	cancel context.CancelFunc
-	reqBuf []byte // the sender's request buffer
 	// unsent is a batch the sender took from the queue after shutdown
 	// began; shutdown sends it (or counts it) with the rest. Written by
 	// run before it closes done.
@@ -131,7 +134,7 @@ const (
 	defaultMaxExportBatch = 512
 )
 
-func newStream(sc otlpwire.Scope, request func([]byte, *otlpwire.Scope, []byte) []byte, s sender, opts BatchOptions, count streamCounters) *stream {
+func newStream(sc otlpwire.Scope, frame func([]byte, int, *otlpwire.Scope) []byte, s sender, opts BatchOptions, count streamCounters) *stream {
 	if opts.ScheduleDelay <= 0 {
 		opts.ScheduleDelay = defaultScheduleDelay
 	}
@@ -151,17 +154,18 @@ func newStream(sc otlpwire.Scope, request func([]byte, *otlpwire.Scope, []byte) 
 	queued := max(1, opts.MaxQueueSize/opts.MaxExportBatch-1)
 	ctx, cancel := context.WithCancel(context.Background())
 	st := &stream{
-		scope:   sc,
-		request: request,
-		send:    s,
-		opts:    opts,
-		count:   count,
-		queue:   make(chan *batch, queued),
-		free:    make(chan *batch, queued+2),
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
-		ctx:     ctx,
-		cancel:  cancel,
+		scope:    sc,
+		frame:    frame,
+		headroom: otlpwire.RequestHeadroom(&sc),
+		send:     s,
+		opts:     opts,
+		count:    count,
+		queue:    make(chan *batch, queued),
+		free:     make(chan *batch, queued+2),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+		ctx:      ctx,
+		cancel:   cancel,
 	}
 	go st.run()
 	return st
@@ -202,7 +206,7 @@ func (s *stream) current() *batch {
 // the sender when it is full. s.mu is held.
 func (s *stream) added(b *batch) {
 	b.n++
-	if b.n < s.opts.MaxExportBatch && len(b.buf) < s.opts.MaxBatchBytes {
+	if b.n < s.opts.MaxExportBatch && len(b.buf)-s.headroom < s.opts.MaxBatchBytes {
 		return
 	}
 	s.cur = nil
@@ -219,12 +223,12 @@ func (s *stream) getBatch() *batch {
 	case b := <-s.free:
 		return b
 	default:
-		return &batch{}
+		return &batch{buf: make([]byte, s.headroom)}
 	}
 }
 
 func (s *stream) putBatch(b *batch) {
-	b.buf, b.n = b.buf[:0], 0
+	b.buf, b.n = b.buf[:s.headroom], 0
 	select {
 	case s.free <- b:
 	default:
@@ -270,13 +274,11 @@ func (s *stream) run() {
 }
 
 // export sends b, bounded by ExportTimeout within ctx, counts the outcome
-// and recycles b. Only one goroutine exports at a time (the sender, or
-// Shutdown once the sender has stopped): it owns s.reqBuf.
+// and recycles b.
 func (s *stream) export(ctx context.Context, b *batch) {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.ExportTimeout)
 	defer cancel()
-	s.reqBuf = s.request(s.reqBuf[:0], &s.scope, b.buf)
-	rejected, err := s.send.Send(ctx, s.reqBuf)
+	rejected, err := s.send.Send(ctx, s.frame(b.buf, s.headroom, &s.scope))
 	var refusal error
 	var partial *otlpsend.PartialSuccessError
 	if errors.As(err, &partial) {
@@ -527,7 +529,7 @@ func newDirect(opts *DirectOptions, res *resource.Resource, serviceVersion strin
 		if err != nil {
 			return nil, fmt.Errorf("create log record client: %w", err)
 		}
-		d.logs = newStream(sc, otlpwire.AppendLogsRequest, c, s.Batch, streamCounters{
+		d.logs = newStream(sc, otlpwire.FrameLogsRequest, c, s.Batch, streamCounters{
 			failed:    diag.exportFailed,
 			succeeded: diag.exportSucceeded,
 			dropped:   func(n int) { diag.queueDropped(uint64(n)) },
@@ -541,7 +543,7 @@ func newDirect(opts *DirectOptions, res *resource.Resource, serviceVersion strin
 			}
 			return nil, fmt.Errorf("create span client: %w", err)
 		}
-		d.spans = newStream(sc, otlpwire.AppendTracesRequest, c, s.Batch, streamCounters{
+		d.spans = newStream(sc, otlpwire.FrameTracesRequest, c, s.Batch, streamCounters{
 			failed:    diag.spanExportFailed,
 			succeeded: diag.spanExportSucceeded,
 			dropped:   func(n int) { diag.spansUndelivered.Add(uint64(n)) },

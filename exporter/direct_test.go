@@ -309,7 +309,7 @@ func TestStreamBatches(t *testing.T) {
 				fs.block = make(chan struct{})
 			}
 			var c counts
-			s := newStream(otlpwire.Scope{Name: "test"}, otlpwire.AppendLogsRequest, fs,
+			s := newStream(otlpwire.Scope{Name: "test"}, otlpwire.FrameLogsRequest, fs,
 				BatchOptions{ScheduleDelay: time.Hour, MaxExportBatch: tc.batch, MaxQueueSize: tc.queue, MaxBatchBytes: tc.maxBytes}, c.counters())
 			if tc.block {
 				// Let the sender take the first batch before the rest.
@@ -362,7 +362,7 @@ func TestStreamBatches(t *testing.T) {
 func TestStreamScheduleDelay(t *testing.T) {
 	fs := &fakeSender{}
 	var c counts
-	s := newStream(otlpwire.Scope{}, otlpwire.AppendLogsRequest, fs,
+	s := newStream(otlpwire.Scope{}, otlpwire.FrameLogsRequest, fs,
 		BatchOptions{ScheduleDelay: 20 * time.Millisecond, MaxExportBatch: 512}, c.counters())
 	defer s.shutdown(context.Background())
 	appendN(s, 0, 3)

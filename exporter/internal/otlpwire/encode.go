@@ -288,37 +288,126 @@ func appendRequest(dst []byte, sc *Scope, items []byte, emptyResource bool) []by
 	if len(items) == 0 {
 		return dst
 	}
+	l := requestLayout(sc, len(items), emptyResource)
+	dst = slices.Grow(dst, l.head+len(items)+l.tail)
+	dst = appendRequestHead(dst, sc, &l)
+	dst = append(dst, items...)
+	return appendRequestTail(dst, sc)
+}
 
+// layout holds the sizes of a request's nested messages and of what comes
+// before and after its items.
+type layout struct {
+	hasScope, hasResource                  bool
+	scopeSize, scopeItemsSize              int
+	resSize, resourceItemsSize, head, tail int
+}
+
+func requestLayout(sc *Scope, itemsLen int, emptyResource bool) layout {
+	var l layout
 	// The SDK leaves out the scope (and so its schema URL) when it is the
 	// zero instrumentation.Scope.
-	hasScope := sc.Name != "" || sc.Version != "" || sc.SchemaURL != ""
-	scopeSize := sizeStringField(sc.Name) + sizeStringField(sc.Version)
-	scopeItemsSize := len(items) + sizeStringField(sc.SchemaURL)
-	if hasScope {
-		scopeItemsSize += sizeLenField(scopeSize)
+	l.hasScope = sc.Name != "" || sc.Version != "" || sc.SchemaURL != ""
+	l.scopeSize = sizeStringField(sc.Name) + sizeStringField(sc.Version)
+	l.scopeItemsSize = itemsLen + sizeStringField(sc.SchemaURL)
+	if l.hasScope {
+		l.scopeItemsSize += sizeLenField(l.scopeSize)
 	}
-	resSize := sizeResource(sc.Resource)
-	hasResource := emptyResource || resSize > 0
-	resourceItemsSize := sizeLenField(scopeItemsSize) + sizeStringField(sc.ResourceSchemaURL)
-	if hasResource {
-		resourceItemsSize += sizeLenField(resSize)
+	l.resSize = sizeResource(sc.Resource)
+	l.hasResource = emptyResource || l.resSize > 0
+	l.resourceItemsSize = sizeLenField(l.scopeItemsSize) + sizeStringField(sc.ResourceSchemaURL)
+	if l.hasResource {
+		l.resourceItemsSize += sizeLenField(l.resSize)
 	}
+	l.tail = sizeStringField(sc.SchemaURL) + sizeStringField(sc.ResourceSchemaURL)
+	// Each length-delimited field's key and length, and the resource and
+	// scope messages: everything before the items.
+	l.head = sizeLenField(l.resourceItemsSize) - l.resourceItemsSize +
+		sizeLenField(l.scopeItemsSize) - l.scopeItemsSize
+	if l.hasResource {
+		l.head += sizeLenField(l.resSize)
+	}
+	if l.hasScope {
+		l.head += sizeLenField(l.scopeSize)
+	}
+	return l
+}
 
-	dst = slices.Grow(dst, sizeLenField(resourceItemsSize))
-	dst = appendLen(append(dst, keyRequestResource), resourceItemsSize)
-	if hasResource {
-		dst = appendLen(append(dst, keyResource), resSize)
+// appendRequestHead writes what comes before the items: l.head bytes.
+func appendRequestHead(dst []byte, sc *Scope, l *layout) []byte {
+	dst = appendLen(append(dst, keyRequestResource), l.resourceItemsSize)
+	if l.hasResource {
+		dst = appendLen(append(dst, keyResource), l.resSize)
 		dst = appendResource(dst, sc.Resource)
 	}
-	dst = appendLen(append(dst, keyResourceScopes), scopeItemsSize)
-	if hasScope {
-		dst = appendLen(append(dst, keyScope), scopeSize)
+	dst = appendLen(append(dst, keyResourceScopes), l.scopeItemsSize)
+	if l.hasScope {
+		dst = appendLen(append(dst, keyScope), l.scopeSize)
 		dst = appendStringField(dst, keyScopeName, sc.Name)
 		dst = appendStringField(dst, keyScopeVersion, sc.Version)
 	}
-	dst = append(dst, items...)
+	return dst
+}
+
+// appendRequestTail writes what comes after the items.
+func appendRequestTail(dst []byte, sc *Scope) []byte {
 	dst = appendStringField(dst, keyScopeSchema, sc.SchemaURL)
 	return appendStringField(dst, keyResourceSchema, sc.ResourceSchemaURL)
+}
+
+// A batch can be framed as a request where it lies, without copying its
+// items: the items are appended to a buffer that starts with
+// RequestHeadroom bytes of room, and FrameLogsRequest or
+// FrameTracesRequest writes the request's head into the end of that room
+// and its tail after the items.
+
+// maxItemsLen bounds the items of a request framed in place: lengths
+// below it take at most maxLenSize bytes.
+const (
+	maxItemsLen = 1 << 28
+	maxLenSize  = 4
+)
+
+// RequestHeadroom is the room to leave before the items of a request with
+// scope sc for FrameLogsRequest and FrameTracesRequest: enough for the
+// head whatever the items' length, up to 256 MiB.
+func RequestHeadroom(sc *Scope) int {
+	l := requestLayout(sc, maxItemsLen-maxLenSize*4, true)
+	return l.head
+}
+
+// FrameLogsRequest turns buf, headroom bytes of room followed by
+// AppendLogRecord outputs, into what AppendLogsRequest would write for
+// those records, and returns it: a subslice of buf, or of buf grown for
+// the tail. With no records it returns an empty slice. It panics if
+// headroom is less than RequestHeadroom(sc) or the records exceed 256 MiB.
+func FrameLogsRequest(buf []byte, headroom int, sc *Scope) []byte {
+	return frameRequest(buf, headroom, sc, false)
+}
+
+// FrameTracesRequest is FrameLogsRequest for AppendSpan outputs and
+// AppendTracesRequest.
+func FrameTracesRequest(buf []byte, headroom int, sc *Scope) []byte {
+	return frameRequest(buf, headroom, sc, true)
+}
+
+func frameRequest(buf []byte, headroom int, sc *Scope, emptyResource bool) []byte {
+	items := len(buf) - headroom
+	if items == 0 {
+		return buf[:0]
+	}
+	if items >= maxItemsLen {
+		panic("otlpwire: items too long to frame in place")
+	}
+	l := requestLayout(sc, items, emptyResource)
+	start := headroom - l.head
+	if start < 0 {
+		panic("otlpwire: headroom smaller than RequestHeadroom")
+	}
+	if head := appendRequestHead(buf[start:start], sc, &l); len(head) != l.head {
+		panic("otlpwire: request head size miscomputed")
+	}
+	return appendRequestTail(buf, sc)[start:]
 }
 
 // The SDK's exporters see a resource as an attribute.Set: sorted by key,

@@ -1194,3 +1194,43 @@ func TestEncodedAttributes(t *testing.T) {
 		}
 	}
 }
+
+// TestFrameRequest: a request framed in place is byte for byte the one
+// AppendLogsRequest or AppendTracesRequest writes, for every scope and for
+// item lengths whose varints take one to four bytes, whatever the room's
+// old content.
+func TestFrameRequest(t *testing.T) {
+	rec := AppendLogRecord(nil, &logCases[0].rec)
+	span := AppendSpan(nil, &spanCases[0].span)
+	for _, tc := range scopeCases {
+		for _, copies := range []int{0, 1, 3, 200, 40000} {
+			for _, kind := range []struct {
+				name   string
+				item   []byte
+				frame  func([]byte, int, *Scope) []byte
+				append func([]byte, *Scope, []byte) []byte
+			}{
+				{"logs", rec, FrameLogsRequest, AppendLogsRequest},
+				{"traces", span, FrameTracesRequest, AppendTracesRequest},
+			} {
+				items := bytes.Repeat(kind.item, copies)
+				want := kind.append(nil, &tc.sc, items)
+				room := RequestHeadroom(&tc.sc)
+				for _, extra := range []int{0, 5} {
+					buf := append(bytes.Repeat([]byte{0xee}, room+extra), items...)
+					got := kind.frame(buf, room+extra, &tc.sc)
+					if !bytes.Equal(got, want) {
+						t.Errorf("%s, %s, %d items (%d bytes), %d spare bytes of room: framed %d bytes, want %d",
+							tc.name, kind.name, copies, len(items), extra, len(got), len(want))
+					}
+				}
+			}
+		}
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("no panic with too little room")
+		}
+	}()
+	FrameLogsRequest(append(make([]byte, 3), rec...), 3, &testScope)
+}
