@@ -449,7 +449,15 @@ func (e *Exporter) sdkLogs() bool {
 // appends the span: a root named after the syscall, of kind internal, from
 // the call's entry to its exit, with attrs and, on failure, an error status
 // described by errName, as the SDK would make it. e.mu is held.
-func (e *Exporter) directSpan(ev *bpf.Event, attrs []attribute.KeyValue, encoded []byte, errName string) spanIDs {
+// encodedAttrs are a call's attributes already encoded, for the direct
+// pipeline: the call's own, as log record attributes, and the thread's for
+// each signal. All nil when the attributes come as KeyValues instead.
+type encodedAttrs struct {
+	call                  []byte
+	threadLog, threadSpan []byte
+}
+
+func (e *Exporter) directSpan(ev *bpf.Event, attrs []attribute.KeyValue, enc *encodedAttrs, errName string) spanIDs {
 	d := e.direct
 	ids := d.ids.next()
 	ids.sampled = d.sample(ids.trace)
@@ -458,16 +466,21 @@ func (e *Exporter) directSpan(ev *bpf.Event, attrs []attribute.KeyValue, encoded
 	}
 	sp := &d.span
 	*sp = otlpwire.Span{
-		TraceID:    ids.trace,
-		SpanID:     ids.span,
-		Flags:      traceFlagSampled | spanFlagHasIsRemote,
-		Name:       syscalls[ev.Syscall].name,
-		Kind:       spanKindInternal,
-		Start:      ev.Time.UnixNano(),
-		End:        ev.Time.Add(ev.Duration).UnixNano(),
-		Attributes: attrs,
-		// The thread's attributes, when the caller has them encoded.
-		EncodedAttributes: encoded,
+		TraceID:               ids.trace,
+		SpanID:                ids.span,
+		Flags:                 traceFlagSampled | spanFlagHasIsRemote,
+		Name:                  syscalls[ev.Syscall].name,
+		Kind:                  spanKindInternal,
+		Start:                 ev.Time.UnixNano(),
+		End:                   ev.Time.Add(ev.Duration).UnixNano(),
+		Attributes:            attrs,
+		MoreEncodedAttributes: enc.threadSpan,
+	}
+	if enc.call != nil {
+		// The call's attributes, encoded once for the log record and
+		// rekeyed here, which costs a copy.
+		e.rb.spanAttrs = otlpwire.SpanAttributes.Rekey(e.rb.spanAttrs[:0], enc.call)
+		sp.EncodedAttributes = e.rb.spanAttrs
 	}
 	if ev.Ret < 0 {
 		sp.StatusCode, sp.StatusMessage = statusCodeError, errName
@@ -479,7 +492,7 @@ func (e *Exporter) directSpan(ev *bpf.Event, attrs []attribute.KeyValue, encoded
 // directLog appends the log record of one call: what recordBuilder.record
 // makes for the SDK, plus the IDs of the call's span when there is one.
 // e.mu is held.
-func (e *Exporter) directLog(ev *bpf.Event, attrs []attribute.KeyValue, encoded []byte, observed time.Time, ids *spanIDs) {
+func (e *Exporter) directLog(ev *bpf.Event, attrs []attribute.KeyValue, enc *encodedAttrs, observed time.Time, ids *spanIDs) {
 	d := e.direct
 	e.rb.body = ev.AppendCall(e.rb.body[:0])
 	r := &d.rec
@@ -489,9 +502,10 @@ func (e *Exporter) directLog(ev *bpf.Event, attrs []attribute.KeyValue, encoded 
 		Severity:     severityInfo,
 		EventName:    syscalls[ev.Syscall].eventName,
 		// The record is encoded before the buffer is reused: no copy.
-		Body:              unsafe.String(unsafe.SliceData(e.rb.body), len(e.rb.body)),
-		Attributes:        attrs,
-		EncodedAttributes: encoded,
+		Body:                  unsafe.String(unsafe.SliceData(e.rb.body), len(e.rb.body)),
+		Attributes:            attrs,
+		EncodedAttributes:     enc.call,
+		MoreEncodedAttributes: enc.threadLog,
 	}
 	if ev.Ret < 0 {
 		r.Severity = severityWarn

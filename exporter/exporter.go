@@ -15,7 +15,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/memlock-exporter/memlock-exporter/bpf"
-	"github.com/memlock-exporter/memlock-exporter/exporter/internal/otlpwire"
 	"github.com/memlock-exporter/memlock-exporter/procfs"
 	"github.com/memlock-exporter/memlock-exporter/semconv"
 )
@@ -256,25 +255,16 @@ func (e *Exporter) Handle(ev *bpf.Event) {
 		e.mu.Unlock()
 	} else {
 		var (
-			attrs           []attribute.KeyValue
-			logEnc, spanEnc []byte // the thread's attributes, encoded
+			attrs []attribute.KeyValue
+			enc   encodedAttrs
 		)
 		if e.directOnly() {
-			// Nothing goes through the SDK: the attributes are encoded
-			// straight away, the thread's taken already encoded.
+			// Nothing goes through the SDK: the call's attributes are
+			// encoded straight away, the thread's taken already encoded.
 			d := e.direct
 			thread := d.threads.get(&e.rb, ev, infoP, d.logs != nil, d.spans != nil)
-			rb := &e.rb
-			if d.logs != nil {
-				rb.logAttrs = rb.appendEncodedCallAttributes(rb.logAttrs[:0], otlpwire.LogAttributes, ev, ca.errName)
-				logEnc = append(rb.logAttrs, thread.log...)
-				rb.logAttrs = logEnc
-			}
-			if d.spans != nil {
-				rb.spanAttrs = rb.appendEncodedCallAttributes(rb.spanAttrs[:0], otlpwire.SpanAttributes, ev, ca.errName)
-				spanEnc = append(rb.spanAttrs, thread.span...)
-				rb.spanAttrs = spanEnc
-			}
+			e.rb.logAttrs = e.rb.appendEncodedCallAttributes(e.rb.logAttrs[:0], ev, ca.errName)
+			enc = encodedAttrs{call: e.rb.logAttrs, threadLog: thread.log, threadSpan: thread.span}
 		} else {
 			attrs = e.rb.attributes(ev, infoP, ca.errName)
 		}
@@ -282,7 +272,7 @@ func (e *Exporter) Handle(ev *bpf.Event) {
 		var ids spanIDs
 		switch {
 		case e.direct != nil && e.direct.spans != nil:
-			ids = e.directSpan(ev, attrs, spanEnc, ca.errName)
+			ids = e.directSpan(ev, attrs, &enc, ca.errName)
 			if e.sdkLogs() {
 				ctx = trace.ContextWithSpanContext(ctx, ids.spanContext())
 			}
@@ -295,7 +285,7 @@ func (e *Exporter) Handle(ev *bpf.Event) {
 		var rec log.Record
 		switch {
 		case e.direct != nil && e.direct.logs != nil:
-			e.directLog(ev, attrs, logEnc, observed, &ids)
+			e.directLog(ev, attrs, &enc, observed, &ids)
 		case e.logsOn:
 			rec = e.rb.record(ev, attrs, observed)
 		}

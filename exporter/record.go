@@ -75,17 +75,16 @@ var libcAttrs = func() (t [bpf.LibcMlockall + 1]attribute.KeyValue) {
 type flagInfo struct {
 	names    attribute.KeyValue
 	hasNames bool
-	// The attribute encoded for the direct pipeline, once: a string
-	// slice is the costliest attribute to encode.
-	logNames, spanNames []byte
+	// The attribute encoded for the direct pipeline's log records, once:
+	// a string slice is the costliest attribute to encode.
+	encodedNames []byte
 }
 
 func newFlagInfo(s bpf.Syscall, flags uint64) flagInfo {
 	var fi flagInfo
 	if names := bpf.FlagNames(s, flags); len(names) > 0 {
 		fi.names, fi.hasNames = semconv.FlagNames(names...), true
-		fi.logNames = otlpwire.LogAttributes.Append(nil, fi.names)
-		fi.spanNames = otlpwire.SpanAttributes.Append(nil, fi.names)
+		fi.encodedNames = otlpwire.LogAttributes.Append(nil, fi.names)
 	}
 	return fi
 }
@@ -117,15 +116,17 @@ type flagKey struct {
 type recordBuilder struct {
 	body  []byte
 	attrs []attribute.KeyValue
-	// A record's and a span's attributes, encoded, for the direct pipeline.
+	// A call's attributes encoded for the direct pipeline's log record
+	// and span.
 	logAttrs, spanAttrs []byte
-	flagCache           map[flagKey]flagInfo
+	flagCache           map[flagKey]*flagInfo
 	proc                processAttrs
 }
 
-func (b *recordBuilder) flags(s bpf.Syscall, flags uint64) flagInfo {
+// flags returns the decoded flags, shared: callers must not change it.
+func (b *recordBuilder) flags(s bpf.Syscall, flags uint64) *flagInfo {
 	if flags < smallFlags && int(s) < numSyscalls {
-		return smallFlagInfo[s][flags]
+		return &smallFlagInfo[s][flags]
 	}
 	k := flagKey{s, flags}
 	if fi, ok := b.flagCache[k]; ok {
@@ -133,12 +134,12 @@ func (b *recordBuilder) flags(s bpf.Syscall, flags uint64) flagInfo {
 	}
 	fi := newFlagInfo(s, flags)
 	if b.flagCache == nil {
-		b.flagCache = make(map[flagKey]flagInfo)
+		b.flagCache = make(map[flagKey]*flagInfo)
 	}
 	if len(b.flagCache) < maxFlagCache {
-		b.flagCache[k] = fi
+		b.flagCache[k] = &fi
 	}
-	return fi
+	return &fi
 }
 
 // build returns the log record of one call, observed at observed. info is
@@ -214,9 +215,11 @@ func (b *recordBuilder) appendCallAttributes(a []attribute.KeyValue, ev *bpf.Eve
 }
 
 // appendEncodedCallAttributes appends the attributes appendCallAttributes
-// returns, encoded as field f, as f.AppendAll would write them, without
-// building a slice of them first (TestEncodedCallAttributes).
-func (b *recordBuilder) appendEncodedCallAttributes(dst []byte, f otlpwire.AttrField, ev *bpf.Event, errName string) []byte {
+// returns, encoded as log record attributes, as
+// otlpwire.LogAttributes.AppendAll would write them, without building a
+// slice of them first (TestEncodedCallAttributes).
+func (b *recordBuilder) appendEncodedCallAttributes(dst []byte, ev *bpf.Event, errName string) []byte {
+	const f = otlpwire.LogAttributes
 	// Values go through semconv's constructors, which decide how each is
 	// represented; the typed appenders spare the generic encoder's type
 	// switch.
@@ -230,11 +233,7 @@ func (b *recordBuilder) appendEncodedCallAttributes(dst []byte, f otlpwire.AttrF
 	if si.hasFlags {
 		dst = f.AppendInt(dst, string(semconv.FlagsKey), semconv.Flags(ev.Flags).Value.AsInt64())
 		if fi := b.flags(ev.Syscall, ev.Flags); fi.hasNames {
-			if f == otlpwire.LogAttributes {
-				dst = append(dst, fi.logNames...)
-			} else {
-				dst = append(dst, fi.spanNames...)
-			}
+			dst = append(dst, fi.encodedNames...)
 		}
 	}
 	dst = f.AppendInt(dst, string(semconv.ReturnValueKey), semconv.ReturnValue(ev.Ret).Value.AsInt64())

@@ -46,3 +46,21 @@ func (f AttrField) AppendString(dst []byte, key, v string) []byte {
 	dst = appendKeyValueHead(dst, byte(f), key, sizeLenField(len(v)))
 	return appendString(append(dst, keyAnyString), v)
 }
+
+// Rekey appends src, attributes encoded for another AttrField, as
+// attributes of f: the same bytes but for each field's key, which is much
+// cheaper than encoding them again. Malformed input is copied up to the
+// first field that does not parse.
+func (f AttrField) Rekey(dst, src []byte) []byte {
+	start := len(dst)
+	dst = append(dst, src...)
+	for i := start; i < len(dst); {
+		n, size := protowire.ConsumeVarint(dst[i+1:])
+		if size < 0 || uint64(len(dst)-i-1-size) < n {
+			return dst[:i]
+		}
+		dst[i] = byte(f)
+		i += 1 + size + int(n)
+	}
+	return dst
+}

@@ -26,11 +26,12 @@ type LogRecord struct {
 	// EncodedAttributes are more attributes, already encoded by
 	// LogAttributes.Append or AppendAll, written verbatim after
 	// Attributes: attributes that repeat from record to record need not be
-	// encoded each time.
-	EncodedAttributes []byte
-	TraceID           [16]byte // all-zero = left out
-	SpanID            [8]byte  // all-zero = left out
-	TraceFlags        uint8    // LogRecord.flags (fixed32), 0 = left out
+	// encoded each time. MoreEncodedAttributes follow them, so that two
+	// encoded parts need not be joined first.
+	EncodedAttributes, MoreEncodedAttributes []byte
+	TraceID                                  [16]byte // all-zero = left out
+	SpanID                                   [8]byte  // all-zero = left out
+	TraceFlags                               uint8    // LogRecord.flags (fixed32), 0 = left out
 }
 
 // Span is one OTLP Span (opentelemetry/proto/trace/v1/trace.proto), always a root span here.
@@ -44,11 +45,12 @@ type Span struct {
 	Kind         int32 // SpanKind: 1 internal ...
 	Start, End   int64 // Unix nanoseconds
 	Attributes   []attribute.KeyValue
-	// EncodedAttributes are more attributes, already encoded by
-	// SpanAttributes.Append or AppendAll, written verbatim after Attributes.
-	EncodedAttributes []byte
-	StatusCode        int32 // 0 unset, 1 ok, 2 error
-	StatusMessage     string
+	// EncodedAttributes and then MoreEncodedAttributes are more
+	// attributes, already encoded by SpanAttributes.Append or AppendAll,
+	// written verbatim after Attributes.
+	EncodedAttributes, MoreEncodedAttributes []byte
+	StatusCode                               int32 // 0 unset, 1 ok, 2 error
+	StatusMessage                            string
 }
 
 // Keys of the fields of requests and of opentelemetry.proto.logs.v1 and
@@ -180,6 +182,7 @@ func AppendLogRecord(dst []byte, r *LogRecord) []byte {
 	dst = appendStringField(dst, keyAnyString, r.Body)
 	dst = appendAttrs(dst, keyLogAttrs, r.Attributes)
 	dst = append(dst, r.EncodedAttributes...)
+	dst = append(dst, r.MoreEncodedAttributes...)
 	if r.TraceFlags != 0 {
 		dst = protowire.AppendFixed32(append(dst, keyLogFlags), uint32(r.TraceFlags))
 	}
@@ -248,6 +251,7 @@ func AppendSpan(dst []byte, s *Span) []byte {
 	dst = appendTime(dst, keySpanEnd, s.End)
 	dst = appendAttrs(dst, keySpanAttrs, s.Attributes)
 	dst = append(dst, s.EncodedAttributes...)
+	dst = append(dst, s.MoreEncodedAttributes...)
 	dst = appendLen(append(dst, keySpanStatus), sizeStatus(s))
 	dst = appendStringField(dst, keyStatusMessage, s.StatusMessage)
 	dst = appendEnum(dst, keyStatusCode, s.StatusCode)

@@ -1234,3 +1234,22 @@ func TestFrameRequest(t *testing.T) {
 	}()
 	FrameLogsRequest(append(make([]byte, 3), rec...), 3, &testScope)
 }
+
+// TestRekey: attributes encoded for log records, rekeyed, are those
+// encoded for spans, and back; a truncated input loses only its broken
+// last field.
+func TestRekey(t *testing.T) {
+	attrs := append([]attribute.KeyValue{attribute.String("huge", huge), attribute.StringSlice("s", []string{"a", "b"})}, bigAttrs...)
+	logEnc := LogAttributes.AppendAll(nil, attrs)
+	spanEnc := SpanAttributes.AppendAll(nil, attrs)
+	if got := SpanAttributes.Rekey([]byte("x"), logEnc); !bytes.Equal(got, append([]byte("x"), spanEnc...)) {
+		t.Error("log attributes rekeyed for spans differ from span attributes")
+	}
+	if got := LogAttributes.Rekey(nil, spanEnc); !bytes.Equal(got, logEnc) {
+		t.Error("span attributes rekeyed for logs differ from log attributes")
+	}
+	first := LogAttributes.AppendAll(nil, attrs[:1])
+	if got := SpanAttributes.Rekey(nil, logEnc[:len(first)+3]); !bytes.Equal(got, SpanAttributes.AppendAll(nil, attrs[:1])) {
+		t.Errorf("truncated input: got %d bytes, want the first attribute only", len(got))
+	}
+}
