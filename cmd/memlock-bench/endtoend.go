@@ -1,11 +1,15 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -21,6 +25,7 @@ type e2eOptions struct {
 	duration  time.Duration  // the measured window
 	only      bool           // skip every other section
 	setups    *regexp.Regexp // if set, only the setups whose label matches
+	rounds    int            // measurements of each setup; the median is reported
 }
 
 // e2eWarmup runs the load before the window opens so that the exporter's
@@ -71,6 +76,9 @@ type e2eResult struct {
 	records  uint64        // log records the collector received
 	spans    uint64        // spans the collector received
 	warnings []string      // the exporter's WARN and ERROR lines
+	// perRound is the exporter's CPU per event in µs in each round, in
+	// order; this result is the round with the median.
+	perRound []float64
 }
 
 // perEvent is the exporter's CPU time per call made in the window.
@@ -114,18 +122,50 @@ func measureEndToEnd(page []byte, opts e2eOptions) ([]e2eResult, error) {
 		return nil, fmt.Errorf("resolve %s: %w", collectorConfig, err)
 	}
 	hz := clockTicks()
-	var results []e2eResult
+	var setups []e2eSetup
 	for _, s := range e2eSetups {
-		if opts.setups != nil && !opts.setups.MatchString(s.label) {
+		if opts.setups == nil || opts.setups.MatchString(s.label) {
+			setups = append(setups, s)
+		}
+	}
+	// The rounds go through every setup in turn, so that drift on a noisy
+	// machine spreads over all of them.
+	rounds := make([][]e2eResult, len(setups))
+	for range max(1, opts.rounds) {
+		for i, s := range setups {
+			r, err := measureSetup(page, opts, config, s, hz)
+			if err != nil {
+				return medianResults(rounds), fmt.Errorf("measure end to end, %s: %w", s.label, err)
+			}
+			rounds[i] = append(rounds[i], r)
+		}
+	}
+	return medianResults(rounds), nil
+}
+
+// medianResults returns, for each setup's rounds, the round whose CPU per
+// event is the median (the lower one of an even count), with every
+// round's figure in perRound.
+func medianResults(rounds [][]e2eResult) []e2eResult {
+	var out []e2eResult
+	for _, rs := range rounds {
+		if len(rs) == 0 {
 			continue
 		}
-		r, err := measureSetup(page, opts, config, s, hz)
-		if err != nil {
-			return results, fmt.Errorf("measure end to end, %s: %w", s.label, err)
+		per := make([]float64, len(rs))
+		for i, r := range rs {
+			per[i] = r.perEvent(r.cpu.total())
 		}
-		results = append(results, r)
+		order := make([]int, len(rs))
+		for i := range order {
+			order[i] = i
+		}
+		slices.SortFunc(order, func(a, b int) int { return cmp.Compare(per[a], per[b]) })
+		m := rs[order[(len(rs)-1)/2]]
+		m.perRound = per
+		out = append(out, m)
 	}
-	return results, nil
+	return out
 }
 
 // measureSetup starts a collector and the exporter, runs the steady load
@@ -222,9 +262,19 @@ func printEndToEnd(results []e2eResult, opts e2eOptions) {
 		return
 	}
 	fmt.Printf("%-58s %14s\n", fmt.Sprintf("end to end at %d ev/s, %v window after %v warm-up", opts.rate, opts.duration, e2eWarmup), "")
+	if len(results[0].perRound) > 1 {
+		fmt.Println("(each setup measured in several rounds, taken in turn; the other figures are from its median round)")
+	}
 	for _, r := range results {
 		fmt.Printf("%-58s %14s\n", "end to end, "+r.setup.label+":", "")
-		fmt.Printf("%-58s %11.2f µs\n", "  exporter CPU per event (user+sys)", r.perEvent(r.cpu.total()))
+		label := "  exporter CPU per event (user+sys)"
+		if len(r.perRound) > 1 {
+			label = fmt.Sprintf("  exporter CPU per event (user+sys), median of %d", len(r.perRound))
+		}
+		fmt.Printf("%-58s %11.2f µs\n", label, r.perEvent(r.cpu.total()))
+		if len(r.perRound) > 1 {
+			fmt.Printf("%-58s %14s\n", "    each round, µs", formatRounds(r.perRound))
+		}
 		fmt.Printf("%-58s %11.2f µs\n", "    of which sys", r.perEvent(r.cpu.sys))
 		fmt.Printf("%-58s %10.1f MiB\n", "  exporter peak RSS (VmHWM)", float64(r.peakRSS)/(1<<20))
 		fmt.Printf("%-58s %11.2f µs\n", "  collector CPU per event (shares the CPUs)", r.perEvent(r.colCPU.total()))
@@ -266,4 +316,12 @@ func verdict(ok bool) string {
 		return "met"
 	}
 	return "NOT met"
+}
+
+func formatRounds(per []float64) string {
+	parts := make([]string, len(per))
+	for i, v := range per {
+		parts[i] = strconv.FormatFloat(v, 'f', 2, 64)
+	}
+	return strings.Join(parts, " ")
 }

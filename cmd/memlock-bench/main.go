@@ -40,6 +40,7 @@ func main() {
 	tax := flag.Bool("tax", false, "measure instead the tax on an unrelated syscall (getppid) of each hook kind, as ratios (see tax.go)")
 	taxCalls := flag.Int("tax-calls", 200_000, "getppid calls per -tax measurement (mlock2+munlock pairs: a tenth of that)")
 	flag.BoolVar(&e2e.only, "e2e-only", false, "run only the end-to-end measurement")
+	flag.IntVar(&e2e.rounds, "e2e-rounds", 3, "rounds of the end-to-end measurement, each setup in turn; the median round is reported")
 	setups := flag.String("setups", "", "run only the end-to-end setups whose label matches this regular expression")
 	flag.Parse()
 	if *setups != "" {
