@@ -3,6 +3,7 @@ package exporter
 import (
 	"bytes"
 	"context"
+	"math"
 	"reflect"
 	"slices"
 	"sync"
@@ -649,7 +650,11 @@ func TestEncodedCallAttributes(t *testing.T) {
 	odd.Flags = 0x11
 	many := sampleEvent()
 	many.Syscall, many.Flags, many.Ret = bpf.SyscallMlockall, 0x7|0x400, -1
-	for i, ev := range append(equivalenceEvents(), odd, many) {
+	// Values at the ends of their ranges, which semconv clamps or wraps.
+	big := sampleEvent()
+	big.Addr, big.Len, big.Flags, big.CallerAddr, big.LibcFunc = math.MaxUint64, math.MaxUint64, math.MaxUint64, math.MaxUint64, bpf.LibcMlock
+	big.Duration, big.KernelDuration = math.MaxInt64, math.MaxInt64
+	for i, ev := range append(equivalenceEvents(), odd, many, big) {
 		errName := ""
 		if ev.Ret < 0 {
 			errName = ev.Errno().String()
