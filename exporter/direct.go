@@ -445,10 +445,6 @@ func (e *Exporter) sdkLogs() bool {
 	return e.logsOn && (e.direct == nil || e.direct.logs == nil)
 }
 
-// directSpan makes the IDs of one call's span and, if the sampler keeps it,
-// appends the span: a root named after the syscall, of kind internal, from
-// the call's entry to its exit, with attrs and, on failure, an error status
-// described by errName, as the SDK would make it. e.mu is held.
 // encodedAttrs are a call's attributes already encoded, for the direct
 // pipeline: the call's own, as log record attributes, and the thread's for
 // each signal. All nil when the attributes come as KeyValues instead.
@@ -457,6 +453,11 @@ type encodedAttrs struct {
 	threadLog, threadSpan []byte
 }
 
+// directSpan makes the IDs of one call's span and, if the sampler keeps it,
+// appends the span: a root named after the syscall, of kind internal, from
+// the call's entry to its exit, with attrs (or enc) and, on failure, an
+// error status described by errName, as the SDK would make it. e.mu is
+// held.
 func (e *Exporter) directSpan(ev *bpf.Event, attrs []attribute.KeyValue, enc *encodedAttrs, errName string) spanIDs {
 	d := e.direct
 	ids := d.ids.next()

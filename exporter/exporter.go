@@ -297,7 +297,7 @@ func (e *Exporter) Handle(ev *bpf.Event) {
 		}
 	}
 
-	if e.inst.duration != nil {
+	if !e.ownHistograms {
 		e.inst.duration.Record(e.ctx, ev.Duration.Seconds(), ca.record...)
 		if syscalls[ev.Syscall].hasRange {
 			e.inst.size.Record(e.ctx, clampInt64(ev.Len), ca.record...)
