@@ -365,19 +365,15 @@ func appendRequestTail(dst []byte, sc *Scope) []byte {
 // FrameTracesRequest writes the request's head into the end of that room
 // and its tail after the items.
 
-// maxItemsLen bounds the items of a request framed in place: lengths
-// below it take at most maxLenSize bytes.
-const (
-	maxItemsLen = 1 << 28
-	maxLenSize  = 4
-)
+// maxItemsLen bounds the items of a request framed in place.
+const maxItemsLen = 1 << 28
 
 // RequestHeadroom is the room to leave before the items of a request with
-// scope sc for FrameLogsRequest and FrameTracesRequest: enough for the
-// head whatever the items' length, up to 256 MiB.
+// scope sc for FrameLogsRequest and FrameTracesRequest: the head of the
+// longest request (the head only grows with the items' length, through
+// its length prefixes), so enough for any.
 func RequestHeadroom(sc *Scope) int {
-	l := requestLayout(sc, maxItemsLen-maxLenSize*4, true)
-	return l.head
+	return requestLayout(sc, maxItemsLen, true).head
 }
 
 // FrameLogsRequest turns buf, headroom bytes of room followed by
@@ -400,7 +396,7 @@ func frameRequest(buf []byte, headroom int, sc *Scope, emptyResource bool) []byt
 	if items == 0 {
 		return buf[:0]
 	}
-	if items >= maxItemsLen {
+	if items > maxItemsLen {
 		panic("otlpwire: items too long to frame in place")
 	}
 	l := requestLayout(sc, items, emptyResource)
