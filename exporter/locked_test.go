@@ -19,17 +19,6 @@ import (
 	"github.com/memlock-exporter/memlock-exporter/semconv"
 )
 
-// procfsLocked is LockedMemory over procfs, as cmd/memlock-exporter has it.
-type procfsLocked struct{ root string }
-
-func (p procfsLocked) SystemLocked() (uint64, error) { return procfs.ReadSystemLocked(p.root) }
-func (p procfsLocked) ProcessLocked(pid uint32) (uint64, error) {
-	return procfs.ReadLocked(p.root, pid)
-}
-func (p procfsLocked) MemlockLimit(pid uint32) (uint64, bool, error) {
-	return procfs.ReadMemlockLimit(p.root, pid)
-}
-
 // fakeProcRoot is a procfs tree in a temporary directory with the files
 // the locked-memory gauges read.
 type fakeProcRoot struct {
@@ -122,7 +111,7 @@ func limitNearRecords(rig *testRig) []string {
 
 func TestSystemLockedAlways(t *testing.T) {
 	proc := newFakeProcRoot(t, 1500)
-	rig := newRig(t, Options{Locked: procfsLocked{proc.root}})
+	rig := newRig(t, Options{Locked: procfs.Locked{Root: proc.root}})
 	ms := collect(t, rig)
 	m, ok := ms[semconv.MetricSystemLocked]
 	if !ok {
@@ -159,7 +148,7 @@ func TestProcessGauges(t *testing.T) {
 	proc.process(100, "postgres", 900, "1048576") // 900 KiB of 1 MiB: above 0.9
 	proc.process(200, "gpg-agent", 64, "8388608") // 64 KiB of 8 MiB
 	proc.process(300, "dpdk-app", 4096, "unlimited")
-	rig := newRig(t, Options{Locked: procfsLocked{proc.root}, ProcessMetrics: true})
+	rig := newRig(t, Options{Locked: procfs.Locked{Root: proc.root}, ProcessMetrics: true})
 	names := map[int64]string{100: "postgres", 200: "gpg-agent", 300: "dpdk-app", 400: "gone"}
 	for pid, name := range names {
 		rig.exp.Handle(callFrom(uint32(pid), name))
@@ -216,7 +205,7 @@ func TestProcessGaugesBounded(t *testing.T) {
 	for pid := uint32(1); pid <= 5; pid++ {
 		proc.process(pid, "p", 4, "65536")
 	}
-	rig := newRig(t, Options{Locked: procfsLocked{proc.root}, ProcessMetrics: true, ProcessMetricsMax: 3})
+	rig := newRig(t, Options{Locked: procfs.Locked{Root: proc.root}, ProcessMetrics: true, ProcessMetricsMax: 3})
 	for pid := uint32(1); pid <= 5; pid++ {
 		rig.exp.Handle(callFrom(pid, "p"))
 		rig.exp.Handle(callFrom(pid, "p"))
@@ -246,8 +235,8 @@ func TestLimitNear(t *testing.T) {
 	proc.process(100, "postgres", 900, "1048576")   // 0.88 of the limit
 	proc.process(200, "gpg-agent", 1000, "1048576") // 0.98
 	proc.process(300, "dpdk-app", 1<<20, "unlimited")
-	proc.process(400, "capped", 2048, "1048576")               // over: CAP_IPC_LOCK
-	rig := newRig(t, Options{Locked: procfsLocked{proc.root}}) // process metrics off: warnings still on
+	proc.process(400, "capped", 2048, "1048576")                      // over: CAP_IPC_LOCK
+	rig := newRig(t, Options{Locked: procfs.Locked{Root: proc.root}}) // process metrics off: warnings still on
 	for pid, name := range map[uint32]string{100: "postgres", 200: "gpg-agent", 300: "dpdk-app", 400: "capped"} {
 		rig.exp.Handle(callFrom(pid, name))
 	}
@@ -289,7 +278,7 @@ func TestLimitNear(t *testing.T) {
 	}
 
 	// A lower fraction catches pid 100 too.
-	rig2 := newRig(t, Options{Locked: procfsLocked{proc.root}, LimitWarnFraction: 0.5})
+	rig2 := newRig(t, Options{Locked: procfs.Locked{Root: proc.root}, LimitWarnFraction: 0.5})
 	rig2.exp.Handle(callFrom(100, "postgres"))
 	collect(t, rig2)
 	if got := limitNearRecords(rig2); len(got) != 1 || !strings.HasPrefix(got[0], "pid 100 (postgres) holds 900 KiB") {
@@ -300,7 +289,7 @@ func TestLimitNear(t *testing.T) {
 func TestLimitNearWithoutLogs(t *testing.T) {
 	proc := newFakeProcRoot(t, 0)
 	proc.process(200, "gpg-agent", 1000, "1048576")
-	rig := newRig(t, Options{Locked: procfsLocked{proc.root}})
+	rig := newRig(t, Options{Locked: procfs.Locked{Root: proc.root}})
 	rig.exp.logsOn = false // as with OTEL_LOGS_EXPORTER=none
 	rig.exp.trackOn = false
 	rig.exp.Handle(callFrom(200, "gpg-agent"))

@@ -96,3 +96,18 @@ func parseLimit(data []byte, name, unit string) (soft uint64, unlimited bool, er
 	}
 	return 0, false, fmt.Errorf("%s: %w", name, ErrFieldMissing)
 }
+
+// Locked reads the locked-memory figures of the procfs mounted at Root
+// (the exporter's LockedMemory).
+type Locked struct{ Root string }
+
+// SystemLocked is ReadSystemLocked(Root).
+func (l Locked) SystemLocked() (uint64, error) { return ReadSystemLocked(l.Root) }
+
+// ProcessLocked is ReadLocked(Root, pid).
+func (l Locked) ProcessLocked(pid uint32) (uint64, error) { return ReadLocked(l.Root, pid) }
+
+// MemlockLimit is ReadMemlockLimit(Root, pid).
+func (l Locked) MemlockLimit(pid uint32) (uint64, bool, error) {
+	return ReadMemlockLimit(l.Root, pid)
+}

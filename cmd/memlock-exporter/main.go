@@ -188,7 +188,7 @@ func serve(ctx context.Context, cfg config.Config, tel config.Telemetry, log *sl
 		Processes:      procs,
 		Direct:         directOptions(cfg.OTLPEncoder, tel),
 
-		Locked:            procfsLocked{procRoot},
+		Locked:            procfs.Locked{Root: procRoot},
 		ProcessMetrics:    cfg.ProcessMetrics == "on",
 		ProcessMetricsMax: int(cfg.ProcessMetricsMax),
 		LimitWarnFraction: cfg.LimitWarnFraction,
@@ -249,19 +249,6 @@ func malformedLogger(log *slog.Logger) func(error, []byte) {
 		}
 		suppressed++
 	}
-}
-
-// procfsLocked is exporter.LockedMemory over procfs mounted at root.
-type procfsLocked struct{ root string }
-
-func (p procfsLocked) SystemLocked() (uint64, error) { return procfs.ReadSystemLocked(p.root) }
-
-func (p procfsLocked) ProcessLocked(pid uint32) (uint64, error) {
-	return procfs.ReadLocked(p.root, pid)
-}
-
-func (p procfsLocked) MemlockLimit(pid uint32) (uint64, bool, error) {
-	return procfs.ReadMemlockLimit(p.root, pid)
 }
 
 // directOptions says which signals the exporter encodes and sends itself:
