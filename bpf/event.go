@@ -3,6 +3,7 @@ package bpf
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -49,6 +50,18 @@ func ParseSyscall(name string) (Syscall, error) {
 
 // Valid reports whether s names a known syscall.
 func (s Syscall) Valid() bool { return s > SyscallUnknown && int(s) < len(syscallNames) }
+
+// UnmarshalText sets s from a syscall's name in any case, surrounding
+// spaces ignored, so that configuration can list syscalls as people type
+// them ("mlock, MLOCK2").
+func (s *Syscall) UnmarshalText(text []byte) error {
+	v, err := ParseSyscall(strings.ToLower(strings.TrimSpace(string(text))))
+	if err != nil {
+		return err
+	}
+	*s = v
+	return nil
+}
 
 // Probe says which kind of hook observed a call. Numbering shared with the
 // BPF programs (enum memlock_probe in c/memlock.h).

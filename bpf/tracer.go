@@ -16,10 +16,12 @@ import (
 	"github.com/cilium/ebpf/rlimit"
 )
 
-// DefaultSyscalls are the calls traced when Options.Syscalls is empty.
+// DefaultSyscalls are the calls traced when Options.Syscalls is empty: the
+// whole family, in the order of config's default (a test there keeps the
+// two equal), so that a daemon and a test given no list trace the same.
 // glibc's mlock2(addr, len, 0) issues the mlock syscall, so mlock2 is never
 // traced without mlock.
-var DefaultSyscalls = []Syscall{SyscallMlock2, SyscallMlock}
+var DefaultSyscalls = []Syscall{SyscallMlock, SyscallMlock2, SyscallMunlock, SyscallMlockall, SyscallMunlockall}
 
 // Options configure a Tracer.
 type Options struct {

@@ -1,21 +1,31 @@
-// Package exporter turns each bpf.Event into OpenTelemetry telemetry: one log
-// record (an event named memlock.<syscall>), measurements of the memlock.*
-// metrics, and one span (named after the syscall, linked from the log
-// record by its trace and span IDs), with names from the semconv package.
+// Package exporter turns each bpf.Event into OpenTelemetry telemetry: one
+// log record (an event named memlock.<syscall>), one span (named after the
+// syscall, linked from the log record by its trace and span IDs) and the
+// measurements of the memlock.* metrics, with names from the semconv
+// package.
 //
-// Metrics go through the OpenTelemetry SDK (autoexport, so the standard
-// OTEL_* variables apply), but for OTLP the two histograms are aggregated
-// by Handle itself and handed to the SDK's reader by a HistogramProducer
-// (histogram.go): the SDK's synchronous instruments cost several times
-// more per call. Log records and spans sent over OTLP take the
-// direct pipeline by default (direct.go): encoded to OTLP protobuf by
-// internal/otlpwire straight from the event, batched, and sent by
-// internal/otlpsend, because the SDK's log and trace pipelines cost several
-// times an event's budget; the output is the same as the SDK's, field for
-// field (TestDirectMatchesSDK). The SDK's pipelines remain for console
-// output and on request (DirectOptions nil).
+// One event takes one way through the package; read the files in this
+// order:
 //
-// A collector that is down never crashes, blocks or floods the daemon:
-// undelivered records and spans are counted and reported in rate-limited
-// diagnostics.
+//   - exporter.go: Handle, the only entry, with New and Shutdown.
+//   - stats.go: the call metrics, aggregated in Handle and read by the
+//     SDK's metric reader at each collection.
+//   - locked.go: the processes seen calling, for the locked-memory gauges
+//     and the memlock.limit_near warnings.
+//   - encode.go: the event encoded once, its attributes as OTLP bytes
+//     (threads.go: the thread's and process's part, kept per thread;
+//     ids.go: the span's IDs and the sampler's decision).
+//   - sinks.go: each signal takes what it needs from the encoded event:
+//     a log record, a span.
+//   - batch.go: each signal's batches, queue and sending goroutine.
+//   - console.go, or internal/otlpsend: where the batches go.
+//
+// Log records and spans are encoded to OTLP protobuf by internal/otlpwire
+// rather than through the OpenTelemetry Go SDK's log and trace pipelines,
+// which cost about ten times as much per event; the bytes are the SDK's,
+// field for field (otlpwire's TestMatchesSDK). Metrics go through the SDK's
+// meter provider (metrics.go), built from explicit settings: nothing here
+// reads the environment. A collector that is down never crashes, blocks or
+// floods the daemon: undelivered records and spans are counted and
+// reported in rate-limited diagnostics (diagnostics.go).
 package exporter

@@ -4,64 +4,64 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/log"
 	"go.opentelemetry.io/otel/metric"
-	"go.opentelemetry.io/otel/trace"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/sdk/instrumentation"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/memlock-exporter/memlock-exporter/bpf"
+	"github.com/memlock-exporter/memlock-exporter/exporter/internal/otlpwire"
 	"github.com/memlock-exporter/memlock-exporter/procfs"
 	"github.com/memlock-exporter/memlock-exporter/semconv"
 )
 
-// LossSource reports events lost before they reached the exporter: the
-// kernel's counters and the reader's count of malformed records.
-// *bpf.Reader satisfies it.
-type LossSource interface {
-	Losses() (bpf.LossCounts, error)
-	Malformed() uint64
-}
-
-// Options configure an Exporter.
+// Options configure an Exporter. Every setting is given here: nothing is
+// read from the environment.
 type Options struct {
 	// ServiceVersion is the resource's service.version and the
 	// instrumentation scope's version.
 	ServiceVersion string
-	// Disabled is OTEL_SDK_DISABLED=true: no provider or exporter is built,
-	// nothing is exported and Handle returns at once.
+	// Resource are the user's resource attributes (OTEL_RESOURCE_ATTRIBUTES,
+	// then service.name from OTEL_SERVICE_NAME), which win over the
+	// detected ones.
+	Resource []attribute.KeyValue
+	// Disabled is OTEL_SDK_DISABLED=true: nothing is built, nothing is
+	// exported and Handle returns at once.
 	Disabled bool
 	// Logger receives the daemon's own diagnostics about telemetry
 	// delivery. Nil discards them.
 	Logger *slog.Logger
+
+	// Logs and Spans say where each call's log record and span go.
+	Logs, Spans Destination
+	// Sampler decides which calls get a span (OTEL_TRACES_SAMPLER); every
+	// span is a root. Nil means ParentBased(AlwaysSample).
+	Sampler sdktrace.Sampler
+	// Metrics say where the metrics go.
+	Metrics MetricsOptions
+	// Console is where console destinations write; nil means os.Stdout.
+	Console io.Writer
+
 	// Losses, if set, feeds memlock.events.lost with the kernel's and the
 	// reader's loss counts.
 	Losses LossSource
-	// Endpoint names the collector in diagnostics ("cannot reach the
-	// collector at <Endpoint>"); it does not configure anything (the SDK
-	// reads OTEL_EXPORTER_OTLP_*_ENDPOINT itself). Empty says "the
-	// collector".
-	Endpoint string
-	// TracesEndpoint is Endpoint for spans, when they go elsewhere (for
-	// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT). Empty means Endpoint.
-	TracesEndpoint string
-	// Histograms, if set, reports memlock.call.duration and
-	// memlock.call.size, aggregated by the Exporter instead of by the
-	// SDK's histograms: much cheaper per call. It must be attached to the
-	// meter provider's reader (sdkmetric.WithProducer); New does both
-	// when it builds the OTLP metric reader.
-	Histograms *HistogramProducer
 	// Processes, if set, adds the calling process's context from procfs
 	// (process.executable.path, process.command_args, process.linux.cgroup,
 	// container.id, k8s.pod.uid, process.vpid) to every record and span.
-	// Handle calls its Get once per event, before taking its lock.
 	Processes Processes
 
-	// Locked, if set, is read on each metric collection for
+	// Locked, if set, is read every metric interval for
 	// memlock.system.locked, the process gauges and the limit warnings;
 	// without it there are none of these and no process is tracked.
 	Locked LockedMemory
@@ -74,149 +74,169 @@ type Options struct {
 	ProcessMetricsMax int
 	// LimitWarnFraction: a tracked process holding more than this fraction
 	// of its soft RLIMIT_MEMLOCK yields a memlock.limit_near log record at
-	// WARN on each metric collection. 0 < f <= 1; 0 means
+	// WARN every metric interval. 0 < f <= 1; 0 means
 	// DefaultLimitWarnFraction.
 	LimitWarnFraction float64
-
-	// Direct, for New: which signals bypass the SDK's pipelines and are
-	// encoded and sent by the exporter itself (see DirectOptions). Nil:
-	// all go through the SDK.
-	Direct *DirectOptions
 }
 
-func (o *Options) newDiagnostics() *diagnostics {
-	traces := o.TracesEndpoint
-	if traces == "" {
-		traces = o.Endpoint
-	}
-	return newDiagnostics(o.Logger, o.Endpoint, traces)
+// LossSource reports events lost before they reached the exporter: the
+// kernel's counters and the reader's count of malformed records.
+// *bpf.Reader satisfies it.
+type LossSource interface {
+	Losses() (bpf.LossCounts, error)
+	Malformed() uint64
 }
 
-// Exporter turns events into OpenTelemetry log records, metrics and spans.
+// Exporter turns events into OpenTelemetry log records, spans and metrics.
 type Exporter struct {
 	disabled bool
-	logsOn   bool // log records go somewhere, through the SDK or direct
-	ctx      context.Context
-	logger   log.Logger
-	tracer   trace.Tracer // nil when spans go nowhere or go direct: no tracer calls at all
-	direct   *direct      // nil unless log records or spans bypass the SDK
-	inst     *instruments
-	// ownHistograms: Handle aggregates the histograms for a
-	// HistogramProducer instead of recording into the SDK's.
-	ownHistograms bool
-	diag          *diagnostics
-	losses        LossSource
-	procs         Processes // nil: no procfs context
-	now           func() time.Time
+	closed   atomic.Bool
+	now      func() time.Time // replaceable in tests
 
+	stats  *callStats
+	locked *lockedWatcher // nil without Options.Locked
+	procs  Processes      // nil: no procfs context
+	sinks  []sink         // where events go; none: metrics only
+
+	mu  sync.Mutex // guards enc, and the order of events in the sinks
+	enc encoder
+
+	diag   *diagnostics
+	losses LossSource
 	// invalid counts events Handle refused (unknown syscall); they are
 	// reported as memlock.events.lost{memlock.reason=malformed}.
 	invalid atomic.Uint64
-	closed  atomic.Bool
 
 	shutdownOnce sync.Once
 	shutdownErr  error
 	// shutdowns run in order; the functions of one step run concurrently.
 	shutdowns [][]func(context.Context) error
-
-	lockedOpts lockedOptions
-	locked     lockedInstruments
-	trackOn    bool // track processes: for the process gauges or the warnings
-
-	mu              sync.Mutex // guards rb, attrs, spanOpts, tracked and untrackedLogged
-	rb              recordBuilder
-	attrs           callAttrCache
-	spanOpts        spanOptions
-	tracked         map[uint32]string // pid -> name, of the processes seen calling
-	untrackedLogged bool
 }
 
-// NewWithProviders returns an Exporter that emits into the given providers,
-// for tests and embedding (in-memory exporters, a ManualReader, a
-// tracetest.SpanRecorder). tp may be nil: then no spans are made and no
-// tracer is ever called. The Exporter takes the providers over: Shutdown
-// shuts down each one that has a Shutdown(context.Context) error method,
-// the tracer and logger providers first, together, then the meter
-// provider. With opts.Disabled the providers are ignored. Diagnostics are
-// not hooked into the process-wide OpenTelemetry error handler and logger
-// (so records a batch processor drops from a full queue are not counted);
-// New does that.
-func NewWithProviders(lp log.LoggerProvider, mp metric.MeterProvider, tp trace.TracerProvider, opts Options) (*Exporter, error) {
+// New builds an Exporter: the sinks of opts.Logs and opts.Spans, and the
+// OpenTelemetry SDK's meter provider for opts.Metrics, sharing one resource
+// and instrumentation scope. It also routes the SDK's process-wide error
+// handler and internal logger to opts.Logger, rate-limited. New does not
+// contact the collector: an unreachable collector is reported later, by
+// diagnostics, and is never an error here.
+func New(ctx context.Context, opts Options) (*Exporter, error) {
+	diag := newDiagnostics(opts.Logger, opts.Logs.OTLP.Endpoint, opts.Spans.OTLP.Endpoint)
 	if opts.Disabled {
-		return &Exporter{disabled: true, diag: opts.newDiagnostics()}, nil
-	}
-	e, err := newExporter(lp, mp, tp, opts, opts.newDiagnostics(), true)
-	if err != nil {
-		return nil, err
-	}
-	var first, last []func(context.Context) error
-	for _, p := range []any{lp, tp} {
-		if s, ok := p.(interface{ Shutdown(context.Context) error }); ok {
-			first = append(first, s.Shutdown)
-		}
-	}
-	if s, ok := mp.(interface{ Shutdown(context.Context) error }); ok {
-		last = append(last, s.Shutdown)
-	}
-	e.shutdowns = [][]func(context.Context) error{first, last}
-	return e, nil
-}
-
-// newExporter returns an Exporter emitting into the providers. tp may be
-// nil (no spans); logsOn false means log records go nowhere.
-func newExporter(lp log.LoggerProvider, mp metric.MeterProvider, tp trace.TracerProvider, opts Options, diag *diagnostics, logsOn bool) (*Exporter, error) {
-	if lp == nil || mp == nil {
-		return nil, errors.New("create exporter: nil provider")
+		return &Exporter{disabled: true, diag: diag}, nil
 	}
 	lo, err := opts.lockedOptions()
 	if err != nil {
 		return nil, err
 	}
+	installGlobalHandlers(diag)
+	res, err := newResource(ctx, opts.ServiceVersion, opts.Resource)
+	if err != nil {
+		if errors.Is(err, resource.ErrSchemaURLConflict) {
+			return nil, err
+		}
+		// A detector failed (no /etc/machine-id): go on with what was found.
+		diag.log.Warn("some resource attributes are missing", slog.Any("error", err))
+	}
+	console := opts.Console
+	if console == nil {
+		console = os.Stdout
+	}
+
 	e := &Exporter{
-		lockedOpts: lo,
-		trackOn:    lo.src != nil && (lo.perProcess || logsOn),
-		tracked:    make(map[uint32]string),
-		logsOn:     logsOn,
-		ctx:        context.Background(),
-		logger: lp.Logger(semconv.ScopeName,
-			log.WithInstrumentationVersion(opts.ServiceVersion),
-			log.WithSchemaURL(semconv.SchemaURL)),
+		now:    time.Now,
+		stats:  &callStats{},
+		procs:  opts.Processes,
 		diag:   diag,
 		losses: opts.Losses,
-		procs:  opts.Processes,
-		now:    time.Now,
 	}
-	if tp != nil {
-		e.tracer = tp.Tracer(semconv.ScopeName,
-			trace.WithInstrumentationVersion(opts.ServiceVersion),
-			trace.WithSchemaURL(semconv.SchemaURL))
+	scope := otlpwire.Scope{
+		Name:              semconv.ScopeName,
+		Version:           opts.ServiceVersion,
+		SchemaURL:         semconv.SchemaURL,
+		Resource:          res.Attributes(),
+		ResourceSchemaURL: res.SchemaURL(),
 	}
-	meter := mp.Meter(semconv.ScopeName,
-		metric.WithInstrumentationVersion(opts.ServiceVersion),
-		metric.WithSchemaURL(semconv.SchemaURL))
-	e.ownHistograms = opts.Histograms != nil
-	inst, err := newInstruments(meter, e.observeCalls, e.observeLost, e.ownHistograms)
+	if e.sinks, err = newSinks(opts.Logs, opts.Spans, scope, console, diag); err != nil {
+		return nil, err
+	}
+	if opts.Spans.Kind != ToNone {
+		e.enc.ids = newIDSource(opts.Sampler)
+	}
+	var first []func(context.Context) error
+	for _, s := range e.sinks {
+		first = append(first, s.shutdown)
+	}
+	fail := func(err error) (*Exporter, error) {
+		_ = errors.Join(runConcurrently(ctx, first)...)
+		return nil, err
+	}
+
+	meters, err := e.newMeterProvider(ctx, &opts.Metrics, res, console, opts.ServiceVersion)
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
-	e.inst = inst
-	if opts.Histograms != nil {
-		opts.Histograms.attach(e)
+	var last []func(context.Context) error
+	if meters != nil {
+		last = append(last, meters.Shutdown)
 	}
-	if err := e.newLockedInstruments(meter); err != nil {
-		return nil, err
+	meter := metric.Meter(metricnoop.Meter{})
+	if meters != nil {
+		meter = meters.Meter(semconv.ScopeName,
+			metric.WithInstrumentationVersion(opts.ServiceVersion),
+			metric.WithSchemaURL(semconv.SchemaURL))
 	}
+	if err := registerCallInstruments(meter, e.stats, e.observeLost); err != nil {
+		return fail(err)
+	}
+	if lo.src != nil {
+		var warn func(*event)
+		if opts.Logs.Kind != ToNone {
+			warn = e.emit
+		}
+		e.locked = newLockedWatcher(lo, warn, diag, e.nowFunc)
+		if err := e.locked.registerInstruments(meter); err != nil {
+			return fail(err)
+		}
+		interval := opts.Metrics.Interval
+		if interval <= 0 {
+			interval = defaultMetricInterval
+		}
+		e.locked.start(interval)
+		// Stopped first: it emits into the sinks.
+		e.shutdowns = append(e.shutdowns, []func(context.Context) error{e.locked.shutdown})
+	}
+	e.shutdowns = append(e.shutdowns, first, last)
 	return e, nil
 }
 
-// Handle exports one event: a log record, its metric measurements and a
-// span. The span is a root span named after the syscall (e.g. "mlock2"),
-// from the call's entry to its exit, with the record's attributes and an
-// error status on failure; the log record carries its trace and span IDs.
-// Handle does not retain ev. It is meant to be called from the reader's
-// goroutine but is safe for concurrent use. Events whose syscall is not
-// valid are not exported; they are counted as malformed in
-// memlock.events.lost. After Shutdown, Handle does nothing.
+// newMeterProvider returns the SDK's meter provider with the reader opts
+// asks for, which also reports e's call histograms; nil when metrics go
+// nowhere.
+func (e *Exporter) newMeterProvider(ctx context.Context, opts *MetricsOptions, res *resource.Resource, console io.Writer, version string) (*sdkmetric.MeterProvider, error) {
+	scope := instrumentation.Scope{Name: semconv.ScopeName, Version: version, SchemaURL: semconv.SchemaURL}
+	newProducer := func(t metricdata.Temporality) sdkmetric.Producer {
+		return newHistogramProducer(e.stats, t, scope)
+	}
+	reader, err := newMetricReader(ctx, opts, newProducer, console)
+	if err != nil {
+		return nil, fmt.Errorf("create metric reader: %w", err)
+	}
+	if reader == nil {
+		return nil, nil
+	}
+	return sdkmetric.NewMeterProvider(sdkmetric.WithResource(res), sdkmetric.WithReader(reader)), nil
+}
+
+func (e *Exporter) nowFunc() time.Time { return e.now() }
+
+// Handle exports one call: its measurements, its log record and its span
+// (the span is a root named after the syscall, from the call's entry to its
+// exit, with the record's attributes and an error status on failure; the
+// log record carries its trace and span IDs). Handle does not retain ev.
+// It is meant to be called from the reader's goroutine but is safe for
+// concurrent use. Events whose syscall is not valid are not exported; they
+// are counted as malformed in memlock.events.lost. After Shutdown, Handle
+// does nothing.
 func (e *Exporter) Handle(ev *bpf.Event) {
 	if e.disabled || e.closed.Load() {
 		return
@@ -225,101 +245,66 @@ func (e *Exporter) Handle(ev *bpf.Event) {
 		e.invalid.Add(1)
 		return
 	}
-	observed := e.now()
-	emit := e.logsOn || e.tracer != nil || e.direct != nil
-
+	calls := e.stats.record(ev)
+	if e.locked != nil && e.locked.tracking() && ev.PID != 0 {
+		e.locked.saw(ev.PID, ev.ExeName, ev.Comm)
+	}
+	if len(e.sinks) == 0 {
+		return
+	}
 	// Look the process up before taking e.mu: a cache miss reads procfs.
-	var (
-		info  procfs.Info
-		infoP *procfs.Info
-	)
-	if emit && e.procs != nil {
+	var info *procfs.Info
+	if e.procs != nil {
 		if i, ok := e.procs.Get(ev.PID); ok {
-			info, infoP = i, &info
+			info = &i
 		}
 	}
+	observed := e.now()
 
 	e.mu.Lock()
-	ca := e.attrs.get(ev.Syscall, ev.Errno())
-	ca.calls++
-	if e.ownHistograms {
-		ca.duration.record(ev.Duration.Seconds(), durationBounds)
-		if syscalls[ev.Syscall].hasRange {
-			ca.size.record(clampInt64(ev.Len), sizeBounds)
-		}
-	}
-	if e.trackOn && ev.PID != 0 {
-		e.track(ev.PID, ev.ExeName, ev.Comm)
-	}
-	if !emit {
-		e.mu.Unlock()
-	} else {
-		var (
-			attrs []attribute.KeyValue
-			enc   encodedAttrs
-		)
-		if e.directOnly() {
-			// Nothing goes through the SDK: the call's attributes are
-			// encoded straight away, the thread's taken already encoded.
-			d := e.direct
-			thread := d.threads.get(&e.rb, ev, infoP, d.logs != nil, d.spans != nil)
-			e.rb.logAttrs = e.rb.appendEncodedCallAttributes(e.rb.logAttrs[:0], ev, ca.errName)
-			enc = encodedAttrs{call: e.rb.logAttrs, threadLog: thread.log, threadSpan: thread.span}
-		} else {
-			attrs = e.rb.attributes(ev, infoP, ca.errName)
-		}
-		ctx := e.ctx
-		var ids spanIDs
-		switch {
-		case e.direct != nil && e.direct.spans != nil:
-			ids = e.directSpan(ev, attrs, &enc, ca.errName)
-			if e.sdkLogs() {
-				ctx = trace.ContextWithSpanContext(ctx, ids.spanContext())
-			}
-		case e.tracer != nil:
-			var span trace.Span
-			ctx, span = e.startSpan(ev, attrs, ca.errName)
-			e.endSpan(ev, span)
-			ids = spanIDsOf(span.SpanContext())
-		}
-		var rec log.Record
-		switch {
-		case e.direct != nil && e.direct.logs != nil:
-			e.directLog(ev, attrs, &enc, observed, &ids)
-		case e.logsOn:
-			rec = e.rb.record(ev, attrs, observed)
-		}
-		e.mu.Unlock()
-		if e.sdkLogs() {
-			// ctx holds the span: the SDK copies its trace and span
-			// IDs into the record.
-			e.logger.Emit(ctx, rec)
-		}
-	}
+	defer e.mu.Unlock()
+	e.emit(e.enc.encode(ev, info, calls.errName, observed))
+}
 
-	if !e.ownHistograms {
-		e.inst.duration.Record(e.ctx, ev.Duration.Seconds(), ca.record...)
-		if syscalls[ev.Syscall].hasRange {
-			e.inst.size.Record(e.ctx, clampInt64(ev.Len), ca.record...)
-		}
+// emit hands ev to every sink.
+func (e *Exporter) emit(ev *event) {
+	for _, s := range e.sinks {
+		s.emit(ev)
 	}
 }
 
 // ExportFailures returns how many log records could not be delivered: the
-// records of failed export calls and those the batch processor dropped
-// because its queue was full.
+// records of failed exports and those dropped because the queue was full.
 func (e *Exporter) ExportFailures() uint64 { return e.diag.undelivered.Load() }
 
-// SpanExportFailures returns how many spans could not be delivered: the
-// spans of failed export calls. (Spans the batch span processor drops from
-// a full queue are not counted: the SDK does not report them.)
+// SpanExportFailures returns the same of spans.
 func (e *Exporter) SpanExportFailures() uint64 { return e.diag.spansUndelivered.Load() }
 
-// Shutdown flushes what is pending and shuts the providers down, giving
-// up when ctx is done: spans and logs first, concurrently, so that both
-// have the whole deadline, then metrics, so that the final metric export
-// includes the last export failures. Later calls return the first call's
-// result.
+// observeLost reports memlock.events.lost. The kernel's reasons are
+// reported only with a LossSource; when reading its counters fails they are
+// left out of this collection and the error goes to the SDK's handler.
+func (e *Exporter) observeLost(_ context.Context, o metric.Int64Observer) error {
+	var err error
+	malformed := e.invalid.Load()
+	if e.losses != nil {
+		if l, lerr := e.losses.Losses(); lerr != nil {
+			err = fmt.Errorf("read kernel loss counters: %w", lerr)
+		} else {
+			o.Observe(clampInt64(l.RingbufFull), lostOpts[lostRingbufFull]...)
+			o.Observe(clampInt64(l.MissedEntry), lostOpts[lostMissedEntry]...)
+			o.Observe(clampInt64(l.EntryMapFull), lostOpts[lostEntryMapFull]...)
+		}
+		malformed += e.losses.Malformed()
+	}
+	o.Observe(clampInt64(malformed), lostOpts[lostMalformed]...)
+	o.Observe(clampInt64(e.ExportFailures()), lostOpts[lostExportFailed]...)
+	return err
+}
+
+// Shutdown flushes what is pending and shuts everything down, giving up
+// when ctx is done: the sinks first, concurrently, so that each has the
+// whole deadline, then metrics, so that the final metric export includes
+// the last export failures. Later calls return the first call's result.
 func (e *Exporter) Shutdown(ctx context.Context) error {
 	e.shutdownOnce.Do(func() {
 		e.closed.Store(true)

@@ -5,9 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/log"
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/memlock-exporter/memlock-exporter/exporter/internal/otlpwire"
@@ -15,10 +16,10 @@ import (
 	"github.com/memlock-exporter/memlock-exporter/semconv"
 )
 
-// LockedMemory reads how much memory is locked, on each metric collection,
-// for memlock.system.locked, the process gauges and the limit warnings. Its
-// methods have the signatures of procfs.ReadSystemLocked, procfs.ReadLocked
-// and procfs.ReadMemlockLimit with the procfs root bound; a process whose
+// LockedMemory reads how much memory is locked, for memlock.system.locked,
+// the process gauges and the limit warnings. Its methods have the
+// signatures of procfs.ReadSystemLocked, procfs.ReadLocked and
+// procfs.ReadMemlockLimit with the procfs root bound; a process whose
 // ProcessLocked error wraps procfs.ErrNoProcess (exited) or
 // procfs.ErrFieldMissing (a zombie, or a kernel thread) is forgotten.
 type LockedMemory interface {
@@ -67,195 +68,180 @@ func (o *Options) lockedOptions() (lockedOptions, error) {
 	return lo, nil
 }
 
-// lockedInstruments are the locked-memory gauges and the count of events
-// whose process was not tracked.
-type lockedInstruments struct {
-	system    metric.Int64ObservableGauge
-	locked    metric.Int64ObservableGauge // nil unless per-process
-	limit     metric.Int64ObservableGauge // nil unless per-process
-	untracked metric.Int64Counter
+// lockedWatcher follows the processes seen calling the family and, every
+// interval, reads how much memory the system and each of them hold locked.
+// The gauges report its latest reading, so that a metric collection does
+// no I/O; the memlock.limit_near warnings are emitted from its own
+// goroutine, through the same sinks as the calls' records, whether or not
+// metrics are exported.
+type lockedWatcher struct {
+	opts lockedOptions
+	// warn emits a warning event; nil when no sink takes log records.
+	warn func(*event)
+	diag *diagnostics
+	now  func() time.Time
+
+	mu              sync.Mutex
+	tracked         map[uint32]string // pid -> name, of the processes seen calling
+	untracked       uint64            // calls of processes not tracked: the most were
+	untrackedLogged bool
+	reading         lockedReading
+
+	stop chan struct{}
+	done chan struct{}
 }
 
-// newLockedInstruments creates the locked-memory instruments: none without
-// a LockedMemory.
-func (e *Exporter) newLockedInstruments(m metric.Meter) error {
-	if e.lockedOpts.src == nil {
-		return nil
-	}
-	li := &e.locked
-	var err error
-	li.system, err = m.Int64ObservableGauge(semconv.MetricSystemLocked,
-		metric.WithUnit(semconv.MetricSystemLockedUnit),
-		metric.WithDescription(semconv.MetricSystemLockedDescription))
-	if err != nil {
-		return fmt.Errorf("create %s: %w", semconv.MetricSystemLocked, err)
-	}
-	observed := []metric.Observable{li.system}
-	if e.lockedOpts.perProcess {
-		li.locked, err = m.Int64ObservableGauge(semconv.MetricProcessLocked,
-			metric.WithUnit(semconv.MetricProcessLockedUnit),
-			metric.WithDescription(semconv.MetricProcessLockedDescription))
-		if err != nil {
-			return fmt.Errorf("create %s: %w", semconv.MetricProcessLocked, err)
-		}
-		li.limit, err = m.Int64ObservableGauge(semconv.MetricProcessLimit,
-			metric.WithUnit(semconv.MetricProcessLimitUnit),
-			metric.WithDescription(semconv.MetricProcessLimitDescription))
-		if err != nil {
-			return fmt.Errorf("create %s: %w", semconv.MetricProcessLimit, err)
-		}
-		observed = append(observed, li.locked, li.limit)
-	}
-	li.untracked, err = m.Int64Counter(semconv.MetricProcessUntracked,
-		metric.WithUnit(semconv.MetricProcessUntrackedUnit),
-		metric.WithDescription(semconv.MetricProcessUntrackedDescription))
-	if err != nil {
-		return fmt.Errorf("create %s: %w", semconv.MetricProcessUntracked, err)
-	}
-	if _, err := m.RegisterCallback(e.observeLocked, observed...); err != nil {
-		return fmt.Errorf("register locked-memory callback: %w", err)
-	}
-	return nil
+// lockedReading is one reading of the locked memory.
+type lockedReading struct {
+	system    uint64
+	systemErr error
+	procs     []processReading
 }
 
-// trackedProcess is one process seen calling the family.
-type trackedProcess struct {
-	pid  uint32
-	name string // process.executable.name, else the thread's comm
+type processReading struct {
+	pid         uint32
+	name        string
+	locked      uint64
+	limit       uint64
+	limitKnown  bool // read, and not unlimited
+	overWarning bool
 }
 
-// track remembers that pid called the family, for the process gauges and
-// the limit warnings, unless the most processes allowed are tracked
-// already. e.mu is held.
-func (e *Exporter) track(pid uint32, exeName, comm string) {
+func newLockedWatcher(opts lockedOptions, warn func(*event), diag *diagnostics, now func() time.Time) *lockedWatcher {
+	return &lockedWatcher{opts: opts, warn: warn, diag: diag, now: now, tracked: make(map[uint32]string)}
+}
+
+// tracking reports whether processes are followed at all: for the process
+// gauges or for the warnings.
+func (w *lockedWatcher) tracking() bool { return w.opts.perProcess || w.warn != nil }
+
+// saw remembers that pid called the family, unless the most processes
+// allowed are tracked already.
+func (w *lockedWatcher) saw(pid uint32, exeName, comm string) {
 	name := exeName
 	if name == "" {
 		name = comm
 	}
-	if cur, ok := e.tracked[pid]; ok {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if cur, ok := w.tracked[pid]; ok {
 		if cur != name { // the pid went to another program
-			e.tracked[pid] = name
+			w.tracked[pid] = name
 		}
 		return
 	}
-	if len(e.tracked) >= e.lockedOpts.max {
-		e.locked.untracked.Add(e.ctx, 1)
-		if !e.untrackedLogged {
-			e.untrackedLogged = true
-			e.diag.log.Warn("tracking the most processes allowed for memlock.process.* and memlock.limit_near; "+
+	if len(w.tracked) >= w.opts.max {
+		w.untracked++
+		if !w.untrackedLogged {
+			w.untrackedLogged = true
+			w.diag.log.Warn("tracking the most processes allowed for memlock.process.* and memlock.limit_near; "+
 				"calls of others are counted in memlock.process.untracked",
-				"max", e.lockedOpts.max)
+				"max", w.opts.max)
 		}
 		return
 	}
-	e.tracked[pid] = name
+	w.tracked[pid] = name
 }
 
-// observeLocked reports memlock.system.locked and, for each tracked
-// process still alive, memlock.process.locked and memlock.process.limit
-// (when per-process metrics are on), and emits memlock.limit_near for the
-// processes above the warning fraction of their limit. Processes that
-// exited are forgotten. The LockedMemory is read without e.mu held.
-func (e *Exporter) observeLocked(_ context.Context, o metric.Observer) error {
-	src := e.lockedOpts.src
-	var err error
-	if n, serr := src.SystemLocked(); serr != nil {
-		err = serr
-	} else {
-		o.ObserveInt64(e.locked.system, clampInt64(n))
-	}
-	if !e.trackOn {
-		return err
-	}
+// start takes a reading now, so that the first metric export has one,
+// then one every interval until shutdown.
+func (w *lockedWatcher) start(interval time.Duration) {
+	w.sample()
+	w.stop, w.done = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(w.done)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				w.sample()
+			case <-w.stop:
+				return
+			}
+		}
+	}()
+}
 
-	e.mu.Lock()
-	procs := make([]trackedProcess, 0, len(e.tracked))
-	for pid, name := range e.tracked {
-		procs = append(procs, trackedProcess{pid, name})
+func (w *lockedWatcher) shutdown(context.Context) error {
+	if w.stop != nil {
+		close(w.stop)
+		<-w.done
 	}
-	e.mu.Unlock()
+	return nil
+}
 
-	var gone []trackedProcess
+// sample takes a reading, forgets the processes that exited, and warns of
+// those holding more than the warning fraction of their limit.
+func (w *lockedWatcher) sample() {
+	src := w.opts.src
+	var r lockedReading
+	r.system, r.systemErr = src.SystemLocked()
+
+	w.mu.Lock()
+	procs := make([]processReading, 0, len(w.tracked))
+	for pid, name := range w.tracked {
+		procs = append(procs, processReading{pid: pid, name: name})
+	}
+	w.mu.Unlock()
+
+	var gone []processReading
 	for _, p := range procs {
-		locked, lerr := src.ProcessLocked(p.pid)
-		if lerr != nil {
+		locked, err := src.ProcessLocked(p.pid)
+		if err != nil {
 			// Gone, a zombie (no VmLck), or unreadable: forget it; if it
 			// calls again it is tracked again.
-			if errors.Is(lerr, procfs.ErrNoProcess) || errors.Is(lerr, procfs.ErrFieldMissing) {
+			if errors.Is(err, procfs.ErrNoProcess) || errors.Is(err, procfs.ErrFieldMissing) {
 				gone = append(gone, p)
 			}
 			continue
 		}
-		limit, unlimited, limErr := src.MemlockLimit(p.pid)
-		haveLimit := limErr == nil && !unlimited
-		if e.lockedOpts.perProcess {
-			opt := metric.WithAttributeSet(attribute.NewSet(
-				semconv.ProcessPIDKey.Int64(int64(p.pid)),
-				semconv.ProcessExecutableNameKey.String(p.name)))
-			o.ObserveInt64(e.locked.locked, clampInt64(locked), opt)
-			if haveLimit {
-				o.ObserveInt64(e.locked.limit, clampInt64(limit), opt)
-			}
+		p.locked = locked
+		limit, unlimited, lerr := src.MemlockLimit(p.pid)
+		if lerr == nil && !unlimited {
+			p.limit, p.limitKnown = limit, true
+			p.overWarning = float64(locked) > w.opts.warnFraction*float64(limit)
 		}
-		if haveLimit && float64(locked) > e.lockedOpts.warnFraction*float64(limit) {
-			e.warnLimitNear(p, locked, limit)
-		}
+		r.procs = append(r.procs, p)
 	}
 
-	if len(gone) > 0 {
-		e.mu.Lock()
-		for _, p := range gone {
-			// Unless a new process took the pid since the snapshot.
-			if e.tracked[p.pid] == p.name {
-				delete(e.tracked, p.pid)
-			}
+	w.mu.Lock()
+	for _, p := range gone {
+		// Unless a new process took the pid since the snapshot.
+		if w.tracked[p.pid] == p.name {
+			delete(w.tracked, p.pid)
 		}
-		e.mu.Unlock()
 	}
-	return err
-}
+	w.reading = r
+	w.mu.Unlock()
 
-// warnLimitNear emits the memlock.limit_near record of a process holding
-// locked bytes of its limit.
-func (e *Exporter) warnLimitNear(p trackedProcess, locked, limit uint64) {
-	if !e.logsOn {
+	if w.warn == nil {
 		return
 	}
-	now := e.now()
-	if d := e.direct; d != nil && d.logs != nil {
-		d.logs.appendLog(&otlpwire.LogRecord{
-			Time:         now.UnixNano(),
-			ObservedTime: now.UnixNano(),
-			Severity:     severityWarn,
-			EventName:    semconv.EventLimitNear,
-			Body:         limitNearBody(p, locked, limit),
-			Attributes:   limitNearAttrs(p, locked, limit),
-		})
-		return
-	}
-	var r log.Record
-	r.SetEventName(semconv.EventLimitNear)
-	r.SetTimestamp(now)
-	r.SetObservedTimestamp(now)
-	r.SetSeverity(log.SeverityWarn)
-	r.SetBody(attribute.StringValue(limitNearBody(p, locked, limit)))
-	r.AddAttributes(limitNearAttrs(p, locked, limit)...)
-	e.logger.Emit(e.ctx, r)
-}
-
-func limitNearAttrs(p trackedProcess, locked, limit uint64) []attribute.KeyValue {
-	return []attribute.KeyValue{
-		semconv.ProcessPIDKey.Int64(int64(p.pid)),
-		semconv.ProcessExecutableNameKey.String(p.name),
-		semconv.Locked(locked),
-		semconv.Limit(limit),
+	for _, p := range r.procs {
+		if p.overWarning {
+			w.warn(limitNearEvent(p, w.now()))
+		}
 	}
 }
 
-// limitNearBody is "pid 123 (name) holds 900 KiB locked of its 1 MiB limit".
-func limitNearBody(p trackedProcess, locked, limit uint64) string {
-	return "pid " + strconv.FormatUint(uint64(p.pid), 10) + " (" + p.name + ") holds " +
-		humanBytes(locked) + " locked of its " + humanBytes(limit) + " limit"
+// limitNearEvent is the memlock.limit_near warning of process p, at now.
+func limitNearEvent(p processReading, now time.Time) *event {
+	t := now.UnixNano()
+	return &event{
+		start:    t,
+		end:      t,
+		observed: t,
+		severity: severityWarn,
+		name:     semconv.EventLimitNear,
+		body: []byte("pid " + strconv.FormatUint(uint64(p.pid), 10) + " (" + p.name + ") holds " +
+			humanBytes(p.locked) + " locked of its " + humanBytes(p.limit) + " limit"),
+		attrs: otlpwire.AppendAttrs(nil,
+			semconv.ProcessPIDKey.Int64(int64(p.pid)),
+			semconv.ProcessExecutableNameKey.String(p.name),
+			semconv.Locked(p.locked),
+			semconv.Limit(p.limit)),
+	}
 }
 
 // humanBytes spells n with the largest binary unit it reaches: "900 KiB",
@@ -273,4 +259,69 @@ func humanBytes(n uint64) string {
 		}
 	}
 	return strconv.FormatUint(n, 10) + " B"
+}
+
+// registerInstruments creates the locked-memory gauges and
+// memlock.process.untracked, observed from the latest reading.
+func (w *lockedWatcher) registerInstruments(m metric.Meter) error {
+	system, err := m.Int64ObservableGauge(semconv.MetricSystemLocked,
+		metric.WithUnit(semconv.MetricSystemLockedUnit),
+		metric.WithDescription(semconv.MetricSystemLockedDescription))
+	if err != nil {
+		return fmt.Errorf("create %s: %w", semconv.MetricSystemLocked, err)
+	}
+	untracked, err := m.Int64ObservableCounter(semconv.MetricProcessUntracked,
+		metric.WithUnit(semconv.MetricProcessUntrackedUnit),
+		metric.WithDescription(semconv.MetricProcessUntrackedDescription))
+	if err != nil {
+		return fmt.Errorf("create %s: %w", semconv.MetricProcessUntracked, err)
+	}
+	observed := []metric.Observable{system, untracked}
+	var locked, limit metric.Int64ObservableGauge
+	if w.opts.perProcess {
+		locked, err = m.Int64ObservableGauge(semconv.MetricProcessLocked,
+			metric.WithUnit(semconv.MetricProcessLockedUnit),
+			metric.WithDescription(semconv.MetricProcessLockedDescription))
+		if err != nil {
+			return fmt.Errorf("create %s: %w", semconv.MetricProcessLocked, err)
+		}
+		limit, err = m.Int64ObservableGauge(semconv.MetricProcessLimit,
+			metric.WithUnit(semconv.MetricProcessLimitUnit),
+			metric.WithDescription(semconv.MetricProcessLimitDescription))
+		if err != nil {
+			return fmt.Errorf("create %s: %w", semconv.MetricProcessLimit, err)
+		}
+		observed = append(observed, locked, limit)
+	}
+	_, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		w.mu.Lock()
+		r, n := w.reading, w.untracked
+		w.mu.Unlock()
+		if n > 0 {
+			o.ObserveInt64(untracked, clampInt64(n))
+		}
+		var err error
+		if r.systemErr != nil {
+			err = fmt.Errorf("read %s: %w", semconv.MetricSystemLocked, r.systemErr)
+		} else {
+			o.ObserveInt64(system, clampInt64(r.system))
+		}
+		if !w.opts.perProcess {
+			return err
+		}
+		for _, p := range r.procs {
+			opt := metric.WithAttributeSet(attribute.NewSet(
+				semconv.ProcessPIDKey.Int64(int64(p.pid)),
+				semconv.ProcessExecutableNameKey.String(p.name)))
+			o.ObserveInt64(locked, clampInt64(p.locked), opt)
+			if p.limitKnown {
+				o.ObserveInt64(limit, clampInt64(p.limit), opt)
+			}
+		}
+		return err
+	}, observed...)
+	if err != nil {
+		return fmt.Errorf("register locked-memory callback: %w", err)
+	}
+	return nil
 }

@@ -11,7 +11,6 @@ import (
 	"testing"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/log"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/memlock-exporter/memlock-exporter/bpf"
@@ -99,20 +98,37 @@ func gaugeByPID(t *testing.T, m metricdata.Metrics, names map[int64]string) map[
 	return out
 }
 
-func limitNearRecords(rig *testRig) []string {
-	var bodies []string
-	for _, r := range rig.logs.Records() {
-		if r.EventName() == semconv.EventLimitNear {
-			bodies = append(bodies, r.Body().AsString())
+func limitNearRecords(t *testing.T, rig *testRig) []received {
+	t.Helper()
+	var out []received
+	for _, r := range rig.records(t) {
+		if r.record.GetEventName() == semconv.EventLimitNear {
+			out = append(out, r)
 		}
 	}
-	return bodies
+	return out
+}
+
+func bodiesOf(recs []received) []string {
+	var out []string
+	for _, r := range recs {
+		out = append(out, r.record.GetBody().GetStringValue())
+	}
+	return out
+}
+
+// sampleAndCollect takes a locked-memory reading, as every metric interval,
+// and collects the metrics.
+func sampleAndCollect(t *testing.T, rig *testRig) map[string]metricdata.Metrics {
+	t.Helper()
+	rig.exp.locked.sample()
+	return collect(t, rig)
 }
 
 func TestSystemLockedAlways(t *testing.T) {
 	proc := newFakeProcRoot(t, 1500)
 	rig := newRig(t, Options{Locked: procfs.Locked{Root: proc.root}})
-	ms := collect(t, rig)
+	ms := sampleAndCollect(t, rig)
 	m, ok := ms[semconv.MetricSystemLocked]
 	if !ok {
 		t.Fatalf("no %s", semconv.MetricSystemLocked)
@@ -134,6 +150,7 @@ func TestSystemLockedAlways(t *testing.T) {
 	if err := os.Remove(filepath.Join(proc.root, "meminfo")); err != nil {
 		t.Fatal(err)
 	}
+	rig.exp.locked.sample()
 	ms, err := collectErr(t, rig)
 	if err == nil {
 		t.Error("collection without /proc/meminfo reported no error")
@@ -154,9 +171,9 @@ func TestProcessGauges(t *testing.T) {
 		rig.exp.Handle(callFrom(uint32(pid), name))
 	}
 	rig.exp.Handle(callFrom(100, "postgres")) // seen twice, one series
-	// pid 400 exited before the collection.
+	// pid 400 exited before the reading.
 
-	ms := collect(t, rig)
+	ms := sampleAndCollect(t, rig)
 	locked := gaugeByPID(t, ms[semconv.MetricProcessLocked], names)
 	want := map[int64]int64{100: 900 << 10, 200: 64 << 10, 300: 4096 << 10}
 	if fmt.Sprint(locked) != fmt.Sprint(want) {
@@ -175,16 +192,17 @@ func TestProcessGauges(t *testing.T) {
 	}
 
 	// The exited process was forgotten; one that exits now is forgotten
-	// at the next collection, and a zombie too.
-	rig.exp.mu.Lock()
-	_, kept := rig.exp.tracked[400]
-	rig.exp.mu.Unlock()
+	// at the next reading, and a zombie too.
+	w := rig.exp.locked
+	w.mu.Lock()
+	_, kept := w.tracked[400]
+	w.mu.Unlock()
 	if kept {
 		t.Error("pid 400 still tracked after it was found gone")
 	}
 	proc.exit(200)
 	proc.zombie(300)
-	ms = collect(t, rig)
+	ms = sampleAndCollect(t, rig)
 	locked = gaugeByPID(t, ms[semconv.MetricProcessLocked], names)
 	if _, ok := locked[200]; ok {
 		t.Error("exited pid 200 still reported")
@@ -192,9 +210,9 @@ func TestProcessGauges(t *testing.T) {
 	if _, ok := locked[300]; ok {
 		t.Error("zombie pid 300 still reported")
 	}
-	rig.exp.mu.Lock()
-	n := len(rig.exp.tracked)
-	rig.exp.mu.Unlock()
+	w.mu.Lock()
+	n := len(w.tracked)
+	w.mu.Unlock()
 	if n != 1 {
 		t.Errorf("%d processes tracked, want 1 (pid 100)", n)
 	}
@@ -210,7 +228,7 @@ func TestProcessGaugesBounded(t *testing.T) {
 		rig.exp.Handle(callFrom(pid, "p"))
 		rig.exp.Handle(callFrom(pid, "p"))
 	}
-	ms := collect(t, rig)
+	ms := sampleAndCollect(t, rig)
 	if n := len(gaugeByPID(t, ms[semconv.MetricProcessLocked], map[int64]string{1: "p", 2: "p", 3: "p"})); n != 3 {
 		t.Errorf("%d processes reported, want the first 3", n)
 	}
@@ -221,9 +239,9 @@ func TestProcessGaugesBounded(t *testing.T) {
 
 	// When a tracked process exits, its room goes to the next caller.
 	proc.exit(1)
-	collect(t, rig)
+	rig.exp.locked.sample()
 	rig.exp.Handle(callFrom(4, "p"))
-	ms = collect(t, rig)
+	ms = sampleAndCollect(t, rig)
 	got := gaugeByPID(t, ms[semconv.MetricProcessLocked], map[int64]string{2: "p", 3: "p", 4: "p"})
 	if _, ok := got[4]; !ok || len(got) != 3 {
 		t.Errorf("reported pids %v, want 2, 3 and 4", got)
@@ -235,30 +253,34 @@ func TestLimitNear(t *testing.T) {
 	proc.process(100, "postgres", 900, "1048576")   // 0.88 of the limit
 	proc.process(200, "gpg-agent", 1000, "1048576") // 0.98
 	proc.process(300, "dpdk-app", 1<<20, "unlimited")
-	proc.process(400, "capped", 2048, "1048576")                      // over: CAP_IPC_LOCK
-	rig := newRig(t, Options{Locked: procfs.Locked{Root: proc.root}}) // process metrics off: warnings still on
+	proc.process(400, "capped", 2048, "1048576") // over: CAP_IPC_LOCK
+	// Process metrics off: the warnings still come.
+	rig := newRig(t, on(Options{Locked: procfs.Locked{Root: proc.root}}))
 	for pid, name := range map[uint32]string{100: "postgres", 200: "gpg-agent", 300: "dpdk-app", 400: "capped"} {
 		rig.exp.Handle(callFrom(pid, name))
 	}
-	before := len(rig.logs.Records())
 
-	collect(t, rig)
-	got := limitNearRecords(rig)
+	rig.exp.locked.sample()
+	got := limitNearRecords(t, rig)
 	want := []string{
 		"pid 200 (gpg-agent) holds 1000 KiB locked of its 1 MiB limit",
 		"pid 400 (capped) holds 2 MiB locked of its 1 MiB limit",
 	}
-	if strings.Join(slices.Sorted(slices.Values(got)), "\n") != strings.Join(want, "\n") {
-		t.Errorf("limit_near bodies = %q, want %q", got, want)
+	if strings.Join(slices.Sorted(slices.Values(bodiesOf(got))), "\n") != strings.Join(want, "\n") {
+		t.Errorf("limit_near bodies = %q, want %q", bodiesOf(got), want)
 	}
-	for _, r := range rig.logs.Records()[before:] {
-		if r.Severity() != log.SeverityWarn {
-			t.Errorf("severity %v, want WARN", r.Severity())
+	for _, rec := range got {
+		r := rec.record
+		if r.GetSeverityNumber() != severityWarn {
+			t.Errorf("severity %v, want WARN", r.GetSeverityNumber())
 		}
-		if !r.Timestamp().Equal(observedAt) {
-			t.Errorf("timestamp %v, want the collection's time", r.Timestamp())
+		if r.GetTimeUnixNano() != uint64(observedAt.UnixNano()) {
+			t.Errorf("timestamp %d, want the reading's time", r.GetTimeUnixNano())
 		}
-		a := recordAttrs(&r)
+		if len(r.GetTraceId()) != 0 {
+			t.Errorf("a warning carries a trace ID")
+		}
+		a := attrsOf(t, r.GetAttributes())
 		pid := a[semconv.ProcessPIDKey].AsInt64()
 		wantAttrs := attrs{
 			semconv.ProcessPIDKey:            attribute.Int64Value(pid),
@@ -270,18 +292,21 @@ func TestLimitNear(t *testing.T) {
 			t.Errorf("pid %d: %s", pid, d)
 		}
 	}
+	if n := len(rig.sentSpans(t)); n != 4 {
+		t.Errorf("%d spans, want 4: one per call, none for the warnings", n)
+	}
 
-	// Once per process per collection.
-	collect(t, rig)
-	if n := len(limitNearRecords(rig)); n != 4 {
-		t.Errorf("%d limit_near records after two collections, want 4", n)
+	// Once per process per reading.
+	rig.exp.locked.sample()
+	if n := len(limitNearRecords(t, rig)); n != 4 {
+		t.Errorf("%d limit_near records after two readings, want 4", n)
 	}
 
 	// A lower fraction catches pid 100 too.
-	rig2 := newRig(t, Options{Locked: procfs.Locked{Root: proc.root}, LimitWarnFraction: 0.5})
+	rig2 := newRig(t, on(Options{Locked: procfs.Locked{Root: proc.root}, LimitWarnFraction: 0.5}))
 	rig2.exp.Handle(callFrom(100, "postgres"))
-	collect(t, rig2)
-	if got := limitNearRecords(rig2); len(got) != 1 || !strings.HasPrefix(got[0], "pid 100 (postgres) holds 900 KiB") {
+	rig2.exp.locked.sample()
+	if got := bodiesOf(limitNearRecords(t, rig2)); len(got) != 1 || !strings.HasPrefix(got[0], "pid 100 (postgres) holds 900 KiB") {
 		t.Errorf("limit_near at 0.5 = %q", got)
 	}
 }
@@ -289,15 +314,13 @@ func TestLimitNear(t *testing.T) {
 func TestLimitNearWithoutLogs(t *testing.T) {
 	proc := newFakeProcRoot(t, 0)
 	proc.process(200, "gpg-agent", 1000, "1048576")
-	rig := newRig(t, Options{Locked: procfs.Locked{Root: proc.root}})
-	rig.exp.logsOn = false // as with OTEL_LOGS_EXPORTER=none
-	rig.exp.trackOn = false
+	rig := newRig(t, Options{Locked: procfs.Locked{Root: proc.root}, Spans: Destination{Kind: ToOTLP}})
 	rig.exp.Handle(callFrom(200, "gpg-agent"))
-	collect(t, rig)
-	if n := len(rig.logs.Records()); n != 0 {
-		t.Errorf("%d records with logs off", n)
+	rig.exp.locked.sample()
+	if n := len(rig.sentSpans(t)); n != 1 {
+		t.Errorf("%d spans, want 1, for the call only", n)
 	}
-	if n := len(rig.exp.tracked); n != 0 {
+	if n := len(rig.exp.locked.tracked); n != 0 {
 		t.Errorf("%d processes tracked with neither logs nor process metrics", n)
 	}
 }
@@ -314,7 +337,7 @@ func TestLockedOptions(t *testing.T) {
 	}
 
 	// Without Locked: no locked-memory metrics, nothing tracked.
-	rig := newRig(t, Options{ProcessMetrics: true})
+	rig := newRig(t, on(Options{ProcessMetrics: true}))
 	rig.exp.Handle(callFrom(100, "x"))
 	ms := collect(t, rig)
 	for _, name := range []string{semconv.MetricSystemLocked, semconv.MetricProcessLocked, semconv.MetricProcessLimit, semconv.MetricProcessUntracked} {
@@ -322,8 +345,8 @@ func TestLockedOptions(t *testing.T) {
 			t.Errorf("%s reported without Locked", name)
 		}
 	}
-	if len(rig.exp.tracked) != 0 {
-		t.Errorf("%d processes tracked without Locked", len(rig.exp.tracked))
+	if rig.exp.locked != nil {
+		t.Error("a locked-memory watcher without Locked")
 	}
 }
 

@@ -2,158 +2,236 @@ package exporter
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetricgrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
+	promexporter "go.opentelemetry.io/otel/exporters/prometheus"
+	"go.opentelemetry.io/otel/exporters/stdout/stdoutmetric"
 	"go.opentelemetry.io/otel/metric"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"google.golang.org/grpc/credentials"
 
-	"github.com/memlock-exporter/memlock-exporter/bpf"
+	"github.com/memlock-exporter/memlock-exporter/exporter/internal/otlpsend"
 	"github.com/memlock-exporter/memlock-exporter/semconv"
 )
 
-// instruments are the metric instruments of the schema.
-type instruments struct {
-	calls    metric.Int64ObservableCounter
-	duration metric.Float64Histogram
-	size     metric.Int64Histogram
-	lost     metric.Int64ObservableCounter
+// MetricsOptions say where the metrics go and how often (OTEL_METRICS_EXPORTER,
+// OTEL_METRIC_EXPORT_*, OTEL_EXPORTER_OTLP_METRICS_*). They go through the
+// OpenTelemetry SDK's meter provider: they aggregate, so their cost per
+// call is small.
+type MetricsOptions struct {
+	Kind MetricsKind
+	// OTLP is the collector, for MetricsToOTLP.
+	OTLP OTLPTarget
+	// Interval is the time between two exports, Timeout bounds one: 60s
+	// and 30s when zero, as in the specification.
+	Interval, Timeout time.Duration
+	// Temporality is the OTLP exporter's temporality preference.
+	Temporality Temporality
+	// PrometheusAddr is where MetricsToPrometheus serves /metrics
+	// (host:port).
+	PrometheusAddr string
+
+	// newReader, if set, makes the reader instead (tests); it must attach
+	// producer to it.
+	newReader func(producer sdkmetric.Producer) sdkmetric.Reader
 }
 
-// newInstruments creates the instruments. With ownHistograms the
-// Exporter aggregates memlock.call.duration and memlock.call.size itself
-// (a HistogramProducer reports them) and duration and size stay nil.
-func newInstruments(m metric.Meter, observeCalls, observeLost metric.Int64Callback, ownHistograms bool) (*instruments, error) {
-	var (
-		in  instruments
-		err error
-	)
-	// Observed rather than added to: Handle counts each call in its
-	// callAttrs (it holds the lock anyway), which costs next to nothing,
-	// where a synchronous counter's Add cost ~0.2 µs per call.
-	in.calls, err = m.Int64ObservableCounter(semconv.MetricCalls,
-		metric.WithUnit(semconv.MetricCallsUnit),
-		metric.WithDescription(semconv.MetricCallsDescription),
-		metric.WithInt64Callback(observeCalls))
-	if err != nil {
-		return nil, fmt.Errorf("create %s: %w", semconv.MetricCalls, err)
-	}
-	in.lost, err = m.Int64ObservableCounter(semconv.MetricEventsLost,
-		metric.WithUnit(semconv.MetricEventsLostUnit),
-		metric.WithDescription(semconv.MetricEventsLostDescription),
-		metric.WithInt64Callback(observeLost))
-	if err != nil {
-		return nil, fmt.Errorf("create %s: %w", semconv.MetricEventsLost, err)
-	}
-	if ownHistograms {
-		return &in, nil
-	}
-	in.duration, err = m.Float64Histogram(semconv.MetricCallDuration,
-		metric.WithUnit(semconv.MetricCallDurationUnit),
-		metric.WithDescription(semconv.MetricCallDurationDescription),
-		metric.WithExplicitBucketBoundaries(semconv.CallDurationBuckets()...))
-	if err != nil {
-		return nil, fmt.Errorf("create %s: %w", semconv.MetricCallDuration, err)
-	}
-	in.size, err = m.Int64Histogram(semconv.MetricCallSize,
-		metric.WithUnit(semconv.MetricCallSizeUnit),
-		metric.WithDescription(semconv.MetricCallSizeDescription),
-		metric.WithExplicitBucketBoundaries(semconv.CallSizeBuckets()...))
-	if err != nil {
-		return nil, fmt.Errorf("create %s: %w", semconv.MetricCallSize, err)
-	}
-	return &in, nil
-}
+// MetricsKind is where the metrics go.
+type MetricsKind uint8
 
-// callAttrs are the metric attributes of one (syscall, errno) pair, built
-// once and reused, so recording a call allocates nothing.
-type callAttrs struct {
-	errName string // errno name, "" on success
-	set     attribute.Set
-	observe []metric.ObserveOption
-	// Guarded by Exporter.mu: calls so far, for memlock.calls, and, with
-	// a HistogramProducer, the call's histogram series.
-	calls    uint64
-	duration histogram[float64]
-	size     histogram[int64]
-	record   []metric.RecordOption
-}
+const (
+	MetricsToNone MetricsKind = iota
+	MetricsToOTLP
+	MetricsToConsole
+	MetricsToPrometheus
+)
 
-type callKey struct {
-	syscall bpf.Syscall
-	errno   bpf.Errno
-}
+// Temporality is OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE.
+type Temporality uint8
 
-// callAttrCache holds the callAttrs seen so far. Errno values below
-// smallErrno are looked up in a table, others in a map. Both stay small:
-// Linux defines fewer than 140 errnos and a syscall returns at most 4095.
-// Not safe for concurrent use.
-type callAttrCache struct {
-	small [numSyscalls][smallErrno]*callAttrs
-	large map[callKey]*callAttrs
-}
+const (
+	TemporalityCumulative Temporality = iota
+	TemporalityDelta
+	TemporalityLowMemory
+)
 
-const smallErrno = 160
-
-func (c *callAttrCache) get(s bpf.Syscall, errno bpf.Errno) *callAttrs {
-	if errno < smallErrno {
-		if ca := c.small[s][errno]; ca != nil {
-			return ca
+// selector returns the temporality of each instrument kind under the
+// preference, as the specification defines the three.
+func (t Temporality) selector() sdkmetric.TemporalitySelector {
+	return func(k sdkmetric.InstrumentKind) metricdata.Temporality {
+		switch {
+		case t == TemporalityDelta && (k == sdkmetric.InstrumentKindCounter || k == sdkmetric.InstrumentKindHistogram ||
+			k == sdkmetric.InstrumentKindObservableCounter):
+			return metricdata.DeltaTemporality
+		case t == TemporalityLowMemory && (k == sdkmetric.InstrumentKindCounter || k == sdkmetric.InstrumentKindHistogram):
+			return metricdata.DeltaTemporality
 		}
-		ca := newCallAttrs(s, errno)
-		c.small[s][errno] = ca
-		return ca
+		return metricdata.CumulativeTemporality
 	}
-	k := callKey{s, errno}
-	if ca, ok := c.large[k]; ok {
-		return ca
-	}
-	if c.large == nil {
-		c.large = make(map[callKey]*callAttrs)
-	}
-	ca := newCallAttrs(s, errno)
-	c.large[k] = ca
-	return ca
 }
 
-func newCallAttrs(s bpf.Syscall, errno bpf.Errno) *callAttrs {
-	kvs := []attribute.KeyValue{syscalls[s].attr}
-	ca := &callAttrs{}
-	if errno != 0 {
-		ca.errName = errno.String()
-		kvs = append(kvs, semconv.ErrorTypeKey.String(ca.errName))
+// Defaults of OTEL_METRIC_EXPORT_INTERVAL and OTEL_METRIC_EXPORT_TIMEOUT.
+const (
+	defaultMetricInterval = time.Minute
+	defaultMetricTimeout  = 30 * time.Second
+)
+
+// newMetricReader returns the reader o asks for, reporting the histograms
+// of producer too; nil for MetricsToNone.
+func newMetricReader(ctx context.Context, o *MetricsOptions, newProducer func(metricdata.Temporality) sdkmetric.Producer, console io.Writer) (sdkmetric.Reader, error) {
+	if o.newReader != nil {
+		return o.newReader(newProducer(o.Temporality.selector()(sdkmetric.InstrumentKindHistogram))), nil
 	}
-	ca.set = attribute.NewSet(kvs...)
-	opt := metric.WithAttributeSet(ca.set)
-	ca.observe = []metric.ObserveOption{opt}
-	ca.record = []metric.RecordOption{opt}
-	return ca
+	interval, timeout := o.Interval, o.Timeout
+	if interval <= 0 {
+		interval = defaultMetricInterval
+	}
+	if timeout <= 0 {
+		timeout = defaultMetricTimeout
+	}
+	periodic := func(exp sdkmetric.Exporter, t metricdata.Temporality) sdkmetric.Reader {
+		return sdkmetric.NewPeriodicReader(exp, sdkmetric.WithInterval(interval), sdkmetric.WithTimeout(timeout),
+			sdkmetric.WithProducer(newProducer(t)))
+	}
+	selector := o.Temporality.selector()
+	histograms := selector(sdkmetric.InstrumentKindHistogram)
+	switch o.Kind {
+	case MetricsToNone:
+		return nil, nil
+	case MetricsToOTLP:
+		exp, err := newOTLPMetricExporter(ctx, o.OTLP, selector)
+		if err != nil {
+			return nil, err
+		}
+		return periodic(exp, histograms), nil
+	case MetricsToConsole:
+		exp, err := stdoutmetric.New(stdoutmetric.WithWriter(console), stdoutmetric.WithTemporalitySelector(selector))
+		if err != nil {
+			return nil, fmt.Errorf("create console metric exporter: %w", err)
+		}
+		return periodic(exp, histograms), nil
+	case MetricsToPrometheus:
+		return newPrometheusReader(o.PrometheusAddr, newProducer(metricdata.CumulativeTemporality))
+	}
+	return nil, fmt.Errorf("unknown metrics destination %d", o.Kind)
 }
 
-// each calls fn for every callAttrs made so far.
-func (c *callAttrCache) each(fn func(*callAttrs)) {
-	for s := range c.small {
-		for _, ca := range c.small[s] {
-			if ca != nil {
-				fn(ca)
+// newOTLPMetricExporter builds the SDK's OTLP metric exporter from t alone:
+// every setting is given, so what the SDK would read from the environment
+// itself never applies (config has read and checked it).
+func newOTLPMetricExporter(ctx context.Context, t OTLPTarget, selector sdkmetric.TemporalitySelector) (sdkmetric.Exporter, error) {
+	var tlsConfig = otlpsend.TLSConfig
+	if strings.EqualFold(t.Protocol, otlpsend.ProtocolGRPC) {
+		opts := []otlpmetricgrpc.Option{
+			otlpmetricgrpc.WithEndpoint(hostPort(t.Endpoint)),
+			otlpmetricgrpc.WithTemporalitySelector(selector),
+			otlpmetricgrpc.WithHeaders(t.Headers),
+		}
+		if t.Timeout > 0 {
+			opts = append(opts, otlpmetricgrpc.WithTimeout(t.Timeout))
+		}
+		if plaintext(t) {
+			opts = append(opts, otlpmetricgrpc.WithInsecure())
+		} else {
+			tc, err := tlsConfig(t)
+			if err != nil {
+				return nil, err
 			}
+			opts = append(opts, otlpmetricgrpc.WithTLSCredentials(credentials.NewTLS(tc)))
 		}
+		if strings.EqualFold(t.Compression, "gzip") {
+			opts = append(opts, otlpmetricgrpc.WithCompressor("gzip"))
+		}
+		exp, err := otlpmetricgrpc.New(ctx, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("create OTLP/gRPC metric exporter: %w", err)
+		}
+		return exp, nil
 	}
-	for _, ca := range c.large {
-		fn(ca)
+	opts := []otlpmetrichttp.Option{
+		otlpmetrichttp.WithEndpointURL(t.Endpoint),
+		otlpmetrichttp.WithTemporalitySelector(selector),
+		otlpmetrichttp.WithHeaders(t.Headers),
 	}
+	if t.Timeout > 0 {
+		opts = append(opts, otlpmetrichttp.WithTimeout(t.Timeout))
+	}
+	if !plaintext(t) {
+		tc, err := tlsConfig(t)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, otlpmetrichttp.WithTLSClientConfig(tc))
+	}
+	if strings.EqualFold(t.Compression, "gzip") {
+		opts = append(opts, otlpmetrichttp.WithCompression(otlpmetrichttp.GzipCompression))
+	}
+	exp, err := otlpmetrichttp.New(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("create OTLP/HTTP metric exporter: %w", err)
+	}
+	return exp, nil
 }
 
-// observeCalls reports memlock.calls: the calls Handle counted, per
-// syscall and error.type.
-func (e *Exporter) observeCalls(_ context.Context, o metric.Int64Observer) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.attrs.each(func(ca *callAttrs) {
-		if ca.calls > 0 {
-			o.Observe(clampInt64(ca.calls), ca.observe...)
-		}
-	})
-	return nil
+// plaintext reports whether t's endpoint is reached without TLS: an
+// http:// URL, or a host:port with Insecure.
+func plaintext(t OTLPTarget) bool {
+	if scheme, _, ok := strings.Cut(t.Endpoint, "://"); ok {
+		return strings.EqualFold(scheme, "http")
+	}
+	return t.Insecure
+}
+
+// hostPort is the host:port of a gRPC endpoint given as a URL or as is.
+func hostPort(endpoint string) string {
+	if u, err := url.Parse(endpoint); err == nil && u.Host != "" && strings.Contains(endpoint, "://") {
+		return u.Host
+	}
+	return endpoint
+}
+
+// prometheusReader is the Prometheus exporter's reader with the HTTP
+// server that serves it; Shutdown stops both.
+type prometheusReader struct {
+	sdkmetric.Reader
+	server *http.Server
+}
+
+func (r prometheusReader) Shutdown(ctx context.Context) error {
+	return errors.Join(r.Reader.Shutdown(ctx), r.server.Shutdown(ctx))
+}
+
+// newPrometheusReader serves the metrics on addr/metrics from a registry of
+// their own (not the process-wide one).
+func newPrometheusReader(addr string, producer sdkmetric.Producer) (sdkmetric.Reader, error) {
+	reg := prometheus.NewRegistry()
+	reader, err := promexporter.New(promexporter.WithRegisterer(reg), promexporter.WithProducer(producer))
+	if err != nil {
+		return nil, fmt.Errorf("create Prometheus exporter: %w", err)
+	}
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		_ = reader.Shutdown(context.Background())
+		return nil, fmt.Errorf("listen for Prometheus on %s: %w (set OTEL_EXPORTER_PROMETHEUS_HOST and _PORT)", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	srv := &http.Server{Handler: mux, ReadTimeout: 5 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	go func() { _ = srv.Serve(lis) }()
+	return prometheusReader{Reader: reader, server: srv}, nil
 }
 
 // lostReasons are the values of memlock.reason, in the order of lostOpts.
@@ -179,23 +257,20 @@ var lostOpts = func() (t [numLostReasons][]metric.ObserveOption) {
 	return t
 }()
 
-// observeLost reports memlock.events.lost. The kernel's reasons are
-// reported only with a LossSource; when reading its counters fails they are
-// left out of this collection and the error goes to the SDK's handler.
-func (e *Exporter) observeLost(_ context.Context, o metric.Int64Observer) error {
-	var err error
-	malformed := e.invalid.Load()
-	if e.losses != nil {
-		if l, lerr := e.losses.Losses(); lerr != nil {
-			err = fmt.Errorf("read kernel loss counters: %w", lerr)
-		} else {
-			o.Observe(clampInt64(l.RingbufFull), lostOpts[lostRingbufFull]...)
-			o.Observe(clampInt64(l.MissedEntry), lostOpts[lostMissedEntry]...)
-			o.Observe(clampInt64(l.EntryMapFull), lostOpts[lostEntryMapFull]...)
-		}
-		malformed += e.losses.Malformed()
+// registerCallInstruments creates memlock.calls (observed from stats) and
+// memlock.events.lost (observed by observeLost).
+func registerCallInstruments(m metric.Meter, stats *callStats, observeLost metric.Int64Callback) error {
+	if _, err := m.Int64ObservableCounter(semconv.MetricCalls,
+		metric.WithUnit(semconv.MetricCallsUnit),
+		metric.WithDescription(semconv.MetricCallsDescription),
+		metric.WithInt64Callback(stats.observeCalls)); err != nil {
+		return fmt.Errorf("create %s: %w", semconv.MetricCalls, err)
 	}
-	o.Observe(clampInt64(malformed), lostOpts[lostMalformed]...)
-	o.Observe(clampInt64(e.ExportFailures()), lostOpts[lostExportFailed]...)
-	return err
+	if _, err := m.Int64ObservableCounter(semconv.MetricEventsLost,
+		metric.WithUnit(semconv.MetricEventsLostUnit),
+		metric.WithDescription(semconv.MetricEventsLostDescription),
+		metric.WithInt64Callback(observeLost)); err != nil {
+		return fmt.Errorf("create %s: %w", semconv.MetricEventsLost, err)
+	}
+	return nil
 }

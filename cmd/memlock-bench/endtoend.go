@@ -57,10 +57,6 @@ var e2eSetups = []e2eSetup{
 	{label: "logs + metrics (OTEL_TRACES_EXPORTER=none)", env: []string{"OTEL_TRACES_EXPORTER=none"}},
 	{label: "metrics only (also OTEL_LOGS_EXPORTER=none)", env: []string{"OTEL_TRACES_EXPORTER=none", "OTEL_LOGS_EXPORTER=none"}},
 	{label: "reader only (OTEL_SDK_DISABLED=true)", env: []string{"OTEL_SDK_DISABLED=true"}},
-	// The same signals through the OpenTelemetry Go SDK's log and trace
-	// pipelines instead of our own OTLP encoder: what the encoder saves.
-	{label: "defaults, SDK encoder (MEMLOCK_EXPORTER_OTLP_ENCODER=sdk)", env: []string{"MEMLOCK_EXPORTER_OTLP_ENCODER=sdk"}},
-	{label: "logs + metrics, SDK encoder", env: []string{"MEMLOCK_EXPORTER_OTLP_ENCODER=sdk", "OTEL_TRACES_EXPORTER=none"}},
 }
 
 // e2eResult is what one setup cost.

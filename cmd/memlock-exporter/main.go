@@ -62,44 +62,28 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 
-	cfg, err := config.FromEnv()
-	if err != nil {
-		fmt.Fprintf(stderr, "memlock-exporter: %v\n", err)
-		return exitUsage
-	}
-	tel, err := config.LoadTelemetry(os.Environ())
+	cfg, err := config.Load(os.Environ())
 	if err != nil {
 		fmt.Fprintf(stderr, "memlock-exporter: %v\n", err)
 		return exitUsage
 	}
 	log := cfg.Logger(stderr)
+	for _, w := range cfg.Warnings {
+		log.Warn(w)
+	}
 
-	hooks, err := bpf.ParseHook(cfg.KernelHook)
-	if err != nil { // config validated it; this is a programming error
-		log.Error("bad hook kind", "err", err)
-		return exitUsage
-	}
-	var syscalls []bpf.Syscall
-	for _, name := range cfg.Syscalls {
-		s, err := bpf.ParseSyscall(name)
-		if err != nil { // config validated the names; this is a programming error
-			log.Error("bad syscall name", "err", err)
-			return exitUsage
-		}
-		syscalls = append(syscalls, s)
-	}
 	tracer, err := bpf.Open(bpf.Options{
-		Syscalls:           syscalls,
-		RingbufSize:        cfg.RingbufSize,
-		WakeupBytes:        cfg.WakeupBytes,
-		Hooks:              hooks,
-		KernelFunctionHook: cfg.KernelFunctionHook == "on",
-		Uprobes:            cfg.Uprobes == "on",
+		Syscalls:           cfg.Syscalls,
+		RingbufSize:        int(cfg.RingbufSize),
+		WakeupBytes:        int(cfg.WakeupBytes),
+		Hooks:              cfg.KernelHook.Probes(),
+		KernelFunctionHook: bool(cfg.KernelFunctionHook),
+		Uprobes:            bool(cfg.Uprobes),
 		LibcPaths:          cfg.LibcPaths,
 	})
 	if err != nil {
 		var hookErr *bpf.HookError
-		if errors.As(err, &hookErr) && cfg.KernelHook != "auto" {
+		if errors.As(err, &hookErr) && cfg.KernelHook != config.HookAuto {
 			// The operator insisted on a kind of hook this kernel lacks.
 			fmt.Fprintf(stderr, "memlock-exporter: MEMLOCK_EXPORTER_KERNEL_HOOK=%q: %v\n", cfg.KernelHook, err)
 			return exitUsage
@@ -136,7 +120,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	setDefaultMemoryLimit()
-	return serve(ctx, cfg, tel, log, tracer, *printEvents, stdout)
+	return serve(ctx, cfg, log, tracer, *printEvents, stdout)
 }
 
 // defaultMemoryLimit is the Go runtime's soft memory limit unless GOMEMLIMIT
@@ -156,7 +140,7 @@ func setDefaultMemoryLimit() {
 
 // serve reads events until ctx is done, then drains what the kernel already
 // reported and returns the exit code.
-func serve(ctx context.Context, cfg config.Config, tel config.Telemetry, log *slog.Logger, tracer *bpf.Tracer, printEvents bool, stdout io.Writer) int {
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tracer *bpf.Tracer, printEvents bool, stdout io.Writer) int {
 	reader, err := tracer.NewReader(bpf.ReaderOptions{
 		FlushInterval: cfg.FlushInterval,
 		OnMalformed:   malformedLogger(log),
@@ -167,32 +151,15 @@ func serve(ctx context.Context, cfg config.Config, tel config.Telemetry, log *sl
 	}
 	defer reader.Close()
 
-	// The SDK reads the standard OTEL_* variables itself; make our
-	// defaults (OTLP/gRPC to a plaintext loopback collector) visible to it.
-	if err := config.ApplySDKDefaults(); err != nil {
-		log.Error("cannot set OpenTelemetry defaults", "err", err)
-		return exitFailed
-	}
-	procs, err := procfs.NewCache(procRoot, int(cfg.ProcessCacheSize), cfg.ProcessCacheTTL, cfg.CommandArgs == "on")
+	procs, err := procfs.NewCache(procRoot, cfg.ProcessCacheSize, cfg.ProcessCacheTTL, bool(cfg.CommandArgs))
 	if err != nil { // config validated size and ttl; this is a programming error
 		log.Error("cannot create the process cache", "err", err)
 		return exitUsage
 	}
-	exp, err := exporter.New(context.Background(), exporter.Options{
-		ServiceVersion: version,
-		Disabled:       cfg.SDKDisabled,
-		Logger:         log,
-		Losses:         reader,
-		Endpoint:       tel.Logs.Endpoint,
-		TracesEndpoint: tel.Traces.Endpoint,
-		Processes:      procs,
-		Direct:         directOptions(cfg.OTLPEncoder, tel),
-
-		Locked:            procfs.Locked{Root: procRoot},
-		ProcessMetrics:    cfg.ProcessMetrics == "on",
-		ProcessMetricsMax: int(cfg.ProcessMetricsMax),
-		LimitWarnFraction: cfg.LimitWarnFraction,
-	})
+	opts := exporterOptions(cfg, stdout)
+	opts.ServiceVersion, opts.Logger, opts.Losses, opts.Processes = version, log, reader, procs
+	opts.Locked = procfs.Locked{Root: procRoot}
+	exp, err := exporter.New(context.Background(), opts)
 	if err != nil {
 		log.Error("cannot set up OpenTelemetry export: check the OTEL_* variables", "err", err)
 		return exitUsage
@@ -207,10 +174,11 @@ func serve(ctx context.Context, cfg config.Config, tel config.Telemetry, log *sl
 		}
 	}
 
-	log.Info("memlock-exporter started", "version", version, "ringbuf_bytes", cfg.RingbufSize,
-		"flush_interval", cfg.FlushInterval, "export_disabled", cfg.SDKDisabled,
-		"logs", tel.LogsExporter, "traces", tel.TracesExporter, "metrics", tel.MetricsExporter,
-		"otlp_encoder", cfg.OTLPEncoder, "collector", tel.Logs.Endpoint)
+	tel := &cfg.Telemetry
+	log.Info("memlock-exporter started", "version", version, "ringbuf_bytes", int(cfg.RingbufSize),
+		"flush_interval", cfg.FlushInterval, "export_disabled", tel.Disabled,
+		"logs", tel.LogsExporter.String(), "traces", tel.TracesExporter.String(), "metrics", tel.MetricsExporter.String(),
+		"collector", tel.Logs.Endpoint)
 	runErr := reader.Run(ctx, handle)
 
 	// Reading has stopped (and drained what the kernel had reported); now
@@ -248,45 +216,5 @@ func malformedLogger(log *slog.Logger) func(error, []byte) {
 			return
 		}
 		suppressed++
-	}
-}
-
-// directOptions says which signals the exporter encodes and sends itself:
-// with MEMLOCK_EXPORTER_OTLP_ENCODER=direct, those whose exporter is otlp
-// (console output stays with the SDK).
-func directOptions(encoder string, t config.Telemetry) *exporter.DirectOptions {
-	if encoder != "direct" {
-		return nil
-	}
-	d := &exporter.DirectOptions{Sampler: t.Sampler, SamplerRatio: t.SamplerRatio}
-	if t.LogsExporter == "otlp" {
-		d.Logs = &exporter.DirectStream{Target: otlpTarget(t.Logs), Batch: batchOptions(t.LogBatch)}
-	}
-	if t.TracesExporter == "otlp" {
-		d.Spans = &exporter.DirectStream{Target: otlpTarget(t.Traces), Batch: batchOptions(t.SpanBatch)}
-	}
-	return d
-}
-
-func otlpTarget(o config.OTLPExport) exporter.OTLPTarget {
-	return exporter.OTLPTarget{
-		Protocol:              o.Protocol,
-		Endpoint:              o.Endpoint,
-		Insecure:              o.Insecure,
-		Headers:               o.Headers,
-		Compression:           o.Compression,
-		Timeout:               o.Timeout,
-		CertificateFile:       o.Certificate,
-		ClientCertificateFile: o.ClientCertificate,
-		ClientKeyFile:         o.ClientKey,
-	}
-}
-
-func batchOptions(b config.Batch) exporter.BatchOptions {
-	return exporter.BatchOptions{
-		ScheduleDelay:  b.ScheduleDelay,
-		ExportTimeout:  b.ExportTimeout,
-		MaxQueueSize:   b.MaxQueueSize,
-		MaxExportBatch: b.MaxExportBatch,
 	}
 }

@@ -6,6 +6,9 @@ import (
 	"runtime/debug"
 	"strings"
 	"testing"
+
+	"github.com/memlock-exporter/memlock-exporter/config"
+	"github.com/memlock-exporter/memlock-exporter/exporter"
 )
 
 func TestRunUsageAndConfigErrors(t *testing.T) {
@@ -30,9 +33,11 @@ func TestRunUsageAndConfigErrors(t *testing.T) {
 		{name: "misspelt variable", env: map[string]string{"MEMLOCK_EXPORTER_LOGLEVEL": "debug"}, wantCode: exitUsage,
 			wantStderr: []string{"MEMLOCK_EXPORTER_LOGLEVEL", "MEMLOCK_EXPORTER_LOG_LEVEL"}, oneLineErr: true},
 		{name: "bad OTLP compression", env: map[string]string{"OTEL_EXPORTER_OTLP_COMPRESSION": "zstd"}, wantCode: exitUsage,
-			wantStderr: []string{`OTEL_EXPORTER_OTLP_COMPRESSION="zstd"`, "gzip or none"}, oneLineErr: true},
-		{name: "bad encoder", env: map[string]string{"MEMLOCK_EXPORTER_OTLP_ENCODER": "fast"}, wantCode: exitUsage,
-			wantStderr: []string{`MEMLOCK_EXPORTER_OTLP_ENCODER="fast"`, "direct or sdk"}, oneLineErr: true},
+			wantStderr: []string{`OTEL_EXPORTER_OTLP_COMPRESSION="zstd"`, "none or gzip"}, oneLineErr: true},
+		{name: "bad metrics exporter", env: map[string]string{"OTEL_METRICS_EXPORTER": "statsd"}, wantCode: exitUsage,
+			wantStderr: []string{`OTEL_METRICS_EXPORTER="statsd"`, "prometheus"}, oneLineErr: true},
+		{name: "bad resource attributes", env: map[string]string{"OTEL_RESOURCE_ATTRIBUTES": "team"}, wantCode: exitUsage,
+			wantStderr: []string{`OTEL_RESOURCE_ATTRIBUTES="team"`, "entry 1"}, oneLineErr: true},
 		{name: "bad sampler ratio", env: map[string]string{"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "2"}, wantCode: exitUsage,
 			wantStderr: []string{`OTEL_TRACES_SAMPLER_ARG="2"`}, oneLineErr: true},
 	}
@@ -60,6 +65,42 @@ func TestRunUsageAndConfigErrors(t *testing.T) {
 				t.Errorf("error is not one line:\n%s", &stderr)
 			}
 		})
+	}
+}
+
+// TestRemovedVariableWarns: a variable we no longer read is named in a
+// warning at start, not refused. --check stops the daemon early: with 0
+// when the hooks attach (as root), else 1, never 2.
+func TestRemovedVariableWarns(t *testing.T) {
+	t.Setenv("MEMLOCK_EXPORTER_OTLP_ENCODER", "sdk")
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"--check"}, &stdout, &stderr)
+	if code == exitUsage {
+		t.Fatalf("exit code %d: the removed variable stopped the daemon\nstderr: %s", code, &stderr)
+	}
+	const warning = "MEMLOCK_EXPORTER_OTLP_ENCODER is no longer used"
+	if !strings.Contains(stderr.String(), warning) {
+		t.Errorf("stderr lacks %q:\n%s", warning, &stderr)
+	}
+}
+
+// TestListedDefaults: the defaults --help lists for what config does not
+// apply itself are the ones the daemon applies.
+func TestListedDefaults(t *testing.T) {
+	want := map[string]string{
+		"GOMEMLIMIT":        config.Bytes(defaultMemoryLimit).String(),
+		"OTEL_SERVICE_NAME": exporter.DefaultServiceName,
+	}
+	for _, v := range config.Variables() {
+		if def, ok := want[v.Name]; ok {
+			if v.Default != def {
+				t.Errorf("--help lists %s=%q, the daemon uses %q", v.Name, v.Default, def)
+			}
+			delete(want, v.Name)
+		}
+	}
+	for name := range want {
+		t.Errorf("%s is not listed by config.Variables", name)
 	}
 }
 

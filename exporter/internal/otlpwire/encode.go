@@ -21,20 +21,17 @@ type LogRecord struct {
 	Severity           int32 // SeverityNumber, e.g. 9 INFO, 13 WARN; 0 = left out
 	SeverityText       string
 	EventName          string
-	Body               string // a string AnyValue; empty = no body
-	Attributes         []attribute.KeyValue
-	// EncodedAttributes are more attributes, already encoded by
-	// LogAttributes.Append or AppendAll, written verbatim after
-	// Attributes: attributes that repeat from record to record need not be
-	// encoded each time. MoreEncodedAttributes follow them, so that two
-	// encoded parts need not be joined first.
-	EncodedAttributes, MoreEncodedAttributes []byte
-	TraceID                                  [16]byte // all-zero = left out
-	SpanID                                   [8]byte  // all-zero = left out
-	TraceFlags                               uint8    // LogRecord.flags (fixed32), 0 = left out
+	Body               []byte // a string AnyValue; empty = no body
+	// Attributes and then MoreAttributes are attribute lists (Append*Attr):
+	// two, so that a part that repeats from record to record can be
+	// encoded once and kept.
+	Attributes, MoreAttributes []byte
+	TraceID                    [16]byte // all-zero = left out
+	SpanID                     [8]byte  // all-zero = left out
+	TraceFlags                 uint8    // LogRecord.flags (fixed32), 0 = left out
 }
 
-// Span is one OTLP Span (opentelemetry/proto/trace/v1/trace.proto), always a root span here.
+// Span is one OTLP Span (opentelemetry/proto/trace/v1/trace.proto).
 type Span struct {
 	TraceID      [16]byte
 	SpanID       [8]byte
@@ -44,18 +41,16 @@ type Span struct {
 	Name         string
 	Kind         int32 // SpanKind: 1 internal ...
 	Start, End   int64 // Unix nanoseconds
-	Attributes   []attribute.KeyValue
-	// EncodedAttributes and then MoreEncodedAttributes are more
-	// attributes, already encoded by SpanAttributes.Append or AppendAll,
-	// written verbatim after Attributes.
-	EncodedAttributes, MoreEncodedAttributes []byte
-	StatusCode                               int32 // 0 unset, 1 ok, 2 error
-	StatusMessage                            string
+	// Attributes and then MoreAttributes are attribute lists, as in
+	// LogRecord.
+	Attributes, MoreAttributes []byte
+	StatusCode                 int32 // 0 unset, 1 ok, 2 error
+	StatusMessage              string
 }
 
 // Keys of the fields of requests and of opentelemetry.proto.logs.v1 and
 // opentelemetry.proto.trace.v1 messages that we write; all one byte (see
-// the common ones in value.go) except Span.flags.
+// the common ones in attr.go) except Span.flags.
 const (
 	// ExportLogsServiceRequest.resource_logs, ExportTraceServiceRequest.resource_spans.
 	keyRequestResource = byte(1<<3 | protowire.BytesType)
@@ -160,17 +155,19 @@ func isZero(id []byte) bool {
 // sizeBody is the size of the body's AnyValue. The SDK sends an empty
 // AnyValue for a record without a body, so "" gives an empty message
 // rather than no field.
-func sizeBody(s string) int {
-	return sizeStringField(s)
+func sizeBody(s []byte) int {
+	if len(s) == 0 {
+		return 0
+	}
+	return sizeLenField(len(s))
 }
 
 // AppendLogRecord appends r as one ScopeLogs.log_records entry (field tag + length + LogRecord message).
 //
 // It writes what the SDK's OTLP log exporters write for the same record:
 // times before 1970 are left out like 0, an empty Body is sent as an empty
-// AnyValue, and the attributes go in order, as given (see appendAttrs). It
-// allocates only if dst lacks room, and then once, or for attributes of
-// type SLICE or MAP.
+// AnyValue, and the attributes go in order, as given (see AppendAttrs). It
+// allocates only if dst lacks room, and then once.
 func AppendLogRecord(dst []byte, r *LogRecord) []byte {
 	dst, start := beginMessage(dst, keyScopeItems)
 
@@ -179,10 +176,11 @@ func AppendLogRecord(dst []byte, r *LogRecord) []byte {
 	dst = appendEnum(dst, keyLogSeverity, r.Severity)
 	dst = appendStringField(dst, keyLogSeverityText, r.SeverityText)
 	dst = appendLen(append(dst, keyLogBody), sizeBody(r.Body))
-	dst = appendStringField(dst, keyAnyString, r.Body)
-	dst = appendAttrs(dst, keyLogAttrs, r.Attributes)
-	dst = append(dst, r.EncodedAttributes...)
-	dst = append(dst, r.MoreEncodedAttributes...)
+	if len(r.Body) > 0 {
+		dst = append(appendLen(append(dst, keyAnyString), len(r.Body)), r.Body...)
+	}
+	dst = appendList(dst, keyLogAttrs, r.Attributes)
+	dst = appendList(dst, keyLogAttrs, r.MoreAttributes)
 	if r.TraceFlags != 0 {
 		dst = protowire.AppendFixed32(append(dst, keyLogFlags), uint32(r.TraceFlags))
 	}
@@ -249,9 +247,8 @@ func AppendSpan(dst []byte, s *Span) []byte {
 	dst = appendEnum(dst, keySpanKind, s.Kind)
 	dst = appendTime(dst, keySpanStart, s.Start)
 	dst = appendTime(dst, keySpanEnd, s.End)
-	dst = appendAttrs(dst, keySpanAttrs, s.Attributes)
-	dst = append(dst, s.EncodedAttributes...)
-	dst = append(dst, s.MoreEncodedAttributes...)
+	dst = appendList(dst, keySpanAttrs, s.Attributes)
+	dst = appendList(dst, keySpanAttrs, s.MoreAttributes)
 	dst = appendLen(append(dst, keySpanStatus), sizeStatus(s))
 	dst = appendStringField(dst, keyStatusMessage, s.StatusMessage)
 	dst = appendEnum(dst, keyStatusCode, s.StatusCode)

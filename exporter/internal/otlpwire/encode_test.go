@@ -213,14 +213,14 @@ func testTracesRequest(spans ...*tpb.Span) *coltracepb.ExportTraceServiceRequest
 
 type logCase struct {
 	name  string
-	rec   LogRecord
+	rec   testRecord
 	want  *lpb.LogRecord
 	noSDK string // why the SDK cannot emit rec, if it cannot
 }
 
 var logCases = []logCase{{
 	name: "success",
-	rec: LogRecord{
+	rec: testRecord{
 		Time:         t0,
 		ObservedTime: t0 + 1500,
 		Severity:     9,
@@ -258,7 +258,7 @@ var logCases = []logCase{{
 	},
 }, {
 	name: "failure in a sampled span",
-	rec: LogRecord{
+	rec: testRecord{
 		Time:         t0,
 		ObservedTime: t0,
 		Severity:     13,
@@ -289,24 +289,24 @@ var logCases = []logCase{{
 }, {
 	// The SDK sends an empty body for a record without one.
 	name:  "zero record",
-	rec:   LogRecord{},
+	rec:   testRecord{},
 	want:  &lpb.LogRecord{Body: &cpb.AnyValue{}},
 	noSDK: "the SDK sets a missing observed time to now",
 }, {
 	name: "no body, trace flags without IDs",
-	rec:  LogRecord{ObservedTime: 1, TraceFlags: 1},
+	rec:  testRecord{ObservedTime: 1, TraceFlags: 1},
 	want: &lpb.LogRecord{ObservedTimeUnixNano: 1, Body: &cpb.AnyValue{}, Flags: 1},
 }, {
 	name: "span ID without trace ID",
-	rec:  LogRecord{ObservedTime: t0, SpanID: spanID, TraceFlags: 0xff},
+	rec:  testRecord{ObservedTime: t0, SpanID: spanID, TraceFlags: 0xff},
 	want: &lpb.LogRecord{ObservedTimeUnixNano: uint64(t0), Body: &cpb.AnyValue{}, SpanId: spanID[:], Flags: 0xff},
 }, {
 	name: "trace ID without span ID",
-	rec:  LogRecord{ObservedTime: t0, TraceID: traceID},
+	rec:  testRecord{ObservedTime: t0, TraceID: traceID},
 	want: &lpb.LogRecord{ObservedTimeUnixNano: uint64(t0), Body: &cpb.AnyValue{}, TraceId: traceID[:]},
 }, {
 	name: "every attribute type",
-	rec:  LogRecord{Time: t0, ObservedTime: t0, Severity: 9, Attributes: allTypes},
+	rec:  testRecord{Time: t0, ObservedTime: t0, Severity: 9, Attributes: allTypes},
 	want: &lpb.LogRecord{
 		TimeUnixNano:         uint64(t0),
 		ObservedTimeUnixNano: uint64(t0),
@@ -316,24 +316,24 @@ var logCases = []logCase{{
 	},
 }, {
 	name: "severity text, highest severity",
-	rec:  LogRecord{ObservedTime: t0, Severity: 24, SeverityText: "FATAL4", Body: "b"},
+	rec:  testRecord{ObservedTime: t0, Severity: 24, SeverityText: "FATAL4", Body: "b"},
 	want: &lpb.LogRecord{ObservedTimeUnixNano: uint64(t0), SeverityNumber: 24, SeverityText: "FATAL4", Body: str("b")},
 }, {
 	name:  "unknown severity passes through",
-	rec:   LogRecord{ObservedTime: t0, Severity: -3},
+	rec:   testRecord{ObservedTime: t0, Severity: -3},
 	want:  &lpb.LogRecord{ObservedTimeUnixNano: uint64(t0), SeverityNumber: -3, Body: &cpb.AnyValue{}},
 	noSDK: "the SDK maps unknown severities to 0",
 }, {
 	name: "times before 1970 are left out",
-	rec:  LogRecord{Time: -1, ObservedTime: -5_000_000_000, Body: "x"},
+	rec:  testRecord{Time: -1, ObservedTime: -5_000_000_000, Body: "x"},
 	want: &lpb.LogRecord{Body: str("x")},
 }, {
 	name: "largest times",
-	rec:  LogRecord{Time: math.MaxInt64, ObservedTime: math.MaxInt64},
+	rec:  testRecord{Time: math.MaxInt64, ObservedTime: math.MaxInt64},
 	want: &lpb.LogRecord{TimeUnixNano: math.MaxInt64, ObservedTimeUnixNano: math.MaxInt64, Body: &cpb.AnyValue{}},
 }, {
 	name: "unicode",
-	rec: LogRecord{
+	rec: testRecord{
 		ObservedTime: t0,
 		SeverityText: "警告",
 		EventName:    "memlock.mlock2.ñ",
@@ -357,7 +357,7 @@ var logCases = []logCase{{
 	},
 }, {
 	name: "strings over 127 bytes",
-	rec: LogRecord{
+	rec: testRecord{
 		ObservedTime: t0,
 		SeverityText: long,
 		EventName:    wide,
@@ -379,7 +379,7 @@ var logCases = []logCase{{
 	},
 }, {
 	name: "over 16 KiB",
-	rec: LogRecord{
+	rec: testRecord{
 		Time:         t0,
 		ObservedTime: t0,
 		Severity:     9,
@@ -399,7 +399,7 @@ var logCases = []logCase{{
 	},
 }, {
 	name: "empty key and duplicate keys are encoded as given",
-	rec: LogRecord{ObservedTime: t0, Attributes: []attribute.KeyValue{
+	rec: testRecord{ObservedTime: t0, Attributes: []attribute.KeyValue{
 		attribute.String("", "no key"), attribute.Int("k", 1), attribute.Int("k", 2),
 	}},
 	want: &lpb.LogRecord{ObservedTimeUnixNano: uint64(t0), Body: &cpb.AnyValue{}, Attributes: []*cpb.KeyValue{
@@ -410,7 +410,7 @@ var logCases = []logCase{{
 
 type spanCase struct {
 	name  string
-	span  Span
+	span  testSpan
 	want  *tpb.Span
 	noSDK string
 }
@@ -423,7 +423,7 @@ const (
 
 var spanCases = []spanCase{{
 	name: "root span",
-	span: Span{
+	span: testSpan{
 		TraceID: traceID,
 		SpanID:  spanID,
 		Flags:   sdkRootFlags,
@@ -454,7 +454,7 @@ var spanCases = []spanCase{{
 	},
 }, {
 	name: "error status",
-	span: Span{
+	span: testSpan{
 		TraceID: traceID, SpanID: spanID, Flags: sdkRootFlags, Name: "mlock", Kind: 1, Start: t0, End: t0 + 1,
 		Attributes: []attribute.KeyValue{attribute.String("error.type", "ENOMEM")},
 		StatusCode: 2, StatusMessage: "ENOMEM",
@@ -467,7 +467,7 @@ var spanCases = []spanCase{{
 	},
 }, {
 	name: "ok status, client",
-	span: Span{TraceID: traceID, SpanID: spanID, Flags: sdkRootFlags, Name: "n", Kind: 3, Start: t0, End: t0, StatusCode: 1},
+	span: testSpan{TraceID: traceID, SpanID: spanID, Flags: sdkRootFlags, Name: "n", Kind: 3, Start: t0, End: t0, StatusCode: 1},
 	want: &tpb.Span{
 		TraceId: traceID[:], SpanId: spanID[:], Flags: sdkRootFlags, Name: "n", Kind: tpb.Span_SPAN_KIND_CLIENT,
 		StartTimeUnixNano: uint64(t0), EndTimeUnixNano: uint64(t0), Status: &tpb.Status{Code: tpb.Status_STATUS_CODE_OK},
@@ -475,12 +475,12 @@ var spanCases = []spanCase{{
 }, {
 	// The SDK always sends both IDs and the status.
 	name:  "zero span",
-	span:  Span{},
+	span:  testSpan{},
 	want:  &tpb.Span{TraceId: zeroTID[:], SpanId: zeroSID[:], Status: &tpb.Status{}},
 	noSDK: "the SDK sets missing times to now",
 }, {
 	name: "remote parent with trace state, server",
-	span: Span{
+	span: testSpan{
 		TraceID: traceID, SpanID: spanID, ParentSpanID: parentID, TraceState: "vendor=value,other=1",
 		Flags: sdkRemoteFlags, Name: "mlockall", Kind: 2, Start: t0, End: t0 + 10,
 	},
@@ -491,14 +491,14 @@ var spanCases = []spanCase{{
 	},
 }, {
 	name: "every attribute type, producer",
-	span: Span{TraceID: traceID, SpanID: spanID, Flags: sdkRootFlags, Name: "x", Kind: 4, Start: t0, End: t0, Attributes: allTypes},
+	span: testSpan{TraceID: traceID, SpanID: spanID, Flags: sdkRootFlags, Name: "x", Kind: 4, Start: t0, End: t0, Attributes: allTypes},
 	want: &tpb.Span{
 		TraceId: traceID[:], SpanId: spanID[:], Flags: sdkRootFlags, Name: "x", Kind: tpb.Span_SPAN_KIND_PRODUCER,
 		StartTimeUnixNano: uint64(t0), EndTimeUnixNano: uint64(t0), Attributes: allTypesPB, Status: &tpb.Status{},
 	},
 }, {
 	name: "unicode and strings over 127 bytes, consumer",
-	span: Span{
+	span: testSpan{
 		TraceID: traceID, SpanID: spanID, Flags: sdkRootFlags, Name: wide, Kind: 5, Start: t0, End: t0,
 		Attributes: []attribute.KeyValue{attribute.String(long, "wörker-🧵"), attribute.String("k", long)},
 		StatusCode: 2, StatusMessage: long,
@@ -511,7 +511,7 @@ var spanCases = []spanCase{{
 	},
 }, {
 	name: "over 16 KiB",
-	span: Span{
+	span: testSpan{
 		TraceID: traceID, SpanID: spanID, Flags: sdkRootFlags, Name: huge, Kind: 1, Start: t0, End: t0,
 		Attributes: append([]attribute.KeyValue{attribute.String("huge", huge)}, bigAttrs...),
 	},
@@ -522,11 +522,11 @@ var spanCases = []spanCase{{
 	},
 }, {
 	name: "times before 1970 are left out",
-	span: Span{TraceID: traceID, SpanID: spanID, Flags: sdkRootFlags, Name: "x", Kind: 1, Start: -1, End: -1},
+	span: testSpan{TraceID: traceID, SpanID: spanID, Flags: sdkRootFlags, Name: "x", Kind: 1, Start: -1, End: -1},
 	want: &tpb.Span{TraceId: traceID[:], SpanId: spanID[:], Flags: sdkRootFlags, Name: "x", Kind: 1, Status: &tpb.Status{}},
 }, {
 	name: "flags, kind and status pass through as given",
-	span: Span{
+	span: testSpan{
 		TraceID: traceID, SpanID: spanID, Flags: 0xffffffff, Kind: -1, Start: math.MaxInt64, End: 1,
 		StatusCode: 7, StatusMessage: "m",
 	},
@@ -596,7 +596,7 @@ func head(b []byte) []byte { return b[:min(len(b), 256)] }
 func TestAppendLogRecord(t *testing.T) {
 	for _, tc := range logCases {
 		t.Run(tc.name, func(t *testing.T) {
-			b := AppendLogsRequest(nil, &testScope, AppendLogRecord(nil, &tc.rec))
+			b := AppendLogsRequest(nil, &testScope, AppendLogRecord(nil, tc.rec.wire()))
 			checkLogs(t, b, testLogsRequest(tc.want))
 		})
 	}
@@ -605,7 +605,7 @@ func TestAppendLogRecord(t *testing.T) {
 func TestAppendSpan(t *testing.T) {
 	for _, tc := range spanCases {
 		t.Run(tc.name, func(t *testing.T) {
-			b := AppendTracesRequest(nil, &testScope, AppendSpan(nil, &tc.span))
+			b := AppendTracesRequest(nil, &testScope, AppendSpan(nil, tc.span.wire()))
 			checkTraces(t, b, testTracesRequest(tc.want))
 		})
 	}
@@ -616,7 +616,7 @@ func TestSeveral(t *testing.T) {
 	var records []byte
 	var wantRecords []*lpb.LogRecord
 	for i := range logCases {
-		records = AppendLogRecord(records, &logCases[i].rec)
+		records = AppendLogRecord(records, logCases[i].rec.wire())
 		wantRecords = append(wantRecords, logCases[i].want)
 	}
 	checkLogs(t, AppendLogsRequest(nil, &testScope, records), testLogsRequest(wantRecords...))
@@ -624,7 +624,7 @@ func TestSeveral(t *testing.T) {
 	var spans []byte
 	var wantSpans []*tpb.Span
 	for i := range spanCases {
-		spans = AppendSpan(spans, &spanCases[i].span)
+		spans = AppendSpan(spans, spanCases[i].span.wire())
 		wantSpans = append(wantSpans, spanCases[i].want)
 	}
 	checkTraces(t, AppendTracesRequest(nil, &testScope, spans), testTracesRequest(wantSpans...))
@@ -633,8 +633,8 @@ func TestSeveral(t *testing.T) {
 // TestAppendKeepsDst checks that appending leaves what dst holds alone,
 // whether or not dst has room.
 func TestAppendKeepsDst(t *testing.T) {
-	rec := &logCases[0].rec
-	span := &spanCases[0].span
+	rec := logCases[0].rec.wire()
+	span := spanCases[0].span.wire()
 	records := AppendLogRecord(nil, rec)
 	spans := AppendSpan(nil, span)
 	encoders := map[string]func([]byte) []byte{
@@ -754,8 +754,8 @@ func (c *scopeCase) wantTraces(spans ...*tpb.Span) *coltracepb.ExportTraceServic
 }
 
 func TestRequestScope(t *testing.T) {
-	rec, wantRec := &logCases[0].rec, logCases[0].want
-	span, wantSpan := &spanCases[0].span, spanCases[0].want
+	rec, wantRec := logCases[0].rec.wire(), logCases[0].want
+	span, wantSpan := spanCases[0].span.wire(), spanCases[0].want
 	for _, tc := range scopeCases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Run("logs", func(t *testing.T) {
@@ -785,7 +785,7 @@ func TestPdata(t *testing.T) {
 	t.Run("logs", func(t *testing.T) {
 		var records []byte
 		for _, i := range []int{0, 1} {
-			records = AppendLogRecord(records, &logCases[i].rec)
+			records = AppendLogRecord(records, logCases[i].rec.wire())
 		}
 		req := plogotlp.NewExportRequest()
 		if err := req.UnmarshalProto(AppendLogsRequest(nil, &testScope, records)); err != nil {
@@ -838,7 +838,7 @@ func TestPdata(t *testing.T) {
 	t.Run("traces", func(t *testing.T) {
 		var spans []byte
 		for _, i := range []int{0, 1, 4} {
-			spans = AppendSpan(spans, &spanCases[i].span)
+			spans = AppendSpan(spans, spanCases[i].span.wire())
 		}
 		req := ptraceotlp.NewExportRequest()
 		if err := req.UnmarshalProto(AppendTracesRequest(nil, &testScope, spans)); err != nil {
@@ -877,20 +877,15 @@ func TestPdata(t *testing.T) {
 	})
 }
 
-// zeroAllocRecord carries every attribute type that needs no allocation:
-// all but SLICE and MAP.
+// zeroAllocRecord carries every attribute type, encoded beforehand as the
+// exporter encodes what repeats.
 var zeroAllocRecord = LogRecord{
-	Time: t0, ObservedTime: t0, Severity: 13, EventName: "memlock.mlock2", Body: "mlock2(...) = -12",
-	Attributes: append(append([]attribute.KeyValue(nil), allTypes[:23]...), allTypes[25]),
+	Time: t0, ObservedTime: t0, Severity: 13, EventName: "memlock.mlock2", Body: []byte("mlock2(...) = -12"),
+	Attributes: AppendAttrs(nil, allTypes...),
 	TraceID:    traceID, SpanID: spanID, TraceFlags: 1,
 }
 
 func TestZeroAllocs(t *testing.T) {
-	for _, kv := range zeroAllocRecord.Attributes {
-		if tp := kv.Value.Type(); tp == attribute.SLICE || tp == attribute.MAP {
-			t.Fatalf("zeroAllocRecord has a %v", tp)
-		}
-	}
 	span := Span{
 		TraceID: traceID, SpanID: spanID, ParentSpanID: parentID, TraceState: "a=b", Flags: sdkRootFlags,
 		Name: "mlock2", Kind: 1, Start: t0, End: t0 + 1, Attributes: zeroAllocRecord.Attributes,
@@ -902,6 +897,7 @@ func TestZeroAllocs(t *testing.T) {
 	records := AppendLogRecord(nil, &zeroAllocRecord)
 	spans := AppendSpan(nil, &span)
 	buf := make([]byte, 0, 1<<16)
+	args := []string{"/usr/bin/gpg-agent", "--homedir", "/home/u/.gnupg"}
 	for _, tc := range []struct {
 		name string
 		f    func()
@@ -911,6 +907,12 @@ func TestZeroAllocs(t *testing.T) {
 		{"AppendLogsRequest", func() { buf = AppendLogsRequest(buf[:0], &testScope, records) }},
 		{"AppendTracesRequest", func() { buf = AppendTracesRequest(buf[:0], &testScope, spans) }},
 		{"AppendLogsRequest unsorted resource", func() { buf = AppendLogsRequest(buf[:0], &unsorted, records) }},
+		{"typed attributes", func() {
+			buf = AppendStringAttr(buf[:0], "memlock.syscall", "mlock2")
+			buf = AppendIntAttr(buf, "memlock.len", 8192)
+			buf = AppendFloatAttr(buf, "memlock.duration", 4.2e-6)
+			buf = AppendStringSliceAttr(buf, "process.command_args", args)
+		}},
 	} {
 		if n := testing.AllocsPerRun(100, tc.f); n != 0 {
 			t.Errorf("%s: %v allocations per call, want 0", tc.name, n)
@@ -918,20 +920,24 @@ func TestZeroAllocs(t *testing.T) {
 	}
 }
 
-// TestSliceValuesReadInPlace makes sure slice and bytes values are still
-// read without their allocating accessors; it fails once attribute.Value's
-// layout changes, which otherwise only costs allocations.
-func TestSliceValuesReadInPlace(t *testing.T) {
-	if sliceField < 0 || stringlyField < 0 {
-		t.Fatalf("attribute.Value's fields not found (slice %d, stringly %d): slices are copied", sliceField, stringlyField)
-	}
-	buf := make([]byte, 0, 4096)
-	for _, kv := range allTypes {
-		if tp := kv.Value.Type(); tp == attribute.SLICE || tp == attribute.MAP {
-			continue
-		}
-		if n := testing.AllocsPerRun(10, func() { buf = appendValue(buf[:0], &kv.Value) }); n != 0 {
-			t.Errorf("%s (%v): %v allocations", kv.Key, kv.Value.Type(), n)
+// TestTypedAttributes: the typed appenders write what AppendAttrs writes
+// for the same attribute.
+func TestTypedAttributes(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		got, want []byte
+	}{
+		{"string", AppendStringAttr(nil, "k", "v"), AppendAttrs(nil, attribute.String("k", "v"))},
+		{"long string", AppendStringAttr(nil, long, huge), AppendAttrs(nil, attribute.String(long, huge))},
+		{"empty key and value", AppendStringAttr(nil, "", ""), AppendAttrs(nil, attribute.String("", ""))},
+		{"int", AppendIntAttr(nil, "k", -12), AppendAttrs(nil, attribute.Int64("k", -12))},
+		{"big int", AppendIntAttr(nil, "k", math.MaxInt64), AppendAttrs(nil, attribute.Int64("k", math.MaxInt64))},
+		{"float", AppendFloatAttr(nil, "k", 4.2e-6), AppendAttrs(nil, attribute.Float64("k", 4.2e-6))},
+		{"strings", AppendStringSliceAttr(nil, "k", []string{"a", long, ""}), AppendAttrs(nil, attribute.StringSlice("k", []string{"a", long, ""}))},
+		{"no strings", AppendStringSliceAttr(nil, "k", nil), AppendAttrs(nil, attribute.StringSlice("k", nil))},
+	} {
+		if !bytes.Equal(tc.got, tc.want) {
+			t.Errorf("%s: %x, want %x", tc.name, tc.got, tc.want)
 		}
 	}
 }
@@ -987,7 +993,7 @@ func sdkResource(sc *Scope) *resource.Resource {
 }
 
 // sdkLogs returns the request the SDK sends for recs, emitted in one batch.
-func sdkLogs(t *testing.T, sc *Scope, recs ...*LogRecord) []byte {
+func sdkLogs(t *testing.T, sc *Scope, recs ...*testRecord) []byte {
 	t.Helper()
 	ctx := context.Background()
 	c, url := newCapture(t)
@@ -1040,7 +1046,7 @@ func (g *fixedIDs) NewIDs(context.Context) (trace.TraceID, trace.SpanID)  { retu
 func (g *fixedIDs) NewSpanID(context.Context, trace.TraceID) trace.SpanID { return g.sid }
 
 // sdkTraces returns the request the SDK sends for s.
-func sdkTraces(t *testing.T, sc *Scope, s *Span) []byte {
+func sdkTraces(t *testing.T, sc *Scope, s *testSpan) []byte {
 	t.Helper()
 	ctx := context.Background()
 	c, url := newCapture(t)
@@ -1110,11 +1116,11 @@ func TestMatchesSDK(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the SDK over local HTTP")
 	}
-	compareLogs := func(t *testing.T, sc *Scope, recs ...*LogRecord) {
+	compareLogs := func(t *testing.T, sc *Scope, recs ...*testRecord) {
 		t.Helper()
 		var records []byte
 		for _, r := range recs {
-			records = AppendLogRecord(records, r)
+			records = AppendLogRecord(records, r.wire())
 		}
 		ours := AppendLogsRequest(nil, sc, records)
 		sdk := sdkLogs(t, sc, recs...)
@@ -1125,9 +1131,9 @@ func TestMatchesSDK(t *testing.T) {
 			t.Errorf("same message, different bytes:\n ours %x\n  sdk %x", head(ours), head(sdk))
 		}
 	}
-	compareTraces := func(t *testing.T, sc *Scope, s *Span) {
+	compareTraces := func(t *testing.T, sc *Scope, s *testSpan) {
 		t.Helper()
-		ours := AppendTracesRequest(nil, sc, AppendSpan(nil, s))
+		ours := AppendTracesRequest(nil, sc, AppendSpan(nil, s.wire()))
 		sdk := sdkTraces(t, sc, s)
 		if got, want := decodeTraces(t, ours), decodeTraces(t, sdk); !proto.Equal(got, want) {
 			t.Fatalf("ours differs from the SDK's (got: ours, want: the SDK's):\n%s", diff(got, want))
@@ -1137,7 +1143,7 @@ func TestMatchesSDK(t *testing.T) {
 		}
 	}
 
-	var batch []*LogRecord
+	var batch []*testRecord
 	for i, tc := range logCases {
 		if tc.noSDK != "" {
 			continue
@@ -1166,10 +1172,10 @@ func TestMatchesSDK(t *testing.T) {
 	}
 }
 
-// TestEncodedAttributes: attributes encoded ahead of time and passed as
-// EncodedAttributes give the same bytes as the same attributes given
-// whole, for records and for spans, wherever the list is split.
-func TestEncodedAttributes(t *testing.T) {
+// TestAttributeParts: a record's or span's attributes split between
+// Attributes and MoreAttributes give the same bytes wherever the list is
+// split.
+func TestAttributeParts(t *testing.T) {
 	attrs := []attribute.KeyValue{
 		attribute.String("memlock.syscall", "mlock2"),
 		attribute.Int64("memlock.len", 8192),
@@ -1180,15 +1186,14 @@ func TestEncodedAttributes(t *testing.T) {
 		attribute.String("thread.name", "gpg-agent"),
 	}
 	for split := 0; split <= len(attrs); split++ {
-		whole := AppendLogRecord(nil, &LogRecord{Time: 1, Body: "x", Attributes: attrs, TraceID: [16]byte{1}, SpanID: [8]byte{2}})
-		parts := AppendLogRecord(nil, &LogRecord{Time: 1, Body: "x", Attributes: attrs[:split],
-			EncodedAttributes: LogAttributes.AppendAll(nil, attrs[split:]), TraceID: [16]byte{1}, SpanID: [8]byte{2}})
+		first, rest := AppendAttrs(nil, attrs[:split]...), AppendAttrs(nil, attrs[split:]...)
+		whole := AppendLogRecord(nil, &LogRecord{Time: 1, Body: []byte("x"), Attributes: AppendAttrs(nil, attrs...), TraceID: [16]byte{1}, SpanID: [8]byte{2}})
+		parts := AppendLogRecord(nil, &LogRecord{Time: 1, Body: []byte("x"), Attributes: first, MoreAttributes: rest, TraceID: [16]byte{1}, SpanID: [8]byte{2}})
 		if !bytes.Equal(whole, parts) {
 			t.Errorf("log record split at %d: bytes differ", split)
 		}
-		wholeSpan := AppendSpan(nil, &Span{Name: "mlock2", Attributes: attrs, StatusCode: 2, StatusMessage: "ENOMEM"})
-		partsSpan := AppendSpan(nil, &Span{Name: "mlock2", Attributes: attrs[:split],
-			EncodedAttributes: SpanAttributes.AppendAll(nil, attrs[split:]), StatusCode: 2, StatusMessage: "ENOMEM"})
+		wholeSpan := AppendSpan(nil, &Span{Name: "mlock2", Attributes: AppendAttrs(nil, attrs...), StatusCode: 2, StatusMessage: "ENOMEM"})
+		partsSpan := AppendSpan(nil, &Span{Name: "mlock2", Attributes: first, MoreAttributes: rest, StatusCode: 2, StatusMessage: "ENOMEM"})
 		if !bytes.Equal(wholeSpan, partsSpan) {
 			t.Errorf("span split at %d: bytes differ", split)
 		}
@@ -1200,8 +1205,8 @@ func TestEncodedAttributes(t *testing.T) {
 // item lengths whose varints take one to four bytes, whatever the room's
 // old content.
 func TestFrameRequest(t *testing.T) {
-	rec := AppendLogRecord(nil, &logCases[0].rec)
-	span := AppendSpan(nil, &spanCases[0].span)
+	rec := AppendLogRecord(nil, logCases[0].rec.wire())
+	span := AppendSpan(nil, spanCases[0].span.wire())
 	for _, tc := range scopeCases {
 		for _, copies := range []int{0, 1, 3, 200, 40000} {
 			for _, kind := range []struct {
@@ -1235,21 +1240,66 @@ func TestFrameRequest(t *testing.T) {
 	FrameLogsRequest(append(make([]byte, 3), rec...), 3, &testScope)
 }
 
-// TestRekey: attributes encoded for log records, rekeyed, are those
-// encoded for spans, and back; a truncated input loses only its broken
-// last field.
-func TestRekey(t *testing.T) {
+// TestAppendList: a list written under another field's key is the same
+// attributes encoded for that field; a truncated list loses only its
+// broken last entry.
+func TestAppendList(t *testing.T) {
 	attrs := append([]attribute.KeyValue{attribute.String("huge", huge), attribute.StringSlice("s", []string{"a", "b"})}, bigAttrs...)
-	logEnc := LogAttributes.AppendAll(nil, attrs)
-	spanEnc := SpanAttributes.AppendAll(nil, attrs)
-	if got := SpanAttributes.Rekey([]byte("x"), logEnc); !bytes.Equal(got, append([]byte("x"), spanEnc...)) {
-		t.Error("log attributes rekeyed for spans differ from span attributes")
+	list := AppendAttrs(nil, attrs...)
+	if got, want := appendList([]byte("x"), keySpanAttrs, list), appendAttrs([]byte("x"), keySpanAttrs, attrs); !bytes.Equal(got, want) {
+		t.Error("the list written as span attributes differs from the attributes encoded as span attributes")
 	}
-	if got := LogAttributes.Rekey(nil, spanEnc); !bytes.Equal(got, logEnc) {
-		t.Error("span attributes rekeyed for logs differ from log attributes")
+	if got := appendList(nil, keyLogAttrs, list); !bytes.Equal(got, list) {
+		t.Error("the list written as log record attributes is not copied verbatim")
 	}
-	first := LogAttributes.AppendAll(nil, attrs[:1])
-	if got := SpanAttributes.Rekey(nil, logEnc[:len(first)+3]); !bytes.Equal(got, SpanAttributes.AppendAll(nil, attrs[:1])) {
-		t.Errorf("truncated input: got %d bytes, want the first attribute only", len(got))
+	first := AppendAttrs(nil, attrs[0])
+	if got := appendList(nil, keySpanAttrs, list[:len(first)+3]); !bytes.Equal(got, appendAttrs(nil, keySpanAttrs, attrs[:1])) {
+		t.Errorf("truncated list: got %d bytes, want the first attribute only", len(got))
+	}
+}
+
+// testRecord is a LogRecord whose attributes are KeyValues, which the
+// SDK can be given too (TestMatchesSDK).
+type testRecord struct {
+	Time, ObservedTime      int64
+	Severity                int32
+	SeverityText, EventName string
+	Body                    string
+	Attributes              []attribute.KeyValue
+	TraceID                 [16]byte
+	SpanID                  [8]byte
+	TraceFlags              uint8
+}
+
+func (r *testRecord) wire() *LogRecord {
+	return &LogRecord{
+		Time: r.Time, ObservedTime: r.ObservedTime, Severity: r.Severity,
+		SeverityText: r.SeverityText, EventName: r.EventName, Body: []byte(r.Body),
+		Attributes: AppendAttrs(nil, r.Attributes...),
+		TraceID:    r.TraceID, SpanID: r.SpanID, TraceFlags: r.TraceFlags,
+	}
+}
+
+// testSpan is a Span whose attributes are KeyValues.
+type testSpan struct {
+	TraceID       [16]byte
+	SpanID        [8]byte
+	ParentSpanID  [8]byte
+	TraceState    string
+	Flags         uint32
+	Name          string
+	Kind          int32
+	Start, End    int64
+	Attributes    []attribute.KeyValue
+	StatusCode    int32
+	StatusMessage string
+}
+
+func (s *testSpan) wire() *Span {
+	return &Span{
+		TraceID: s.TraceID, SpanID: s.SpanID, ParentSpanID: s.ParentSpanID, TraceState: s.TraceState,
+		Flags: s.Flags, Name: s.Name, Kind: s.Kind, Start: s.Start, End: s.End,
+		Attributes: AppendAttrs(nil, s.Attributes...),
+		StatusCode: s.StatusCode, StatusMessage: s.StatusMessage,
 	}
 }

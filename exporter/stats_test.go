@@ -3,73 +3,28 @@ package exporter
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
 	"slices"
 	"testing"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata/metricdatatest"
 
 	"github.com/memlock-exporter/memlock-exporter/bpf"
 	"github.com/memlock-exporter/memlock-exporter/semconv"
 )
 
-type fakeLosses struct {
-	counts    bpf.LossCounts
-	err       error
-	malformed uint64
-}
-
-func (f *fakeLosses) Losses() (bpf.LossCounts, error) { return f.counts, f.err }
-func (f *fakeLosses) Malformed() uint64               { return f.malformed }
-
-func collect(t *testing.T, rig *testRig) map[string]metricdata.Metrics {
-	t.Helper()
-	ms, err := collectErr(t, rig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ms
-}
-
-// collectErr collects and returns the metrics and the error of the
-// collection: the SDK still returns data when a callback fails.
-func collectErr(t *testing.T, rig *testRig) (map[string]metricdata.Metrics, error) {
-	t.Helper()
-	var rm metricdata.ResourceMetrics
-	err := rig.reader.Collect(context.Background(), &rm)
-	out := map[string]metricdata.Metrics{}
-	for _, sm := range rm.ScopeMetrics {
-		if sm.Scope.Name != semconv.ScopeName || sm.Scope.SchemaURL != semconv.SchemaURL {
-			t.Errorf("scope = %+v, want %s with schema %s", sm.Scope, semconv.ScopeName, semconv.SchemaURL)
-		}
-		for _, m := range sm.Metrics {
-			out[m.Name] = m
-		}
-	}
-	return out, err
-}
-
-// attrKey renders a metric attribute set as "syscall/error.type".
-func attrKey(s attribute.Set) string {
-	sys, _ := s.Value(semconv.SyscallKey)
-	key := sys.AsString()
-	if et, ok := s.Value(semconv.ErrorTypeKey); ok {
-		key += "/" + et.AsString()
-	}
-	return key
-}
-
+// TestMetrics: every call is counted in memlock.calls and measured in the
+// histograms under its syscall and error.type alone; losses are counted by
+// reason.
 func TestMetrics(t *testing.T) {
-	t.Run("SDK histograms", func(t *testing.T) { testMetrics(t, nil) })
-	t.Run("own histograms", func(t *testing.T) {
-		testMetrics(t, NewHistogramProducer(metricdata.CumulativeTemporality, ""))
-	})
-}
-
-func testMetrics(t *testing.T, hist *HistogramProducer) {
 	losses := &fakeLosses{counts: bpf.LossCounts{RingbufFull: 7, MissedEntry: 2, EntryMapFull: 1}, malformed: 3}
-	rig := newRig(t, Options{Losses: losses, Histograms: hist})
+	rig := newRig(t, on(Options{Losses: losses}))
 
 	type call struct {
 		sys  bpf.Syscall
@@ -351,19 +306,147 @@ func mapsEqual[K comparable, V comparable](a, b map[K]V) bool {
 	return true
 }
 
-// TestMetricRecordingAllocations: recording a call's measurements reuses
-// the cached attribute sets and allocates nothing.
-func TestMetricRecordingAllocations(t *testing.T) {
-	if raceEnabled {
-		t.Skip("allocation counts differ under the race detector")
+// histogramEvents are calls whose durations and sizes hit bucket
+// boundaries, both sides of them, zero and the overflow bucket, for every
+// syscall, with and without errors.
+func histogramEvents(round int) []bpf.Event {
+	var evs []bpf.Event
+	durations := []time.Duration{0, time.Microsecond, time.Microsecond + 1, 10 * time.Microsecond, 3 * time.Millisecond, 5 * time.Second}
+	sizes := []uint64{0, 1, 4096, 4097, 1 << 30, math.MaxUint64}
+	for i, sys := range []bpf.Syscall{bpf.SyscallMlock2, bpf.SyscallMlock, bpf.SyscallMunlock, bpf.SyscallMlockall, bpf.SyscallMunlockall} {
+		for j, d := range durations {
+			if (i+j+round)%4 == 0 {
+				continue // not every series in every round, for delta
+			}
+			ev := sampleEvent()
+			ev.Syscall, ev.Duration, ev.Len = sys, d+time.Duration(round), sizes[(j+round)%len(sizes)]
+			switch (i + j) % 3 {
+			case 1:
+				ev.Ret = -12 // ENOMEM
+			case 2:
+				ev.Ret = -1 // EPERM
+			}
+			evs = append(evs, ev)
+		}
 	}
-	rig := newRig(t, Options{})
-	rig.exp.logsOn = false // measure the metric side only
-	rig.exp.tracer = nil
+	return evs
+}
+
+// TestHistogramsMatchSDK records the same calls into the SDK's own
+// explicit-bucket histograms and into an Exporter, collects both three
+// times, with each temporality preference, and wants the same
+// memlock.call.duration and memlock.call.size but for timestamps.
+func TestHistogramsMatchSDK(t *testing.T) {
+	for _, pref := range []Temporality{TemporalityCumulative, TemporalityDelta, TemporalityLowMemory} {
+		t.Run(fmt.Sprint(pref), func(t *testing.T) {
+			sdkReader := sdkmetric.NewManualReader(sdkmetric.WithTemporalitySelector(pref.selector()))
+			meter := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkReader)).Meter(semconv.ScopeName,
+				metric.WithInstrumentationVersion("1.2.3"), metric.WithSchemaURL(semconv.SchemaURL))
+			duration, err := meter.Float64Histogram(semconv.MetricCallDuration,
+				metric.WithUnit(semconv.MetricCallDurationUnit),
+				metric.WithDescription(semconv.MetricCallDurationDescription),
+				metric.WithExplicitBucketBoundaries(semconv.CallDurationBuckets()...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			size, err := meter.Int64Histogram(semconv.MetricCallSize,
+				metric.WithUnit(semconv.MetricCallSizeUnit),
+				metric.WithDescription(semconv.MetricCallSizeDescription),
+				metric.WithExplicitBucketBoundaries(semconv.CallSizeBuckets()...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rig := newRig(t, Options{ServiceVersion: "1.2.3", Metrics: MetricsOptions{Temporality: pref}})
+			for round := range 3 {
+				for _, ev := range histogramEvents(round) {
+					rig.exp.Handle(&ev)
+					kvs := []attribute.KeyValue{semconv.Syscall(ev.Syscall.String())}
+					if ev.Ret < 0 {
+						kvs = append(kvs, semconv.ErrorTypeKey.String(ev.Errno().String()))
+					}
+					opt := metric.WithAttributes(kvs...)
+					duration.Record(context.Background(), ev.Duration.Seconds(), opt)
+					if ev.Syscall == bpf.SyscallMlock || ev.Syscall == bpf.SyscallMlock2 || ev.Syscall == bpf.SyscallMunlock {
+						size.Record(context.Background(), clampInt64(ev.Len), opt)
+					}
+				}
+				want := histogramsOf(t, sdkReader)
+				got := histogramsOf(t, rig.reader)
+				if len(want) != 2 {
+					t.Fatalf("round %d: the SDK reported %d histograms, want 2", round, len(want))
+				}
+				for name, w := range want {
+					g, ok := got[name]
+					if !ok {
+						t.Errorf("round %d: no %s", round, name)
+						continue
+					}
+					metricdatatest.AssertEqual(t, w, g, metricdatatest.IgnoreTimestamp())
+				}
+				if len(got) != len(want) {
+					t.Errorf("round %d: %d histograms, want %d", round, len(got), len(want))
+				}
+			}
+		})
+	}
+}
+
+// TestTemporalitySelector: the three preferences of the specification.
+func TestTemporalitySelector(t *testing.T) {
+	d, c := metricdata.DeltaTemporality, metricdata.CumulativeTemporality
+	kinds := []sdkmetric.InstrumentKind{
+		sdkmetric.InstrumentKindCounter, sdkmetric.InstrumentKindHistogram, sdkmetric.InstrumentKindObservableCounter,
+		sdkmetric.InstrumentKindUpDownCounter, sdkmetric.InstrumentKindObservableUpDownCounter, sdkmetric.InstrumentKindObservableGauge,
+	}
+	for pref, want := range map[Temporality][]metricdata.Temporality{
+		TemporalityCumulative: {c, c, c, c, c, c},
+		TemporalityDelta:      {d, d, d, c, c, c},
+		TemporalityLowMemory:  {d, d, c, c, c, c},
+	} {
+		sel := pref.selector()
+		for i, k := range kinds {
+			if got := sel(k); got != want[i] {
+				t.Errorf("preference %d, %v: %v, want %v", pref, k, got, want[i])
+			}
+		}
+	}
+}
+
+// TestCallStatsLargeErrno: errnos beyond the table get series of their own.
+func TestCallStatsLargeErrno(t *testing.T) {
+	var s callStats
 	ev := sampleEvent()
-	ev.Ret = -12
-	rig.exp.Handle(&ev)
-	if got := testing.AllocsPerRun(200, func() { rig.exp.Handle(&ev) }); got != 0 {
-		t.Errorf("%.1f allocations per event for metrics, want 0", got)
+	ev.Ret = -4000
+	a, b := s.record(&ev), s.record(&ev)
+	if a != b || a.calls != 2 || a.errName != "errno 4000" {
+		t.Errorf("series %p %p, %d calls, error %q", a, b, a.calls, a.errName)
 	}
+	_ = math.MaxInt64
+	_ = time.Second
+}
+
+// histogramsOf collects and returns the histograms by name, checking the
+// scope they came under.
+func histogramsOf(t *testing.T, r sdkmetric.Reader) map[string]metricdata.Metrics {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := r.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]metricdata.Metrics{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name != semconv.MetricCallDuration && m.Name != semconv.MetricCallSize {
+				continue
+			}
+			if sm.Scope.Name != semconv.ScopeName || sm.Scope.Version != "1.2.3" || sm.Scope.SchemaURL != semconv.SchemaURL {
+				t.Errorf("%s under scope %+v", m.Name, sm.Scope)
+			}
+			if _, dup := out[m.Name]; dup {
+				t.Errorf("%s reported twice", m.Name)
+			}
+			out[m.Name] = m
+		}
+	}
+	return out
 }

@@ -1,25 +1,20 @@
 package exporter
 
 import (
-	"context"
-	"errors"
 	"log/slog"
-	"math"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
 	"go.opentelemetry.io/otel"
-	sdklog "go.opentelemetry.io/otel/sdk/log"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
 // reportEvery is the least time between two diagnostics about the same
 // ongoing problem.
 const reportEvery = time.Minute
 
-// diagnostics counts the log records and spans the SDK could not deliver
+// diagnostics counts the log records and spans that could not be delivered
 // and tells the operator about delivery problems through the daemon's own
 // logger: once when a problem starts, then at most once per reportEvery
 // with counts, and once when it ends. Log records and spans are followed
@@ -31,18 +26,17 @@ type diagnostics struct {
 	now func() time.Time // replaceable in tests
 
 	// undelivered counts log records that failed to export or were dropped
-	// from the batch queue: ExportFailures.
+	// from the export queue: ExportFailures.
 	undelivered atomic.Uint64
-	// spansUndelivered counts spans that failed to export:
-	// SpanExportFailures.
+	// spansUndelivered counts the same of spans: SpanExportFailures.
 	spansUndelivered atomic.Uint64
 
 	mu sync.Mutex
 	// Export failures of log records and of spans (the collector is
 	// unreachable).
 	logs, spans outage
-	// Records the batch processor dropped because its queue was full while
-	// exports succeeded (more events than the exporter can send).
+	// Records dropped because the export queue was full while exports
+	// succeeded (more events than the exporter can send).
 	queueLast    time.Time
 	queuePending uint64
 	// Any other error the OpenTelemetry SDK reports.
@@ -145,6 +139,23 @@ func (d *diagnostics) exportSucceeded() { d.succeeded(&d.logs) }
 // spanExportSucceeded records that an Export call delivered its spans.
 func (d *diagnostics) spanExportSucceeded() { d.succeeded(&d.spans) }
 
+// spanQueueDropped records that n spans were dropped because the export
+// queue was full. They are counted with the spans that failed to export,
+// and told about with the outage if there is one: spans are the
+// secondary view of a call, whose log record tells the same.
+func (d *diagnostics) spanQueueDropped(n int) {
+	if n <= 0 {
+		return
+	}
+	d.spansUndelivered.Add(uint64(n))
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.spans.down {
+		d.spans.dropped += uint64(n)
+		d.spans.total += uint64(n)
+	}
+}
+
 func (d *diagnostics) succeeded(o *outage) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -157,23 +168,23 @@ func (d *diagnostics) succeeded(o *outage) {
 	o.down, o.calls, o.dropped, o.total, o.err = false, 0, 0, 0, nil
 }
 
-// queueDropped records that the batch processor dropped n records because
-// its queue was full.
-func (d *diagnostics) queueDropped(n uint64) {
-	if n == 0 {
+// queueDropped records that n log records were dropped because the export
+// queue was full.
+func (d *diagnostics) queueDropped(n int) {
+	if n <= 0 {
 		return
 	}
-	d.undelivered.Add(n)
+	d.undelivered.Add(uint64(n))
 	now := d.now()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.logs.down {
 		// Part of the outage: counted there, reported with it.
-		d.logs.dropped += n
-		d.logs.total += n
+		d.logs.dropped += uint64(n)
+		d.logs.total += uint64(n)
 		return
 	}
-	d.queuePending += n
+	d.queuePending += uint64(n)
 	if d.queueLast.IsZero() || now.Sub(d.queueLast) >= reportEvery {
 		d.log.Warn("the log export queue is full; events are being dropped (OTEL_BLRP_MAX_QUEUE_SIZE sets its size)",
 			slog.Uint64("dropped_records", d.queuePending))
@@ -202,56 +213,10 @@ func (d *diagnostics) sdkError(msg string, err error) {
 	d.sdkLast, d.sdkSuppressed = now, 0
 }
 
-// reportedError wraps an export error the diagnostics already counted and
-// reported, so that the SDK's error handler does not report it again.
-type reportedError struct{ err error }
-
-func (e reportedError) Error() string { return e.err.Error() }
-func (e reportedError) Unwrap() error { return e.err }
-
-// countingExporter decorates the log exporter: it counts the records of
-// failed Export calls and tells diagnostics about failures and recoveries.
-type countingExporter struct {
-	sdklog.Exporter
-	diag *diagnostics
-}
-
-func (c *countingExporter) Export(ctx context.Context, records []sdklog.Record) error {
-	err := c.Exporter.Export(ctx, records)
-	switch {
-	case err != nil:
-		c.diag.exportFailed(len(records), err)
-		return reportedError{err}
-	case len(records) > 0:
-		c.diag.exportSucceeded()
-	}
-	return nil
-}
-
-// countingSpanExporter is countingExporter for spans: it counts the spans
-// of failed ExportSpans calls and tells diagnostics about failures and
-// recoveries.
-type countingSpanExporter struct {
-	sdktrace.SpanExporter
-	diag *diagnostics
-}
-
-func (c *countingSpanExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
-	err := c.SpanExporter.ExportSpans(ctx, spans)
-	switch {
-	case err != nil:
-		c.diag.spanExportFailed(len(spans), err)
-		return reportedError{err}
-	case len(spans) > 0:
-		c.diag.spanExportSucceeded()
-	}
-	return nil
-}
-
-// The OpenTelemetry SDK reports its problems through process-wide hooks:
-// otel.Handle for errors and a logr.Logger for warnings (among them the
-// batch processor's "dropped log records"). New points both, once, at the
-// diagnostics of the newest Exporter.
+// The OpenTelemetry SDK (our metrics go through it) reports its problems
+// through process-wide hooks: otel.Handle for errors and a logr.Logger for
+// warnings. New points both, once, at the diagnostics of the newest
+// Exporter.
 var (
 	activeDiag  atomic.Pointer[diagnostics]
 	installOnce sync.Once
@@ -268,20 +233,13 @@ func installGlobalHandlers(d *diagnostics) {
 type globalErrorHandler struct{}
 
 func (globalErrorHandler) Handle(err error) {
-	if err == nil || errors.As(err, new(reportedError)) {
+	if err == nil {
 		return
 	}
 	if d := activeDiag.Load(); d != nil {
 		d.sdkError("OpenTelemetry SDK error", err)
 	}
 }
-
-// droppedRecordsMsg is what sdk/log's batch processor logs (as a warning,
-// with the count under droppedRecordsKey) when its queue overflowed.
-const (
-	droppedRecordsMsg = "dropped log records"
-	droppedRecordsKey = "dropped"
-)
 
 // globalSink is the logr sink of the SDK's internal logging. It enables
 // errors and warnings (logr verbosity up to 1) and sends them to
@@ -294,54 +252,14 @@ func (s globalSink) WithValues(...any) logr.LogSink      { return s }
 func (s globalSink) WithName(string) logr.LogSink        { return s }
 func (globalSink) Error(err error, msg string, _ ...any) { sinkReport(msg, err) }
 
-func (globalSink) Info(level int, msg string, kv ...any) {
-	if level > 1 {
-		return
+func (globalSink) Info(level int, msg string, _ ...any) {
+	if level <= 1 {
+		sinkReport(msg, nil)
 	}
-	if msg == droppedRecordsMsg {
-		if n, ok := uintValue(kv, droppedRecordsKey); ok {
-			if d := activeDiag.Load(); d != nil {
-				d.queueDropped(n)
-			}
-			return
-		}
-	}
-	sinkReport(msg, nil)
 }
 
 func sinkReport(msg string, err error) {
 	if d := activeDiag.Load(); d != nil {
 		d.sdkError("OpenTelemetry SDK: "+msg, err)
 	}
-}
-
-// uintValue finds key in a logr key/value list and returns its value if it
-// is a non-negative integer.
-func uintValue(kv []any, key string) (uint64, bool) {
-	for i := 0; i+1 < len(kv); i += 2 {
-		if k, ok := kv[i].(string); !ok || k != key {
-			continue
-		}
-		switch v := kv[i+1].(type) {
-		case uint64:
-			return v, true
-		case uint:
-			return uint64(v), true
-		case uint32:
-			return uint64(v), true
-		case int:
-			return uint64(max(v, 0)), v >= 0
-		case int64:
-			return uint64(max(v, 0)), v >= 0
-		}
-	}
-	return 0, false
-}
-
-// clampInt64 converts a count to int64, saturating.
-func clampInt64(n uint64) int64 {
-	if n > math.MaxInt64 {
-		return math.MaxInt64
-	}
-	return int64(n)
 }

@@ -1,0 +1,289 @@
+package exporter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/memlock-exporter/memlock-exporter/exporter/internal/otlpsend"
+	"github.com/memlock-exporter/memlock-exporter/exporter/internal/otlpwire"
+)
+
+// BatchOptions are a signal's batching settings (OTEL_BLRP_* for log
+// records, OTEL_BSP_* for spans). Zero fields take the OpenTelemetry
+// specification's defaults.
+type BatchOptions struct {
+	ScheduleDelay  time.Duration // the longest an item waits before it is sent
+	ExportTimeout  time.Duration // bounds one export, retries included
+	MaxQueueSize   int           // the most items waiting; beyond, whole batches are dropped and counted
+	MaxExportBatch int           // items per export
+	// MaxBatchBytes ends a batch early once its encoded items reach this
+	// size, so that a request stays within what a collector accepts (the
+	// OpenTelemetry Collector's gRPC receiver refuses messages over 4 MiB
+	// by default; records with long command lines can be 16 KiB each).
+	// 0 means DefaultMaxBatchBytes.
+	MaxBatchBytes int
+}
+
+// DefaultMaxBatchBytes is BatchOptions.MaxBatchBytes when left zero: half
+// the collector's default limit, leaving room for the request's headers.
+const DefaultMaxBatchBytes = 2 << 20
+
+// Defaults of BatchOptions fields left zero (the OpenTelemetry
+// specification's batch log record processor).
+const (
+	defaultScheduleDelay  = time.Second
+	defaultExportTimeout  = 30 * time.Second
+	defaultMaxQueueSize   = 2048
+	defaultMaxExportBatch = 512
+)
+
+// sender delivers one encoded export request: an OTLP client, or the
+// console. Send returns how many items the collector rejected in a partial
+// success; it must not retain body.
+type sender interface {
+	Send(ctx context.Context, body []byte) (rejected int64, err error)
+	Close() error
+}
+
+// batch is encoded items (log_records or spans entries) waiting to be sent,
+// after headroom bytes of room for the request's head.
+type batch struct {
+	buf []byte
+	n   int
+}
+
+// streamCounters are what a stream tells the diagnostics.
+type streamCounters struct {
+	failed    func(n int, err error) // an export of n items failed (or they were rejected)
+	succeeded func()                 // an export delivered its items
+	dropped   func(n int)            // n items were dropped: the queue was full
+}
+
+// stream batches the encoded items of one signal and sends each full batch,
+// or what is there every ScheduleDelay, from its own goroutine. Adding never
+// blocks on the network: when the queue is full, the newest batch is
+// dropped and counted.
+type stream struct {
+	scope otlpwire.Scope
+	// frame turns a batch's buffer into the export request, in place: the
+	// items follow headroom bytes of room for the request's head, so a
+	// batch of megabytes is never copied.
+	frame    func(buf []byte, headroom int, sc *otlpwire.Scope) []byte
+	headroom int
+	send     sender
+	opts     BatchOptions
+	count    streamCounters
+
+	mu     sync.Mutex // guards cur and closed
+	cur    *batch
+	closed bool
+
+	queue  chan *batch // full batches for the sender
+	free   chan *batch // spent batches, for reuse
+	stop   chan struct{}
+	done   chan struct{}
+	ctx    context.Context // canceled when shutdown runs out of time
+	cancel context.CancelFunc
+	// unsent is a batch the sender took from the queue after shutdown
+	// began; shutdown sends it (or counts it) with the rest. Written by
+	// run before it closes done.
+	unsent *batch
+}
+
+func newStream(sc otlpwire.Scope, frame func([]byte, int, *otlpwire.Scope) []byte, s sender, opts BatchOptions, count streamCounters) *stream {
+	if opts.ScheduleDelay <= 0 {
+		opts.ScheduleDelay = defaultScheduleDelay
+	}
+	if opts.ExportTimeout <= 0 {
+		opts.ExportTimeout = defaultExportTimeout
+	}
+	if opts.MaxQueueSize <= 0 {
+		opts.MaxQueueSize = defaultMaxQueueSize
+	}
+	if opts.MaxExportBatch <= 0 {
+		opts.MaxExportBatch = min(defaultMaxExportBatch, opts.MaxQueueSize)
+	}
+	if opts.MaxBatchBytes <= 0 {
+		opts.MaxBatchBytes = DefaultMaxBatchBytes
+	}
+	// The batch being filled counts towards the queue size.
+	queued := max(1, opts.MaxQueueSize/opts.MaxExportBatch-1)
+	ctx, cancel := context.WithCancel(context.Background())
+	st := &stream{
+		scope:    sc,
+		frame:    frame,
+		headroom: otlpwire.RequestHeadroom(&sc),
+		send:     s,
+		opts:     opts,
+		count:    count,
+		queue:    make(chan *batch, queued),
+		free:     make(chan *batch, queued+2),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+		ctx:      ctx,
+		cancel:   cancel,
+	}
+	go st.run()
+	return st
+}
+
+// add appends one item, which appendItem encodes onto the batch's buffer
+// and returns. After shutdown it does nothing.
+func (s *stream) add(appendItem func(dst []byte) []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	b := s.cur
+	if b == nil {
+		b = s.getBatch()
+		s.cur = b
+	}
+	b.buf = appendItem(b.buf)
+	b.n++
+	if b.n < s.opts.MaxExportBatch && len(b.buf)-s.headroom < s.opts.MaxBatchBytes {
+		return
+	}
+	s.cur = nil
+	select {
+	case s.queue <- b:
+	default:
+		s.count.dropped(b.n)
+		s.putBatch(b)
+	}
+}
+
+func (s *stream) getBatch() *batch {
+	select {
+	case b := <-s.free:
+		return b
+	default:
+		return &batch{buf: make([]byte, s.headroom)}
+	}
+}
+
+func (s *stream) putBatch(b *batch) {
+	b.buf, b.n = b.buf[:s.headroom], 0
+	select {
+	case s.free <- b:
+	default:
+	}
+}
+
+// take removes the batch being filled, if it holds anything.
+func (s *stream) take() *batch {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := s.cur
+	if b == nil || b.n == 0 {
+		return nil
+	}
+	s.cur = nil
+	return b
+}
+
+func (s *stream) run() {
+	defer close(s.done)
+	tick := time.NewTicker(s.opts.ScheduleDelay)
+	defer tick.Stop()
+	for {
+		select {
+		case b := <-s.queue:
+			// When shutdown has begun, select picks among ready cases at
+			// random; leave the rest to shutdown, which knows its deadline.
+			select {
+			case <-s.stop:
+				s.unsent = b
+				return
+			default:
+			}
+			_ = s.export(s.ctx, b) // counted: the diagnostics report it
+		case <-tick.C:
+			if b := s.take(); b != nil {
+				_ = s.export(s.ctx, b)
+			}
+		case <-s.stop:
+			return
+		}
+	}
+}
+
+// export sends b, bounded by ExportTimeout within ctx, counts the outcome
+// and recycles b. It returns why items were lost, if they were.
+func (s *stream) export(ctx context.Context, b *batch) error {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.ExportTimeout)
+	defer cancel()
+	rejected, err := s.send.Send(ctx, s.frame(b.buf, s.headroom, &s.scope))
+	var refusal error
+	var partial *otlpsend.PartialSuccessError
+	if errors.As(err, &partial) {
+		// Delivered, but the collector kept only part of it (or just
+		// had something to say): only what it refused is lost.
+		rejected, err, refusal = partial.Rejected, nil, partial
+	}
+	switch {
+	case err != nil:
+		s.count.failed(b.n, err)
+	case rejected > 0:
+		if refusal == nil {
+			refusal = fmt.Errorf("the collector rejected %d of %d items", rejected, b.n)
+		}
+		s.count.failed(int(min(rejected, int64(b.n))), refusal)
+		err = refusal
+	default:
+		s.count.succeeded()
+	}
+	s.putBatch(b)
+	return err
+}
+
+// shutdown stops taking items and sends what is pending, giving up when ctx
+// is done: what is left then is counted as failed. It returns an error when
+// anything pending was lost, and closes the sender.
+func (s *stream) shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closed = true
+	last := s.cur
+	s.cur = nil
+	s.mu.Unlock()
+
+	close(s.stop)
+	var err error
+	select {
+	case <-s.done:
+	case <-ctx.Done():
+		s.cancel() // cut the export in flight short
+		<-s.done
+		err = fmt.Errorf("shutdown deadline: %w", ctx.Err())
+	}
+	pending := make([]*batch, 0, len(s.queue)+2)
+	if s.unsent != nil {
+		pending = append(pending, s.unsent)
+		s.unsent = nil
+	}
+	for len(s.queue) > 0 {
+		pending = append(pending, <-s.queue)
+	}
+	if last != nil && last.n > 0 {
+		pending = append(pending, last)
+	}
+	for _, b := range pending {
+		if cerr := ctx.Err(); cerr != nil {
+			err = fmt.Errorf("shutdown deadline: %w", cerr)
+			s.count.failed(b.n, err)
+			continue
+		}
+		if xerr := s.export(ctx, b); xerr != nil && err == nil {
+			err = fmt.Errorf("final export: %w", xerr)
+		}
+	}
+	s.cancel()
+	if cerr := s.send.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	return err
+}

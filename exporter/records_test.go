@@ -1,0 +1,805 @@
+package exporter
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+
+	"github.com/memlock-exporter/memlock-exporter/bpf"
+	"github.com/memlock-exporter/memlock-exporter/procfs"
+	"github.com/memlock-exporter/memlock-exporter/semconv"
+)
+
+// process are the attributes of sampleEvent's process and thread.
+
+func process() attrs {
+	return attrs{
+		semconv.ProcessPIDKey:            attribute.Int64Value(4242),
+		semconv.ProcessParentPIDKey:      attribute.Int64Value(1),
+		semconv.ThreadIDKey:              attribute.Int64Value(4242),
+		semconv.ThreadNameKey:            attribute.StringValue("gpg-agent"),
+		semconv.ProcessExecutableNameKey: attribute.StringValue("gpg-agent"),
+		semconv.ProcessUserIDKey:         attribute.Int64Value(1001),
+		semconv.ProcessRealUserIDKey:     attribute.Int64Value(1000),
+		semconv.ProcessGroupIDKey:        attribute.Int64Value(101),
+		semconv.ProcessRealGroupIDKey:    attribute.Int64Value(100),
+		semconv.CgroupIDKey:              attribute.Int64Value(7788),
+	}
+}
+
+func (a attrs) with(b attrs) attrs {
+	out := attrs{}
+	for k, v := range a {
+		out[k] = v
+	}
+	for k, v := range b {
+		out[k] = v
+	}
+	return out
+}
+
+func (a attrs) without(keys ...attribute.Key) attrs {
+	out := a.with(nil)
+	for _, k := range keys {
+		delete(out, k)
+	}
+	return out
+}
+
+var recordCases = []struct {
+	name     string
+	mod      func(*bpf.Event)
+	event    string
+	severity int32
+	body     string
+	attrs    attrs
+}{
+	{
+		name:     "mlock2 onfault success",
+		event:    "memlock.mlock2",
+		severity: severityInfo,
+		body:     "mlock2(0x7f3a1c000000, 8192, MLOCK_ONFAULT) = 0",
+		attrs: process().with(attrs{
+			semconv.SyscallKey:     attribute.StringValue("mlock2"),
+			semconv.AddrKey:        attribute.Int64Value(0x7f3a1c000000),
+			semconv.LenKey:         attribute.Int64Value(8192),
+			semconv.PagesKey:       attribute.Int64Value(2),
+			semconv.FlagsKey:       attribute.Int64Value(1),
+			semconv.FlagNamesKey:   attribute.StringSliceValue([]string{"MLOCK_ONFAULT"}),
+			semconv.ReturnValueKey: attribute.Int64Value(0),
+			semconv.DurationKey:    attribute.Float64Value(4.2e-6),
+			semconv.ProbeKey:       attribute.StringValue("tracepoint"),
+		}),
+	},
+	{
+		name: "mlock2 no flags, unaligned range",
+		mod: func(e *bpf.Event) {
+			e.Flags, e.Addr, e.Len, e.Probe = 0, 0x1001, 4096, bpf.ProbeFentry
+		},
+		event:    "memlock.mlock2",
+		severity: severityInfo,
+		body:     "mlock2(0x1001, 4096, 0) = 0",
+		attrs: process().with(attrs{
+			semconv.SyscallKey:     attribute.StringValue("mlock2"),
+			semconv.AddrKey:        attribute.Int64Value(0x1001),
+			semconv.LenKey:         attribute.Int64Value(4096),
+			semconv.PagesKey:       attribute.Int64Value(2),
+			semconv.FlagsKey:       attribute.Int64Value(0),
+			semconv.ReturnValueKey: attribute.Int64Value(0),
+			semconv.DurationKey:    attribute.Float64Value(4.2e-6),
+			semconv.ProbeKey:       attribute.StringValue("fentry"),
+		}),
+	},
+	{
+		name: "mlock2 unknown flag bits rejected",
+		mod: func(e *bpf.Event) {
+			e.Flags, e.Addr, e.Len, e.Ret = 3, 0x1000, 4096, -22
+		},
+		event:    "memlock.mlock2",
+		severity: severityWarn,
+		body:     "mlock2(0x1000, 4096, MLOCK_ONFAULT|0x2) = -1 EINVAL",
+		attrs: process().with(attrs{
+			semconv.SyscallKey:     attribute.StringValue("mlock2"),
+			semconv.AddrKey:        attribute.Int64Value(0x1000),
+			semconv.LenKey:         attribute.Int64Value(4096),
+			semconv.PagesKey:       attribute.Int64Value(1),
+			semconv.FlagsKey:       attribute.Int64Value(3),
+			semconv.FlagNamesKey:   attribute.StringSliceValue([]string{"MLOCK_ONFAULT", "0x2"}),
+			semconv.ReturnValueKey: attribute.Int64Value(-22),
+			semconv.DurationKey:    attribute.Float64Value(4.2e-6),
+			semconv.ProbeKey:       attribute.StringValue("tracepoint"),
+			semconv.ErrorTypeKey:   attribute.StringValue("EINVAL"),
+		}),
+	},
+	{
+		name: "mlock2 only unknown bits, large value",
+		mod: func(e *bpf.Event) {
+			e.Flags, e.Addr, e.Len, e.Ret = 0x100, 0x1000, 4096, -22
+		},
+		event:    "memlock.mlock2",
+		severity: severityWarn,
+		body:     "mlock2(0x1000, 4096, 0x100) = -1 EINVAL",
+		attrs: process().with(attrs{
+			semconv.SyscallKey:     attribute.StringValue("mlock2"),
+			semconv.AddrKey:        attribute.Int64Value(0x1000),
+			semconv.LenKey:         attribute.Int64Value(4096),
+			semconv.PagesKey:       attribute.Int64Value(1),
+			semconv.FlagsKey:       attribute.Int64Value(0x100),
+			semconv.FlagNamesKey:   attribute.StringSliceValue([]string{"0x100"}),
+			semconv.ReturnValueKey: attribute.Int64Value(-22),
+			semconv.DurationKey:    attribute.Float64Value(4.2e-6),
+			semconv.ProbeKey:       attribute.StringValue("tracepoint"),
+			semconv.ErrorTypeKey:   attribute.StringValue("EINVAL"),
+		}),
+	},
+	{
+		name: "mlock failure ENOMEM",
+		mod: func(e *bpf.Event) {
+			e.Syscall, e.Flags, e.Addr, e.Len, e.Ret = bpf.SyscallMlock, 0, 0x1000, 4096, -12
+			e.Duration = 1500 * time.Microsecond
+		},
+		event:    "memlock.mlock",
+		severity: severityWarn,
+		body:     "mlock(0x1000, 4096) = -1 ENOMEM",
+		attrs: process().with(attrs{
+			semconv.SyscallKey:     attribute.StringValue("mlock"),
+			semconv.AddrKey:        attribute.Int64Value(0x1000),
+			semconv.LenKey:         attribute.Int64Value(4096),
+			semconv.PagesKey:       attribute.Int64Value(1),
+			semconv.ReturnValueKey: attribute.Int64Value(-12),
+			semconv.DurationKey:    attribute.Float64Value(0.0015),
+			semconv.ProbeKey:       attribute.StringValue("tracepoint"),
+			semconv.ErrorTypeKey:   attribute.StringValue("ENOMEM"),
+		}),
+	},
+	{
+		name: "thread of a process, empty exe, no cgroup",
+		mod: func(e *bpf.Event) {
+			e.Syscall, e.Flags, e.Addr, e.Len = bpf.SyscallMlock, 0, 0x2000, 0
+			e.TID, e.Comm, e.ExeName, e.CgroupID = 4250, "worker-3", "", 0
+		},
+		event:    "memlock.mlock",
+		severity: severityInfo,
+		body:     "mlock(0x2000, 0) = 0",
+		attrs: process().without(semconv.ProcessExecutableNameKey, semconv.CgroupIDKey).with(attrs{
+			semconv.ThreadIDKey:    attribute.Int64Value(4250),
+			semconv.ThreadNameKey:  attribute.StringValue("worker-3"),
+			semconv.SyscallKey:     attribute.StringValue("mlock"),
+			semconv.AddrKey:        attribute.Int64Value(0x2000),
+			semconv.LenKey:         attribute.Int64Value(0),
+			semconv.PagesKey:       attribute.Int64Value(0),
+			semconv.ReturnValueKey: attribute.Int64Value(0),
+			semconv.DurationKey:    attribute.Float64Value(4.2e-6),
+			semconv.ProbeKey:       attribute.StringValue("tracepoint"),
+		}),
+	},
+	{
+		name: "munlock",
+		mod: func(e *bpf.Event) {
+			e.Syscall, e.Flags, e.Probe = bpf.SyscallMunlock, 0, bpf.ProbeKprobe
+		},
+		event:    "memlock.munlock",
+		severity: severityInfo,
+		body:     "munlock(0x7f3a1c000000, 8192) = 0",
+		attrs: process().with(attrs{
+			semconv.SyscallKey:     attribute.StringValue("munlock"),
+			semconv.AddrKey:        attribute.Int64Value(0x7f3a1c000000),
+			semconv.LenKey:         attribute.Int64Value(8192),
+			semconv.PagesKey:       attribute.Int64Value(2),
+			semconv.ReturnValueKey: attribute.Int64Value(0),
+			semconv.DurationKey:    attribute.Float64Value(4.2e-6),
+			semconv.ProbeKey:       attribute.StringValue("kprobe"),
+		}),
+	},
+	{
+		name: "mlockall failure EPERM",
+		mod: func(e *bpf.Event) {
+			e.Syscall, e.Flags, e.Addr, e.Len, e.Ret = bpf.SyscallMlockall, 3, 0, 0, -1
+			e.Probe = bpf.ProbeUprobe
+		},
+		event:    "memlock.mlockall",
+		severity: severityWarn,
+		body:     "mlockall(MCL_CURRENT|MCL_FUTURE) = -1 EPERM",
+		attrs: process().with(attrs{
+			semconv.SyscallKey:     attribute.StringValue("mlockall"),
+			semconv.FlagsKey:       attribute.Int64Value(3),
+			semconv.FlagNamesKey:   attribute.StringSliceValue([]string{"MCL_CURRENT", "MCL_FUTURE"}),
+			semconv.ReturnValueKey: attribute.Int64Value(-1),
+			semconv.DurationKey:    attribute.Float64Value(4.2e-6),
+			semconv.ProbeKey:       attribute.StringValue("uprobe"),
+			semconv.ErrorTypeKey:   attribute.StringValue("EPERM"),
+		}),
+	},
+	{
+		name: "munlockall",
+		mod: func(e *bpf.Event) {
+			e.Syscall, e.Flags, e.Addr, e.Len = bpf.SyscallMunlockall, 0, 0, 0
+		},
+		event:    "memlock.munlockall",
+		severity: severityInfo,
+		body:     "munlockall() = 0",
+		attrs: process().with(attrs{
+			semconv.SyscallKey:     attribute.StringValue("munlockall"),
+			semconv.ReturnValueKey: attribute.Int64Value(0),
+			semconv.DurationKey:    attribute.Float64Value(4.2e-6),
+			semconv.ProbeKey:       attribute.StringValue("tracepoint"),
+		}),
+	},
+	{
+		name: "mlock2 with the kernel-function and libc views",
+		mod: func(e *bpf.Event) {
+			e.KernelDuration = 3100 * time.Nanosecond
+			e.LibcFunc, e.CallerAddr = bpf.LibcMlock2, 0x55d0c0de1234
+		},
+		event:    "memlock.mlock2",
+		severity: severityInfo,
+		body:     "mlock2(0x7f3a1c000000, 8192, MLOCK_ONFAULT) = 0",
+		attrs: process().with(attrs{
+			semconv.SyscallKey:        attribute.StringValue("mlock2"),
+			semconv.AddrKey:           attribute.Int64Value(0x7f3a1c000000),
+			semconv.LenKey:            attribute.Int64Value(8192),
+			semconv.PagesKey:          attribute.Int64Value(2),
+			semconv.FlagsKey:          attribute.Int64Value(1),
+			semconv.FlagNamesKey:      attribute.StringSliceValue([]string{"MLOCK_ONFAULT"}),
+			semconv.ReturnValueKey:    attribute.Int64Value(0),
+			semconv.DurationKey:       attribute.Float64Value(4.2e-6),
+			semconv.ProbeKey:          attribute.StringValue("tracepoint"),
+			semconv.KernelDurationKey: attribute.Float64Value(3.1e-6),
+			semconv.LibcFunctionKey:   attribute.StringValue("mlock2"),
+			semconv.CallerAddressKey:  attribute.Int64Value(0x55d0c0de1234),
+		}),
+	},
+	{
+		// glibc's mlock2(addr, len, 0) issues the mlock syscall.
+		name: "glibc mlock2 without flags arrives as mlock",
+		mod: func(e *bpf.Event) {
+			e.Syscall, e.Flags = bpf.SyscallMlock, 0
+			e.KernelDuration = 2 * time.Microsecond
+			e.LibcFunc, e.CallerAddr = bpf.LibcMlock2, 0x401136
+		},
+		event:    "memlock.mlock",
+		severity: severityInfo,
+		body:     "mlock(0x7f3a1c000000, 8192) = 0",
+		attrs: process().with(attrs{
+			semconv.SyscallKey:        attribute.StringValue("mlock"),
+			semconv.AddrKey:           attribute.Int64Value(0x7f3a1c000000),
+			semconv.LenKey:            attribute.Int64Value(8192),
+			semconv.PagesKey:          attribute.Int64Value(2),
+			semconv.ReturnValueKey:    attribute.Int64Value(0),
+			semconv.DurationKey:       attribute.Float64Value(4.2e-6),
+			semconv.ProbeKey:          attribute.StringValue("tracepoint"),
+			semconv.KernelDurationKey: attribute.Float64Value(2e-6),
+			semconv.LibcFunctionKey:   attribute.StringValue("mlock2"),
+			semconv.CallerAddressKey:  attribute.Int64Value(0x401136),
+		}),
+	},
+	{
+		name: "mlockall through libc",
+		mod: func(e *bpf.Event) {
+			e.Syscall, e.Flags, e.Addr, e.Len = bpf.SyscallMlockall, 1, 0, 0
+			e.LibcFunc, e.CallerAddr = bpf.LibcMlockall, 0x7ffff7a1b2c3
+		},
+		event:    "memlock.mlockall",
+		severity: severityInfo,
+		body:     "mlockall(MCL_CURRENT) = 0",
+		attrs: process().with(attrs{
+			semconv.SyscallKey:       attribute.StringValue("mlockall"),
+			semconv.FlagsKey:         attribute.Int64Value(1),
+			semconv.FlagNamesKey:     attribute.StringSliceValue([]string{"MCL_CURRENT"}),
+			semconv.ReturnValueKey:   attribute.Int64Value(0),
+			semconv.DurationKey:      attribute.Float64Value(4.2e-6),
+			semconv.ProbeKey:         attribute.StringValue("tracepoint"),
+			semconv.LibcFunctionKey:  attribute.StringValue("mlockall"),
+			semconv.CallerAddressKey: attribute.Int64Value(0x7ffff7a1b2c3),
+		}),
+	},
+	{
+		// The kernel only fills these for mlock, mlock2 (and mlockall);
+		// stray values on other calls must not leak into the schema.
+		name: "munlock ignores kernel and libc fields",
+		mod: func(e *bpf.Event) {
+			e.Syscall, e.Flags = bpf.SyscallMunlock, 0
+			e.KernelDuration = time.Microsecond
+			e.LibcFunc, e.CallerAddr = bpf.LibcMlock, 0x401136
+		},
+		event:    "memlock.munlock",
+		severity: severityInfo,
+		body:     "munlock(0x7f3a1c000000, 8192) = 0",
+		attrs: process().with(attrs{
+			semconv.SyscallKey:     attribute.StringValue("munlock"),
+			semconv.AddrKey:        attribute.Int64Value(0x7f3a1c000000),
+			semconv.LenKey:         attribute.Int64Value(8192),
+			semconv.PagesKey:       attribute.Int64Value(2),
+			semconv.ReturnValueKey: attribute.Int64Value(0),
+			semconv.DurationKey:    attribute.Float64Value(4.2e-6),
+			semconv.ProbeKey:       attribute.StringValue("tracepoint"),
+		}),
+	},
+	{
+		name: "errno without a name",
+		mod: func(e *bpf.Event) {
+			e.Syscall, e.Flags, e.Addr, e.Len, e.Ret = bpf.SyscallMlock, 0, 0x1000, 4096, -4000
+		},
+		event:    "memlock.mlock",
+		severity: severityWarn,
+		body:     "mlock(0x1000, 4096) = -1 errno 4000",
+		attrs: process().with(attrs{
+			semconv.SyscallKey:     attribute.StringValue("mlock"),
+			semconv.AddrKey:        attribute.Int64Value(0x1000),
+			semconv.LenKey:         attribute.Int64Value(4096),
+			semconv.PagesKey:       attribute.Int64Value(1),
+			semconv.ReturnValueKey: attribute.Int64Value(-4000),
+			semconv.DurationKey:    attribute.Float64Value(4.2e-6),
+			semconv.ProbeKey:       attribute.StringValue("tracepoint"),
+			semconv.ErrorTypeKey:   attribute.StringValue("errno 4000"),
+		}),
+	},
+}
+
+// handleCase runs one record case through a rig and returns what it sent.
+func handleCase(t *testing.T, mod func(*bpf.Event), opts Options) (bpf.Event, []received, []receivedSpan) {
+	t.Helper()
+	rig := newRig(t, on(opts))
+	ev := sampleEvent()
+	if mod != nil {
+		mod(&ev)
+	}
+	sent := ev
+	rig.exp.Handle(&ev)
+	ev = bpf.Event{} // Handle must not retain ev
+	return sent, rig.records(t), rig.sentSpans(t)
+}
+
+// TestRecords: every call is one log record with the event name, times,
+// severity, body and attributes the schema gives it, under our resource
+// and scope.
+func TestRecords(t *testing.T) {
+	needPageSize4K(t)
+	for _, tc := range recordCases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, recs, _ := handleCase(t, tc.mod, Options{ServiceVersion: "1.2.3"})
+			if len(recs) != 1 {
+				t.Fatalf("got %d records, want 1", len(recs))
+			}
+			r := recs[0].record
+			if got := r.GetEventName(); got != tc.event {
+				t.Errorf("EventName = %q, want %q", got, tc.event)
+			}
+			if got, want := r.GetTimeUnixNano(), uint64(sampleEvent().Time.UnixNano()); got != want {
+				t.Errorf("Timestamp = %d, want %d", got, want)
+			}
+			if got := r.GetObservedTimeUnixNano(); got != uint64(observedAt.UnixNano()) {
+				t.Errorf("ObservedTimestamp = %d, want %d", got, observedAt.UnixNano())
+			}
+			if got := int32(r.GetSeverityNumber()); got != tc.severity {
+				t.Errorf("Severity = %v, want %v", got, tc.severity)
+			}
+			if got := r.GetSeverityText(); got != "" {
+				t.Errorf("SeverityText = %q, want none", got)
+			}
+			if got := r.GetBody().GetStringValue(); got != tc.body {
+				t.Errorf("Body = %q, want %q", got, tc.body)
+			}
+			for _, d := range diffAttrs(attrsOf(t, r.GetAttributes()), tc.attrs) {
+				t.Errorf("attribute: %s", d)
+			}
+			if n := r.GetDroppedAttributesCount(); n != 0 {
+				t.Errorf("%d attributes dropped", n)
+			}
+			scope := recs[0].scope
+			if scope.GetName() != semconv.ScopeName || scope.GetVersion() != "1.2.3" {
+				t.Errorf("scope = %v, want %s 1.2.3", scope, semconv.ScopeName)
+			}
+		})
+	}
+}
+
+// TestRecordsMatchSchema checks every record against semconv: its event is
+// defined, and it carries only the attributes the event defines, each with
+// the type the schema gives it, the process context included.
+func TestRecordsMatchSchema(t *testing.T) {
+	events := map[string]semconv.EventDef{}
+	for _, d := range semconv.Events {
+		events[d.Name] = d
+	}
+	types := map[attribute.Key]semconv.AttrType{}
+	for _, d := range semconv.CustomAttributes {
+		types[d.Key] = d.Type
+	}
+	for _, withProcess := range []bool{false, true} {
+		opts := Options{}
+		if withProcess {
+			opts.Processes = &staticProcesses{info: containerInfo()}
+		}
+		rig := newRig(t, on(opts))
+		for _, tc := range recordCases {
+			ev := sampleEvent()
+			if tc.mod != nil {
+				tc.mod(&ev)
+			}
+			rig.exp.Handle(&ev)
+		}
+		recs := rig.records(t)
+		if len(recs) != len(recordCases) {
+			t.Fatalf("got %d records, want %d", len(recs), len(recordCases))
+		}
+		seen := map[string]bool{}
+		for i, rec := range recs {
+			r := rec.record
+			def, ok := events[r.GetEventName()]
+			if !ok {
+				t.Errorf("record %d: event %q is not in semconv.Events", i, r.GetEventName())
+				continue
+			}
+			seen[def.Name] = true
+			got := attrsOf(t, r.GetAttributes())
+			for k, v := range got {
+				if !slices.Contains(def.Attributes, k) {
+					t.Errorf("%s carries %s, which its EventDef does not list", def.Name, k)
+				}
+				if want, ok := types[k]; ok && typeName(v.Type()) != want {
+					t.Errorf("%s: %s is %s, schema says %s", def.Name, k, v.Type(), want)
+				}
+			}
+			if withProcess {
+				for _, k := range []attribute.Key{semconv.ProcessExecutablePathKey, semconv.ProcessCommandArgsKey,
+					semconv.ProcessLinuxCgroupKey, semconv.ContainerIDKey, semconv.K8SPodUIDKey, semconv.ProcessVpidKey} {
+					if _, ok := got[k]; !ok {
+						t.Errorf("%s lacks %s", def.Name, k)
+					}
+				}
+			}
+		}
+		for _, d := range semconv.Events {
+			if !seen[d.Name] && d.Syscall != "" { // memlock.limit_near: TestLimitNear
+				t.Errorf("no test record for event %s", d.Name)
+			}
+		}
+	}
+}
+
+func typeName(t attribute.Type) semconv.AttrType {
+	switch t {
+	case attribute.STRING:
+		return semconv.TypeString
+	case attribute.INT64:
+		return semconv.TypeInt
+	case attribute.FLOAT64:
+		return semconv.TypeDouble
+	case attribute.BOOL:
+		return semconv.TypeBoolean
+	case attribute.STRINGSLICE:
+		return semconv.TypeStringSlice
+	}
+	return semconv.AttrType(t.String())
+}
+
+// TestSpans: every call is one root span named after the syscall, of kind
+// internal, from the call's entry to its exit, with exactly the attributes
+// of its log record and an error status on failure; its log record carries
+// its trace and span IDs, and each call is a trace of its own.
+func TestSpans(t *testing.T) {
+	needPageSize4K(t)
+	traceIDs := map[string]string{}
+	for _, tc := range recordCases {
+		t.Run(tc.name, func(t *testing.T) {
+			want, recs, spans := handleCase(t, tc.mod, Options{ServiceVersion: "1.2.3"})
+			if len(spans) != 1 || len(recs) != 1 {
+				t.Fatalf("got %d spans and %d records, want 1 each", len(spans), len(recs))
+			}
+			s, r := spans[0].span, recs[0].record
+			if got, want := s.GetName(), strings.TrimPrefix(tc.event, "memlock."); got != want {
+				t.Errorf("Name = %q, want %q", got, want)
+			}
+			if got := s.GetKind(); got != tracepb.Span_SPAN_KIND_INTERNAL {
+				t.Errorf("Kind = %v, want internal", got)
+			}
+			if got := s.GetStartTimeUnixNano(); got != uint64(want.Time.UnixNano()) || got != r.GetTimeUnixNano() {
+				t.Errorf("start %d, want the call's entry %d (the record's time)", got, want.Time.UnixNano())
+			}
+			if got, wantEnd := s.GetEndTimeUnixNano(), uint64(want.Time.Add(want.Duration).UnixNano()); got != wantEnd {
+				t.Errorf("end %d, want the call's exit %d", got, wantEnd)
+			}
+			wantStatus := &tracepb.Status{}
+			if want.Ret < 0 {
+				wantStatus = &tracepb.Status{Code: tracepb.Status_STATUS_CODE_ERROR, Message: tc.attrs[semconv.ErrorTypeKey].AsString()}
+			}
+			if got := s.GetStatus(); got.GetCode() != wantStatus.Code || got.GetMessage() != wantStatus.Message {
+				t.Errorf("Status = %v, want %v", got, wantStatus)
+			}
+			got := attrsOf(t, s.GetAttributes())
+			for _, d := range diffAttrs(got, attrsOf(t, r.GetAttributes())) {
+				t.Errorf("span attribute differs from the record's: %s", d)
+			}
+			if len(s.GetEvents()) != 0 || len(s.GetLinks()) != 0 || len(s.GetParentSpanId()) != 0 {
+				t.Errorf("span has events, links or a parent: %v", s)
+			}
+			// Sampled, parent known not to be remote, as the SDK sets it.
+			if s.GetFlags() != 0x101 {
+				t.Errorf("flags %#x, want 0x101", s.GetFlags())
+			}
+			if len(s.GetTraceId()) != 16 || len(s.GetSpanId()) != 8 ||
+				string(r.GetTraceId()) != string(s.GetTraceId()) || string(r.GetSpanId()) != string(s.GetSpanId()) || r.GetFlags() != 1 {
+				t.Errorf("record's trace context %x/%x/%d, span's %x/%x", r.GetTraceId(), r.GetSpanId(), r.GetFlags(), s.GetTraceId(), s.GetSpanId())
+			}
+			if prev, dup := traceIDs[string(s.GetTraceId())]; dup {
+				t.Errorf("trace ID %x already used by %q: each call must be its own trace", s.GetTraceId(), prev)
+			}
+			traceIDs[string(s.GetTraceId())] = tc.name
+			if spans[0].scope.GetName() != semconv.ScopeName || spans[0].scope.GetVersion() != "1.2.3" {
+				t.Errorf("span scope = %v", spans[0].scope)
+			}
+		})
+	}
+}
+
+// TestSignalsApart: each signal goes without the other; without spans, the
+// records carry no trace context.
+func TestSignalsApart(t *testing.T) {
+	ev := sampleEvent()
+
+	spansOnly := newRig(t, Options{Spans: Destination{Kind: ToOTLP}})
+	spansOnly.exp.Handle(&ev)
+	if n := len(spansOnly.sentSpans(t)); n != 1 {
+		t.Errorf("spans only: %d spans, want 1", n)
+	}
+	if len(spansOnly.exp.sinks) != 1 {
+		t.Errorf("spans only: %d sinks, want 1", len(spansOnly.exp.sinks))
+	}
+
+	logsOnly := newRig(t, Options{Logs: Destination{Kind: ToOTLP}})
+	logsOnly.exp.Handle(&ev)
+	recs := logsOnly.records(t)
+	if len(recs) != 1 {
+		t.Fatalf("logs only: %d records, want 1", len(recs))
+	}
+	if r := recs[0].record; len(r.GetTraceId()) != 0 || len(r.GetSpanId()) != 0 || r.GetFlags() != 0 {
+		t.Errorf("logs only: the record carries a trace context %x/%x/%d", r.GetTraceId(), r.GetSpanId(), r.GetFlags())
+	}
+	if logsOnly.exp.enc.ids != nil {
+		t.Error("logs only: trace IDs are made")
+	}
+}
+
+func TestInvalidSyscallIsCountedNotExported(t *testing.T) {
+	rig := newRig(t, on(Options{}))
+	ev := sampleEvent()
+	ev.Syscall = bpf.SyscallUnknown
+	rig.exp.Handle(&ev)
+	ev.Syscall = 99
+	rig.exp.Handle(&ev)
+	if n := len(rig.records(t)); n != 0 {
+		t.Errorf("got %d records for invalid events, want 0", n)
+	}
+	if got := rig.exp.invalid.Load(); got != 2 {
+		t.Errorf("invalid = %d, want 2", got)
+	}
+}
+
+func TestHandleAfterShutdown(t *testing.T) {
+	rig := newRig(t, on(Options{}))
+	if err := rig.exp.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ev := sampleEvent()
+	rig.exp.Handle(&ev)
+	if n := len(rig.records(t)); n != 0 {
+		t.Errorf("got %d records after Shutdown, want 0", n)
+	}
+	if err := rig.exp.Shutdown(context.Background()); err != nil {
+		t.Errorf("second Shutdown: %v", err)
+	}
+}
+
+// TestHandleAllocations: in the steady state (caches warm, batch buffers
+// grown) Handle allocates nothing, whatever the signals and the process
+// context.
+func TestHandleAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts differ under the race detector")
+	}
+	for _, tc := range []struct {
+		name string
+		opts Options
+	}{
+		{"logs and spans", on(Options{})},
+		{"logs and spans with the process context", on(Options{Processes: &staticProcesses{info: containerInfo()}})},
+		{"logs only", Options{Logs: Destination{Kind: ToOTLP}}},
+		{"metrics only", Options{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.opts.Logs.Batch.MaxExportBatch = 1 << 20
+			tc.opts.Spans.Batch.MaxExportBatch = 1 << 20
+			rig := newRig(t, tc.opts)
+			evs := make([]bpf.Event, len(recordCases))
+			for i, c := range recordCases {
+				evs[i] = sampleEvent()
+				if c.mod != nil {
+					c.mod(&evs[i])
+				}
+			}
+			for range 100 { // warm the caches and grow the batch
+				for i := range evs {
+					rig.exp.Handle(&evs[i])
+				}
+			}
+			i := 0
+			if n := testing.AllocsPerRun(1000, func() {
+				rig.exp.Handle(&evs[i%len(evs)])
+				i++
+			}); n != 0 {
+				t.Errorf("Handle allocates %.2f times per event", n)
+			}
+		})
+	}
+}
+
+const (
+	testContainerID = "4f1e2d3c4b5a69788796a5b4c3d2e1f04f1e2d3c4b5a69788796a5b4c3d2e1f0"
+	testPodUID      = "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d"
+	testCgroupPath  = "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1a2b3c4d_5e6f_4a7b_8c9d_0e1f2a3b4c5d.slice/cri-containerd-" + testContainerID + ".scope"
+)
+
+// containerInfo is gpg-agent (sampleEvent's pid 4242) in a Kubernetes pod,
+// pid 7 in its own PID namespace.
+func containerInfo() procfs.Info {
+	return procfs.Info{
+		ExePath:        "/usr/bin/gpg-agent",
+		CommandArgs:    []string{"gpg-agent", "--daemon"},
+		CgroupPath:     testCgroupPath,
+		ContainerID:    testContainerID,
+		PodUID:         testPodUID,
+		VPID:           7,
+		InPIDNamespace: true,
+	}
+}
+
+// mlock2Attrs are the kernel's attributes of sampleEvent, process included.
+func mlock2Attrs() attrs { return recordCases[0].attrs }
+
+func TestProcessContext(t *testing.T) {
+	needPageSize4K(t)
+	tests := []struct {
+		name  string
+		info  *procfs.Info // nil: the process is gone
+		attrs attrs
+	}{
+		{
+			name: "container in a pod, with arguments",
+			info: func() *procfs.Info { i := containerInfo(); return &i }(),
+			attrs: mlock2Attrs().with(attrs{
+				semconv.ProcessExecutablePathKey: attribute.StringValue("/usr/bin/gpg-agent"),
+				semconv.ProcessCommandArgsKey:    attribute.StringSliceValue([]string{"gpg-agent", "--daemon"}),
+				semconv.ProcessLinuxCgroupKey:    attribute.StringValue("0::" + testCgroupPath),
+				semconv.ContainerIDKey:           attribute.StringValue(testContainerID),
+				semconv.K8SPodUIDKey:             attribute.StringValue(testPodUID),
+				semconv.ProcessVpidKey:           attribute.Int64Value(7),
+			}),
+		},
+		{
+			name: "host process, arguments off",
+			info: &procfs.Info{
+				ExePath:    "/usr/bin/gpg-agent",
+				CgroupPath: "/user.slice/user-1000.slice/user@1000.service/app.slice/gpg-agent.service",
+				VPID:       4242,
+			},
+			attrs: mlock2Attrs().with(attrs{
+				semconv.ProcessExecutablePathKey: attribute.StringValue("/usr/bin/gpg-agent"),
+				semconv.ProcessLinuxCgroupKey:    attribute.StringValue("0::/user.slice/user-1000.slice/user@1000.service/app.slice/gpg-agent.service"),
+			}),
+		},
+		{
+			name:  "fields procfs could not read are left out",
+			info:  &procfs.Info{VPID: 4242},
+			attrs: mlock2Attrs(),
+		},
+		{
+			name:  "process exited before it was looked at",
+			info:  nil,
+			attrs: mlock2Attrs(),
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			procs := &fakeProcesses{infos: map[uint32]procfs.Info{}}
+			if tc.info != nil {
+				procs.infos[4242] = *tc.info
+			}
+			_, recs, spans := handleCase(t, nil, Options{Processes: procs})
+			if !slices.Equal(procs.asked, []uint32{4242}) {
+				t.Errorf("Processes.Get called for %v, want [4242]", procs.asked)
+			}
+			if len(recs) != 1 || len(spans) != 1 {
+				t.Fatalf("got %d records and %d spans, want 1 each", len(recs), len(spans))
+			}
+			for _, d := range diffAttrs(attrsOf(t, recs[0].record.GetAttributes()), tc.attrs) {
+				t.Errorf("record: %s", d)
+			}
+			for _, d := range diffAttrs(attrsOf(t, spans[0].span.GetAttributes()), tc.attrs) {
+				t.Errorf("span: %s", d)
+			}
+		})
+	}
+}
+
+// TestThreadCacheFollowsChanges: the cached encoding of a thread's
+// attributes is always what encoding them afresh gives, whichever value
+// they are made of changes between two calls of the thread.
+func TestThreadCacheFollowsChanges(t *testing.T) {
+	base := procfs.Info{ExePath: "/usr/bin/a", CommandArgs: []string{"a", "-x"}, CgroupPath: "/a.scope", ContainerID: "c1", PodUID: "p1", VPID: 3, InPIDNamespace: true}
+	for _, tc := range []struct {
+		name   string
+		change func(ev *bpf.Event, info *procfs.Info) *procfs.Info
+	}{
+		{"nothing", func(ev *bpf.Event, info *procfs.Info) *procfs.Info { return info }},
+		{"parent", func(ev *bpf.Event, info *procfs.Info) *procfs.Info { ev.PPID++; return info }},
+		{"thread name", func(ev *bpf.Event, info *procfs.Info) *procfs.Info { ev.Comm = "renamed"; return info }},
+		{"executable", func(ev *bpf.Event, info *procfs.Info) *procfs.Info { ev.ExeName = "b"; return info }},
+		{"effective uid", func(ev *bpf.Event, info *procfs.Info) *procfs.Info { ev.EUID = 0; return info }},
+		{"gid", func(ev *bpf.Event, info *procfs.Info) *procfs.Info { ev.GID = 7; return info }},
+		{"cgroup id", func(ev *bpf.Event, info *procfs.Info) *procfs.Info { ev.CgroupID = 99; return info }},
+		{"process gone", func(ev *bpf.Event, info *procfs.Info) *procfs.Info { return nil }},
+		{"exe path", func(ev *bpf.Event, info *procfs.Info) *procfs.Info { info.ExePath = "/usr/bin/b"; return info }},
+		{"arguments", func(ev *bpf.Event, info *procfs.Info) *procfs.Info {
+			info.CommandArgs = []string{"a", "-y"}
+			return info
+		}},
+		{"fewer arguments, same array", func(ev *bpf.Event, info *procfs.Info) *procfs.Info {
+			info.CommandArgs = info.CommandArgs[:1]
+			return info
+		}},
+		{"container", func(ev *bpf.Event, info *procfs.Info) *procfs.Info { info.ContainerID = "c2"; return info }},
+		{"vpid", func(ev *bpf.Event, info *procfs.Info) *procfs.Info { info.VPID = 4; return info }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var c threadCache
+			ev := sampleEvent()
+			info := base
+			c.get(&ev, &info)
+			next := info
+			infoP := tc.change(&ev, &next)
+			got := c.get(&ev, infoP)
+			if want := appendThreadAttrs(nil, &ev, infoP); string(got) != string(want) {
+				t.Error("the cached encoding is stale")
+			}
+		})
+	}
+}
+
+// TestThreadCacheIsBounded: a full cache starts afresh and still answers
+// right.
+func TestThreadCacheIsBounded(t *testing.T) {
+	var c threadCache
+	ev := sampleEvent()
+	for tid := range uint32(3 * maxThreadCache) {
+		ev.TID = tid
+		if got, want := c.get(&ev, nil), appendThreadAttrs(nil, &ev, nil); string(got) != string(want) {
+			t.Fatalf("tid %d: wrong attributes", tid)
+		}
+	}
+	if len(c.m) > maxThreadCache {
+		t.Errorf("%d threads cached, bound %d", len(c.m), maxThreadCache)
+	}
+}
+
+// TestFlagCache: flags beyond the precomputed table are encoded right,
+// cached up to the bound, and right beyond it too.
+func TestFlagCache(t *testing.T) {
+	var c flagCache
+	for f := uint64(0); f < 3*maxFlagCache; f++ {
+		got := c.names(bpf.SyscallMlockall, f)
+		want := encodeFlagNames(bpf.SyscallMlockall, f)
+		if string(got) != string(want) {
+			t.Fatalf("flags %#x: %x, want %x", f, got, want)
+		}
+	}
+	if len(c.seen) > maxFlagCache {
+		t.Errorf("%d flag values cached, bound %d", len(c.seen), maxFlagCache)
+	}
+	_ = time.Now
+}

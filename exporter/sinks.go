@@ -1,0 +1,160 @@
+package exporter
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/memlock-exporter/memlock-exporter/exporter/internal/otlpsend"
+	"github.com/memlock-exporter/memlock-exporter/exporter/internal/otlpwire"
+)
+
+// Destination says where one signal (log records, or spans) goes.
+type Destination struct {
+	Kind DestinationKind
+	// OTLP is the collector to send to, for ToOTLP.
+	OTLP OTLPTarget
+	// Batch is the signal's batching (for the console too: one line per
+	// batch).
+	Batch BatchOptions
+
+	// send, if set, replaces the sender Kind would make (tests).
+	send sender
+}
+
+// DestinationKind is where a signal goes: OTEL_LOGS_EXPORTER and
+// OTEL_TRACES_EXPORTER.
+type DestinationKind uint8
+
+const (
+	// ToNone drops the signal: no log records, or no spans at all (not
+	// even their IDs on the log records).
+	ToNone DestinationKind = iota
+	// ToOTLP sends it to an OpenTelemetry Collector.
+	ToOTLP
+	// ToConsole writes each batch as one OTLP/JSON export request per
+	// line, for people debugging a set-up.
+	ToConsole
+)
+
+// OTLPTarget is where and how a signal is sent over OTLP: the standard
+// OTEL_EXPORTER_OTLP_* settings of one signal, resolved.
+type OTLPTarget = otlpsend.Config
+
+// A sink turns events into one signal's items and hands them to its
+// stream. emit is safe for concurrent use and never blocks on the network.
+type sink interface {
+	emit(ev *event)
+	shutdown(ctx context.Context) error
+}
+
+// logSink makes each event a log record, which carries its span's IDs when
+// it has a span.
+type logSink struct{ stream *stream }
+
+func (s *logSink) emit(ev *event) {
+	r := otlpwire.LogRecord{
+		Time:           ev.start,
+		ObservedTime:   ev.observed,
+		Severity:       ev.severity,
+		EventName:      ev.name,
+		Body:           ev.body,
+		Attributes:     ev.attrs,
+		MoreAttributes: ev.thread,
+	}
+	if tc := &ev.trace; tc.valid() {
+		r.TraceID, r.SpanID = tc.traceID, tc.spanID
+		if tc.sampled {
+			r.TraceFlags = traceFlagSampled
+		}
+	}
+	s.stream.add(func(dst []byte) []byte { return otlpwire.AppendLogRecord(dst, &r) })
+}
+
+func (s *logSink) shutdown(ctx context.Context) error { return s.stream.shutdown(ctx) }
+
+// Span fields as the SDK's OTLP exporter sets them on a local root span:
+// the W3C trace flags, and "we know the parent is not remote".
+const (
+	traceFlagSampled    = 0x01
+	spanFlagHasIsRemote = 0x100
+	spanKindInternal    = 1
+	statusCodeError     = 2
+)
+
+// spanSink makes each sampled call a span: a root named after the syscall,
+// of kind internal, from the call's entry to its exit, with the record's
+// attributes and, on failure, an error status described by the errno's
+// name, as the SDK would make it.
+type spanSink struct{ stream *stream }
+
+func (s *spanSink) emit(ev *event) {
+	tc := &ev.trace
+	if !tc.sampled {
+		return
+	}
+	sp := otlpwire.Span{
+		TraceID:        tc.traceID,
+		SpanID:         tc.spanID,
+		Flags:          traceFlagSampled | spanFlagHasIsRemote,
+		Name:           tc.name,
+		Kind:           spanKindInternal,
+		Start:          ev.start,
+		End:            ev.end,
+		Attributes:     ev.attrs,
+		MoreAttributes: ev.thread,
+	}
+	if tc.status != "" {
+		sp.StatusCode, sp.StatusMessage = statusCodeError, tc.status
+	}
+	s.stream.add(func(dst []byte) []byte { return otlpwire.AppendSpan(dst, &sp) })
+}
+
+func (s *spanSink) shutdown(ctx context.Context) error { return s.stream.shutdown(ctx) }
+
+// newSinks makes the sinks of the log and span destinations, in that
+// order; a signal going nowhere has none. Their requests carry sc.
+func newSinks(logs, spans Destination, sc otlpwire.Scope, console io.Writer, diag *diagnostics) ([]sink, error) {
+	var sinks []sink
+	console = &lockedWriter{w: console} // the signals' lines never interleave
+	fail := func(err error) ([]sink, error) {
+		for _, s := range sinks {
+			_ = s.shutdown(context.Background())
+		}
+		return nil, err
+	}
+	if logs.Kind != ToNone {
+		send, err := newSender(otlpsend.Logs, logs, console)
+		if err != nil {
+			return fail(fmt.Errorf("create log record client: %w", err))
+		}
+		sinks = append(sinks, &logSink{newStream(sc, otlpwire.FrameLogsRequest, send, logs.Batch, streamCounters{
+			failed:    diag.exportFailed,
+			succeeded: diag.exportSucceeded,
+			dropped:   diag.queueDropped,
+		})})
+	}
+	if spans.Kind != ToNone {
+		send, err := newSender(otlpsend.Traces, spans, console)
+		if err != nil {
+			return fail(fmt.Errorf("create span client: %w", err))
+		}
+		sinks = append(sinks, &spanSink{newStream(sc, otlpwire.FrameTracesRequest, send, spans.Batch, streamCounters{
+			failed:    diag.spanExportFailed,
+			succeeded: diag.spanExportSucceeded,
+			dropped:   diag.spanQueueDropped,
+		})})
+	}
+	return sinks, nil
+}
+
+// newSender returns what delivers d's requests of signal sig.
+func newSender(sig otlpsend.Signal, d Destination, console io.Writer) (sender, error) {
+	switch {
+	case d.send != nil:
+		return d.send, nil
+	case d.Kind == ToConsole:
+		return &consoleSender{sig: sig, w: console}, nil
+	}
+	return otlpsend.New(sig, d.OTLP)
+}
