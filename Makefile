@@ -6,7 +6,7 @@ GO        ?= go
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 BIN       := bin
-TESTFLAGS ?= -count=1 -timeout 30m -p 1
+TESTFLAGS ?= -count=1 -timeout 30m
 TESTLOG   ?= $(BIN)/test.log
 # Debian packages `make generate` needs; clang-14 is pinned so the
 # committed BPF objects are reproduced byte for byte.
@@ -35,13 +35,25 @@ $(BIN)/workload: workload/workload.c
 FORCE:
 
 # The test command (README, .ci/run): vet, every test in the module
-# (unit, privileged and end-to-end; the privileged ones need root), a short
-# fuzz run of the record decoder, and a check that, as root, nothing was
-# skipped.
-test: lint
+# (unit, privileged and end-to-end; the privileged ones need root), with
+# packages in parallel, a short fuzz run of the record decoder, and a check
+# that, as root, nothing was skipped.
+#
+# Beside the tests, for the whole go test run, `workload --noise-ms 2` calls
+# mlock2 every 2 ms (successes with munlock, and EINVAL failures): the
+# privileged and end-to-end tests trace every process on the host, and must
+# look only at their own workload's (by a cgroup of their own, or by pid)
+# while other processes lock memory, among them the other packages' tracers,
+# daemons and workloads running at the same time. The noise proves they do on
+# every run; it is an error if it does not last the run.
+test: lint $(BIN)/workload
 	@mkdir -p $(BIN)
-	$(GO) test $(TESTFLAGS) -v ./... 2>&1 | tee $(TESTLOG) | grep -E '^(ok|FAIL|--- |panic|\?)|^\s+\S+_test\.go:[0-9]+:'; \
-	  status=$${PIPESTATUS[0]}; [ $$status = 0 ] || { echo "go test failed (full log: $(TESTLOG))"; exit $$status; }
+	$(BIN)/workload --noise-ms 2 2>$(BIN)/noise.log & noise=$$!; \
+	  $(GO) test $(TESTFLAGS) -v ./... 2>&1 | tee $(TESTLOG) | grep -E '^(ok|FAIL|--- |panic|\?)|^\s+\S+_test\.go:[0-9]+:'; \
+	  status=$${PIPESTATUS[0]}; \
+	  kill $$noise 2>/dev/null && wait $$noise || { echo "the mlock2 noise did not last the tests"; status=1; }; \
+	  cat $(BIN)/noise.log; \
+	  [ $$status = 0 ] || { echo "go test failed (full log: $(TESTLOG))"; exit $$status; }
 	@if [ "$$(id -u)" = 0 ] && grep -q -- '--- SKIP' $(TESTLOG); then \
 	  echo "running as root, yet these tests skipped:"; grep -- '--- SKIP' $(TESTLOG); exit 1; fi
 	$(MAKE) fuzz

@@ -40,12 +40,7 @@ func (l LossCounts) Total() uint64 { return l.RingbufFull + l.MissedEntry + l.En
 
 // Reader drains the ring buffer and hands each decoded Event to a handler.
 type Reader struct {
-	rb *ringbuf.Reader
-	// wake is the ring buffer's map, reopened non-blocking so that Run
-	// waits for the kernel's wake-ups in the Go runtime's netpoller
-	// (waitForData).
-	wake     *os.File
-	wakeConn syscall.RawConn
+	src      ringSource
 	closed   atomic.Bool
 	counters *ebpf.Map
 	clock    *BootClock
@@ -56,25 +51,102 @@ type Reader struct {
 	malformed atomic.Uint64
 }
 
+// ringSource is the ring buffer as Run sees it: the seam between Run's
+// batching and deadline logic and the kernel's ring buffer (ringbufSource),
+// which the unit tests replace with a fake.
+type ringSource interface {
+	// read copies the next record into rec, reusing rec.RawSample, without
+	// waiting. It returns errRingEmpty when there is none, and an error
+	// wrapping ringbuf.ErrClosed once the source is closed.
+	read(rec *ringbuf.Record) error
+	// available returns how many bytes wait to be read.
+	available() int
+	// setWaitDeadline sets when wait gives up, also for a wait under way:
+	// a past deadline makes it return at once. It may be called from any
+	// goroutine.
+	setWaitDeadline(t time.Time) error
+	// wait returns nil at once if available() > 0; else it parks until the
+	// kernel wakes the ring buffer's readers and available() > 0, until the
+	// deadline (os.ErrDeadlineExceeded), or until the source is closed (an
+	// error wrapping os.ErrClosed). Records the kernel submits without a
+	// wake-up (BPF_RB_NO_WAKEUP) do not end a wait.
+	wait() error
+	// close releases the source and ends a wait under way.
+	close() error
+}
+
+// errRingEmpty is ringSource.read's answer when no record is there.
+var errRingEmpty = errors.New("ring buffer empty")
+
 func newReader(rb *ringbuf.Reader, events, counters *ebpf.Map, opts ReaderOptions) (*Reader, error) {
+	clock, err := NewBootClock()
+	if err != nil {
+		rb.Close()
+		return nil, fmt.Errorf("read boot clock: %w", err)
+	}
+	src, err := newRingbufSource(rb, events)
+	if err != nil {
+		rb.Close()
+		return nil, err
+	}
+	return newReaderFrom(src, counters, clock, opts), nil
+}
+
+// newReaderFrom returns a Reader of src whose events' times are converted
+// with clock (and which Run refreshes).
+func newReaderFrom(src ringSource, counters *ebpf.Map, clock *BootClock, opts ReaderOptions) *Reader {
 	if opts.FlushInterval <= 0 {
 		opts.FlushInterval = 200 * time.Millisecond
 	}
 	if opts.ClockRefresh <= 0 {
 		opts.ClockRefresh = 10 * time.Second
 	}
-	clock, err := NewBootClock()
-	if err != nil {
-		rb.Close()
-		return nil, fmt.Errorf("read boot clock: %w", err)
-	}
+	return &Reader{src: src, counters: counters, clock: clock, dec: NewDecoder(clock), opts: opts}
+}
+
+// ringbufSource is the kernel's ring buffer: records are read with
+// cilium/ebpf's ringbuf.Reader, and waits park in the Go runtime's
+// netpoller on a second, non-blocking descriptor of the map.
+type ringbufSource struct {
+	rb       *ringbuf.Reader
+	wake     *os.File // the map's descriptor, reopened by pollableFile
+	wakeConn syscall.RawConn
+	readable func(uintptr) bool // wait's test, made once
+}
+
+func newRingbufSource(rb *ringbuf.Reader, events *ebpf.Map) (*ringbufSource, error) {
 	wake, wakeConn, err := pollableFile(events)
 	if err != nil {
-		rb.Close()
 		return nil, err
 	}
-	return &Reader{rb: rb, wake: wake, wakeConn: wakeConn, counters: counters, clock: clock, dec: NewDecoder(clock), opts: opts}, nil
+	// ReadInto never blocks: Run waits in wait.
+	rb.SetDeadline(pastDeadline)
+	return &ringbufSource{
+		rb: rb, wake: wake, wakeConn: wakeConn,
+		readable: func(uintptr) bool { return rb.AvailableBytes() > 0 },
+	}, nil
 }
+
+func (s *ringbufSource) read(rec *ringbuf.Record) error {
+	err := s.rb.ReadInto(rec)
+	if err != nil && (errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, ringbuf.ErrFlushed)) {
+		return errRingEmpty
+	}
+	return err
+}
+
+func (s *ringbufSource) available() int { return s.rb.AvailableBytes() }
+
+func (s *ringbufSource) setWaitDeadline(t time.Time) error { return s.wake.SetReadDeadline(t) }
+
+// wait parks the goroutine in the Go runtime's netpoller rather than in a
+// blocking epoll_wait: a thread blocked in a system call for milliseconds
+// has the runtime's monitor thread take its P away and then poll every
+// 20 µs for a while, which at tens of thousands of events per second cost
+// more CPU than reading them.
+func (s *ringbufSource) wait() error { return s.wakeConn.Read(s.readable) }
+
+func (s *ringbufSource) close() error { return errors.Join(s.wake.Close(), s.rb.Close()) }
 
 // pollableFile reopens m's descriptor, non-blocking, as a file the Go
 // runtime's netpoller watches: the ring buffer's descriptor is readable
@@ -110,7 +182,7 @@ func pollableFile(m *ebpf.Map) (*os.File, syscall.RawConn, error) {
 // already in the ring buffer, then returns nil.
 func (r *Reader) Run(ctx context.Context, handle func(*Event)) error {
 	// Wake a waiting Run at once: its deadline is now past.
-	stop := context.AfterFunc(ctx, func() { _ = r.wake.SetReadDeadline(pastDeadline) })
+	stop := context.AfterFunc(ctx, func() { _ = r.src.setWaitDeadline(pastDeadline) })
 	defer stop()
 
 	var (
@@ -152,13 +224,11 @@ var pastDeadline = time.Unix(1, 0)
 
 // drain hands over every record in the ring buffer without waiting.
 func (r *Reader) drain(rec *ringbuf.Record, ev *Event, handle func(*Event)) error {
-	r.rb.SetDeadline(pastDeadline)
 	for {
-		err := r.rb.ReadInto(rec)
-		switch {
+		switch err := r.src.read(rec); {
 		case err == nil:
-		case errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, ringbuf.ErrFlushed):
-			return nil // empty
+		case err == errRingEmpty:
+			return nil
 		case errors.Is(err, ringbuf.ErrClosed):
 			return err
 		default:
@@ -178,20 +248,18 @@ func (r *Reader) drain(rec *ringbuf.Record, ev *Event, handle func(*Event)) erro
 
 // waitForData returns when the kernel wakes the ring buffer's readers (it
 // does so past MEMLOCK_EXPORTER_WAKEUP_BYTES), at deadline, when ctx ends,
-// or at once if data is already there. The goroutine parks in the Go
-// runtime's netpoller rather than in a blocking epoll_wait: a thread
-// blocked in a system call for milliseconds has the runtime's monitor
-// thread take its P away and then poll every 20 µs for a while, which at
-// tens of thousands of events per second cost more CPU than reading them.
+// or at once if data is already there.
 func (r *Reader) waitForData(ctx context.Context, deadline time.Time) error {
-	if err := r.wake.SetReadDeadline(deadline); err != nil {
+	if err := r.src.setWaitDeadline(deadline); err != nil {
 		return fmt.Errorf("wait for ring buffer: %w", err)
 	}
+	// Checked after the deadline is set: had ctx ended before, this
+	// deadline has just replaced its AfterFunc's past one, and Run must
+	// not wait; if it ends after, the AfterFunc ends the wait.
 	if ctx.Err() != nil {
 		return nil // Run drains once more and returns
 	}
-	err := r.wakeConn.Read(func(uintptr) bool { return r.rb.AvailableBytes() > 0 })
-	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+	if err := r.src.wait(); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 		return fmt.Errorf("wait for ring buffer: %w", err)
 	}
 	return nil
@@ -222,5 +290,5 @@ func (r *Reader) Losses() (LossCounts, error) {
 // Close stops Run and releases the reader. It does not detach the hooks.
 func (r *Reader) Close() error {
 	r.closed.Store(true)
-	return errors.Join(r.wake.Close(), r.rb.Close())
+	return r.src.close()
 }

@@ -7,8 +7,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -139,6 +141,10 @@ func testExportsEveryCall(t *testing.T, encoderEnv string) {
 	col := startCollector(t)
 	bin := buildDaemon(t)
 	workload := testutil.BuildWorkload(t)
+	// Another process calls mlock2 all along: the daemon exports its calls
+	// too, and the metrics count them with the workload's.
+	noise := testutil.StartNoise(t, workload, 2*time.Millisecond)
+	cg, inCgroup := testutil.NewCgroup(t)
 
 	d := startDaemon(t, bin, encoderEnv,
 		"OTEL_EXPORTER_OTLP_ENDPOINT="+col.Endpoint(),
@@ -151,29 +157,40 @@ func testExportsEveryCall(t *testing.T, encoderEnv string) {
 	)
 
 	start := time.Now()
-	calls := testutil.RunWorkload(t, workload, "--repeat", "2")
-	end := time.Now()
-	mainPID := calls[0].PID
-	pids := map[int64]bool{}
-	for _, c := range calls {
-		pids[int64(c.PID)] = true
+	var calls []testutil.WorkloadCall
+	if inCgroup {
+		calls = cg.RunWorkload(t, workload, "--repeat", "2")
+	} else {
+		calls = testutil.RunWorkload(t, workload, "--repeat", "2")
 	}
-	ours := func(lr plog.LogRecord) bool {
-		pid, _ := intAttr(lr.Attributes(), "process.pid")
-		ppid, _ := intAttr(lr.Attributes(), "process.parent_pid")
-		return pids[pid] || ppid == int64(mainPID)
+	end := time.Now()
+	ours := workloadRecords(calls, cg, inCgroup)
+	proc := procView{exePath: workload}
+	if resolved, err := filepath.EvalSymlinks(workload); err == nil {
+		proc.exePath = resolved
+	}
+	if inCgroup {
+		proc.cgroup = "0::" + cg.HierarchyPath
 	}
 
-	logs := col.WaitForLogs(t, 20*time.Second, func(l plog.Logs) bool {
+	// Delivered while the daemon runs, not only when it stops.
+	col.WaitForLogs(t, 20*time.Second, func(l plog.Logs) bool {
 		return len(recordsOf(l, ours)) >= len(calls)
 	})
-	d.stop(t) // flushes the last metrics
-	time.Sleep(300 * time.Millisecond)
-	logs = col.Logs(t)
+	// The noise's records show that there were others' to leave out.
+	col.WaitForLogs(t, 20*time.Second, func(l plog.Logs) bool { return len(recordsOf(l, ofPID(noise.PID()))) > 0 })
+	stopped := time.Now()
+	// The daemon drains the ring buffer, sends the last records, then the
+	// final metrics; the collector writes out all it received.
+	d.stop(t)
+	col.Stop(t)
+	logs, metrics := col.Logs(t), col.Metrics(t)
 	got := recordsOf(logs, ours)
 	if len(got) != len(calls) {
 		t.Errorf("collector has %d records for the workload's processes, want %d (one per call)", len(got), len(calls))
 	}
+	t.Logf("%d records of the workload's calls, %d of other processes (%d of the noise's)",
+		len(got), logs.LogRecordCount()-len(got), len(recordsOf(logs, ofPID(noise.PID()))))
 
 	// Match calls to records by thread, in order.
 	byTID := map[int64][]received{}
@@ -193,7 +210,7 @@ func testExportsEveryCall(t *testing.T, encoderEnv string) {
 			t.Errorf("step %s (tid %d): no log record", c.Step, tid)
 			continue
 		}
-		for _, d := range checkRecord(byTID[tid][i], c, start, end) {
+		for _, d := range checkRecord(byTID[tid][i], c, start, end, proc) {
 			t.Errorf("step %s (tid %d): %s", c.Step, tid, d)
 		}
 	}
@@ -209,10 +226,57 @@ func testExportsEveryCall(t *testing.T, encoderEnv string) {
 			t.Errorf("instrumentation scope %q", got[0].scope.Name())
 		}
 	}
-	checkCallMetrics(t, col.Metrics(t), calls)
+	checkNothingLost(t, d, metrics)
+	checkCallMetrics(t, metrics, logs, calls, stopped)
 }
 
-func checkRecord(r received, c testutil.WorkloadCall, start, end time.Time) []string {
+// workloadRecords returns a filter that keeps the log records of the
+// workload's processes: those of its cgroup when it ran in one, else those
+// of its pids (and of its main process's children).
+func workloadRecords(calls []testutil.WorkloadCall, cg *testutil.Cgroup, inCgroup bool) func(plog.LogRecord) bool {
+	ours := workloadAttrs(calls, cg, inCgroup)
+	return func(lr plog.LogRecord) bool { return ours(lr.Attributes()) }
+}
+
+// ofPID returns a filter that keeps the log records of process pid.
+func ofPID(pid int) func(plog.LogRecord) bool {
+	return func(lr plog.LogRecord) bool {
+		got, _ := intAttr(lr.Attributes(), "process.pid")
+		return got == int64(pid)
+	}
+}
+
+// workloadAttrs is workloadRecords for anything with a record's attributes
+// (a span).
+func workloadAttrs(calls []testutil.WorkloadCall, cg *testutil.Cgroup, inCgroup bool) func(pcommon.Map) bool {
+	if inCgroup {
+		id := int64(cg.ID)
+		return func(attrs pcommon.Map) bool {
+			got, ok := intAttr(attrs, "memlock.cgroup.id")
+			return ok && got == id
+		}
+	}
+	mainPID := int64(calls[0].PID)
+	pids := map[int64]bool{}
+	for _, c := range calls {
+		pids[int64(c.PID)] = true
+	}
+	return func(attrs pcommon.Map) bool {
+		pid, _ := intAttr(attrs, "process.pid")
+		ppid, _ := intAttr(attrs, "process.parent_pid")
+		return pids[pid] || ppid == mainPID
+	}
+}
+
+// procView is what the daemon may add from /proc about a workload process
+// it finds still running when it handles the call (best effort: a process
+// that has exited by then is not in /proc).
+type procView struct {
+	exePath string // the workload binary, symbolic links resolved
+	cgroup  string // process.linux.cgroup; "" when any is right
+}
+
+func checkRecord(r received, c testutil.WorkloadCall, start, end time.Time, proc procView) []string {
 	var diffs []string
 	lr := r.record
 	failed := c.Ret < 0
@@ -273,6 +337,14 @@ func checkRecord(r received, c testutil.WorkloadCall, start, end time.Time) []st
 	}
 	// Present with a value we can only bound.
 	bounded := map[string]bool{"memlock.duration": true, "memlock.cgroup.id": true}
+	// Present, with this value, only if the daemon found the process in
+	// /proc: whether it did is a race with the workload's exit.
+	optional := map[string]any{"process.executable.path": proc.exePath}
+	if proc.cgroup != "" {
+		optional["process.linux.cgroup"] = proc.cgroup
+	} else {
+		bounded["process.linux.cgroup"] = true
+	}
 
 	// The schema lists every attribute an event's record may carry: what
 	// we expect must be among them, and so must what arrived.
@@ -292,6 +364,9 @@ func checkRecord(r received, c testutil.WorkloadCall, start, end time.Time) []st
 			continue
 		}
 		w, ok := want[key]
+		if !ok {
+			w, ok = optional[key]
+		}
 		if !ok {
 			diffs = append(diffs, fmt.Sprintf("unexpected attribute %s=%s", key, v.AsString()))
 			continue
@@ -368,109 +443,245 @@ func checkResource(t *testing.T, res pcommon.Resource) {
 	}
 }
 
-// checkCallMetrics compares the last cumulative memlock.calls points, and
-// the counts of the memlock.call.duration and memlock.call.size histograms,
-// with what the workload did: every call counts, and has a duration, but
-// only the calls that take a range (mlock, mlock2, munlock) have a size.
-// make test runs packages one at a time (-p 1), so no other test's workload
-// runs meanwhile.
-func checkCallMetrics(t *testing.T, metrics pmetric.Metrics, calls []testutil.WorkloadCall) {
-	t.Helper()
-	type key struct{ syscall, errType string }
-	want, wantSized := map[key]int64{}, map[key]int64{}
-	for _, c := range calls {
-		k := key{syscall: c.Syscall}
-		if c.Ret < 0 {
-			k.errType = bpf.Errno(-c.Ret).String()
-		}
-		want[k]++
-		if c.Syscall == "mlock" || c.Syscall == "mlock2" || c.Syscall == "munlock" {
-			wantSized[k]++
-		}
+// seriesKey is one series of the call metrics: memlock.syscall and
+// error.type ("" on success).
+type seriesKey struct{ syscall, errType string }
+
+func (k seriesKey) String() string {
+	return fmt.Sprintf("{memlock.syscall=%s, error.type=%q}", k.syscall, k.errType)
+}
+
+func seriesOf(attrs pcommon.Map) seriesKey {
+	sc, _ := attrs.Get("memlock.syscall")
+	et, _ := attrs.Get("error.type")
+	return seriesKey{sc.Str(), et.Str()}
+}
+
+// hasRange tells the syscalls that take a range, whose calls have a size.
+var hasRange = map[string]bool{"mlock": true, "mlock2": true, "munlock": true}
+
+// finalPoints returns, for each metric of the given names, the data points
+// of its newest export (cumulative: they hold the totals), with their time.
+func finalPoints(metrics pmetric.Metrics, names ...string) map[string]finalExport {
+	out := map[string]finalExport{}
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
 	}
-	got := map[key]int64{}
-	// Histogram counts by metric name, from each one's newest export.
-	gotHist := map[string]map[key]int64{}
-	latestHist := map[string]pcommon.Timestamp{}
-	var latest pcommon.Timestamp
-	seen := map[string]bool{}
 	for _, rm := range metrics.ResourceMetrics().All() {
 		for _, sm := range rm.ScopeMetrics().All() {
 			for _, m := range sm.Metrics().All() {
-				seen[m.Name()] = true
+				if !want[m.Name()] {
+					continue
+				}
+				f := out[m.Name()]
+				visit := func(ts pcommon.Timestamp, attrs pcommon.Map, v int64) {
+					if ts < f.at {
+						return
+					}
+					if ts > f.at {
+						f = finalExport{at: ts, points: map[string]int64{}}
+					}
+					f.points[attrKey(attrs)] += v
+					f.attrs = append(f.attrs, attrs)
+				}
+				cumulative := false
+				switch m.Type() {
+				case pmetric.MetricTypeSum:
+					cumulative = m.Sum().IsMonotonic() && m.Sum().AggregationTemporality() == pmetric.AggregationTemporalityCumulative
+					for _, dp := range m.Sum().DataPoints().All() {
+						visit(dp.Timestamp(), dp.Attributes(), dp.IntValue())
+					}
+				case pmetric.MetricTypeHistogram:
+					cumulative = m.Histogram().AggregationTemporality() == pmetric.AggregationTemporalityCumulative
+					for _, dp := range m.Histogram().DataPoints().All() {
+						visit(dp.Timestamp(), dp.Attributes(), int64(dp.Count()))
+					}
+				}
+				f.kind, f.monotonicCumulative = m.Type(), cumulative
+				out[m.Name()] = f
+			}
+		}
+	}
+	return out
+}
+
+// finalExport is the newest export of one metric: each data point's value
+// (a histogram's count) by its attributes (attrKey).
+type finalExport struct {
+	at                  pcommon.Timestamp
+	kind                pmetric.MetricType
+	monotonicCumulative bool
+	points              map[string]int64
+	attrs               []pcommon.Map
+}
+
+// attrKey renders a data point's attributes as a map key.
+func attrKey(attrs pcommon.Map) string {
+	raw := attrs.AsRaw()
+	keys := make([]string, 0, len(raw))
+	for k := range raw {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%s=%v,", k, raw[k])
+	}
+	return b.String()
+}
+
+// bySeries re-keys a final export of a call metric by seriesKey.
+func (f finalExport) bySeries() map[seriesKey]int64 {
+	out := map[seriesKey]int64{}
+	for _, attrs := range f.attrs {
+		out[seriesOf(attrs)] = f.points[attrKey(attrs)]
+	}
+	return out
+}
+
+// lostByReason returns the newest memlock.events.lost, by memlock.reason.
+func lostByReason(metrics pmetric.Metrics) map[string]int64 {
+	f, ok := finalPoints(metrics, "memlock.events.lost")["memlock.events.lost"]
+	if !ok {
+		return nil
+	}
+	out := map[string]int64{}
+	for _, attrs := range f.attrs {
+		r, _ := attrs.Get("memlock.reason")
+		out[r.Str()] = f.points[attrKey(attrs)]
+	}
+	return out
+}
+
+// checkNothingLost: no event was lost between the kernel and the collector:
+// the final memlock.events.lost is 0 for every reason, and the daemon's
+// shutdown summary agrees, but for calls that were already under way when
+// the hooks were attached (exits without entries: the noise's, or a long
+// mlockall of another test's workload), which are the whole host's and
+// neither metric nor record counts. Had one been the workload's, its record
+// would be missing.
+func checkNothingLost(t *testing.T, d *daemon, final pmetric.Metrics) {
+	t.Helper()
+	lost := lostByReason(final)
+	for _, reason := range []string{"ringbuf_full", "missed_entry", "entry_map_full", "malformed", "export_failed"} {
+		n, ok := lost[reason]
+		switch {
+		case !ok:
+			t.Errorf("final memlock.events.lost has no memlock.reason=%s point: %v", reason, lost)
+		case reason == "missed_entry" && n != 0:
+			t.Logf("%d calls of other processes under way while the hooks were attached were missed", n)
+		case reason != "missed_entry" && n != 0:
+			t.Errorf("memlock.events.lost{memlock.reason=%s} = %d, want 0", reason, n)
+		}
+	}
+	stderr := d.stderr.String()
+	i := strings.Index(stderr, "memlock-exporter stopped")
+	if i < 0 {
+		t.Errorf("no shutdown summary:\n%s", stderr)
+		return
+	}
+	line, _, _ := strings.Cut(stderr[i:], "\n")
+	for _, m := range regexp.MustCompile(`\b(malformed|\w*export_failures|lost_\w+)=(\d+)`).FindAllStringSubmatch(line, -1) {
+		n, _ := strconv.ParseInt(m[2], 10, 64)
+		if m[1] == "lost_missed_entry" {
+			if n != lost["missed_entry"] {
+				t.Errorf("shutdown summary says %s, memlock.events.lost{missed_entry} %d", m[0], lost["missed_entry"])
+			}
+		} else if n != 0 {
+			t.Errorf("shutdown summary reports a loss: %s", m[0])
+		}
+	}
+}
+
+// checkCallMetrics checks the call metrics of a daemon's whole life against
+// the log records the collector received from it. The daemon traces every
+// process on the host and the metrics carry no pid, so they count the
+// workload's calls together with everyone else's; but both signals come from
+// the same events, and once nothing was lost (checkNothingLost), the final
+// cumulative memlock.calls of each series (memlock.syscall, error.type)
+// equals the number of records of that series from all processes, and so do
+// the counts of memlock.call.duration (every call) and memlock.call.size
+// (the calls that take a range: mlock, mlock2, munlock). The workload's own
+// calls are among them. stopped is when the daemon was told to stop: its
+// final export, the newest, was collected after.
+func checkCallMetrics(t *testing.T, metrics pmetric.Metrics, logs plog.Logs, calls []testutil.WorkloadCall, stopped time.Time) {
+	t.Helper()
+	// What the records say, from all processes.
+	records, sized := map[seriesKey]int64{}, map[seriesKey]int64{}
+	for _, r := range recordsOf(logs, func(plog.LogRecord) bool { return true }) {
+		k := seriesOf(r.record.Attributes())
+		records[k]++
+		if hasRange[k.syscall] {
+			sized[k]++
+		}
+	}
+	// What the workload did.
+	own := map[seriesKey]int64{}
+	for _, c := range calls {
+		k := seriesKey{syscall: c.Syscall}
+		if c.Ret < 0 {
+			k.errType = bpf.Errno(-c.Ret).String()
+		}
+		own[k]++
+	}
+
+	names := []string{"memlock.calls", "memlock.call.duration", "memlock.call.size", "memlock.events.lost"}
+	final := finalPoints(metrics, names...)
+	for _, name := range names {
+		f, ok := final[name]
+		if !ok {
+			t.Errorf("collector received no %s metric", name)
+			continue
+		}
+		if !f.monotonicCumulative {
+			t.Errorf("%s is not cumulative (and, for a sum, monotonic)", name)
+		}
+		if f.at.AsTime().Before(stopped) {
+			t.Errorf("newest %s export was collected at %v, before the daemon was stopped (%v): the final export is missing",
+				name, f.at.AsTime(), stopped)
+		}
+	}
+	for _, rm := range metrics.ResourceMetrics().All() {
+		for _, sm := range rm.ScopeMetrics().All() {
+			for _, m := range sm.Metrics().All() {
 				for _, forbidden := range []string{"process.pid", "thread.id", "thread.name", "memlock.addr"} {
 					if hasAttr(m, forbidden) {
 						t.Errorf("metric %s carries high-cardinality attribute %s", m.Name(), forbidden)
 					}
 				}
-				if (m.Name() == "memlock.call.duration" || m.Name() == "memlock.call.size") && m.Type() == pmetric.MetricTypeHistogram {
-					if gotHist[m.Name()] == nil {
-						gotHist[m.Name()] = map[key]int64{}
-					}
-					for _, dp := range m.Histogram().DataPoints().All() {
-						if dp.Timestamp() < latestHist[m.Name()] {
-							continue
-						}
-						if dp.Timestamp() > latestHist[m.Name()] {
-							latestHist[m.Name()] = dp.Timestamp()
-							clear(gotHist[m.Name()])
-						}
-						sc, _ := dp.Attributes().Get("memlock.syscall")
-						et, _ := dp.Attributes().Get("error.type")
-						gotHist[m.Name()][key{sc.Str(), et.Str()}] = int64(dp.Count())
-					}
-					continue
-				}
-				if m.Name() != "memlock.calls" || m.Type() != pmetric.MetricTypeSum {
-					continue
-				}
-				if !m.Sum().IsMonotonic() || m.Sum().AggregationTemporality() != pmetric.AggregationTemporalityCumulative {
-					t.Errorf("memlock.calls is not a monotonic cumulative sum")
-				}
-				for _, dp := range m.Sum().DataPoints().All() {
-					// Cumulative: the newest export holds the totals.
-					if dp.Timestamp() < latest {
-						continue
-					}
-					if dp.Timestamp() > latest {
-						latest = dp.Timestamp()
-						clear(got)
-					}
-					sc, _ := dp.Attributes().Get("memlock.syscall")
-					et, _ := dp.Attributes().Get("error.type")
-					got[key{sc.Str(), et.Str()}] = dp.IntValue()
-				}
 			}
 		}
 	}
-	for _, name := range []string{"memlock.calls", "memlock.call.duration", "memlock.call.size", "memlock.events.lost"} {
-		if !seen[name] {
-			t.Errorf("collector received no %s metric", name)
-		}
-	}
-	for k, n := range want {
-		if got[k] != n {
-			t.Errorf("memlock.calls{syscall=%s, error.type=%q} = %d, want %d", k.syscall, k.errType, got[k], n)
-		}
-	}
-	for k, n := range got {
-		if _, ok := want[k]; !ok {
-			t.Errorf("memlock.calls{syscall=%s, error.type=%q} = %d, the workload made none", k.syscall, k.errType, n)
-		}
-	}
-	for name, wantCounts := range map[string]map[key]int64{"memlock.call.duration": want, "memlock.call.size": wantSized} {
-		gotCounts := gotHist[name]
-		for k, n := range wantCounts {
-			if gotCounts[k] != n {
-				t.Errorf("%s{syscall=%s, error.type=%q} has count %d, want %d", name, k.syscall, k.errType, gotCounts[k], n)
+
+	for name, want := range map[string]map[seriesKey]int64{
+		"memlock.calls": records, "memlock.call.duration": records, "memlock.call.size": sized,
+	} {
+		got := final[name].bySeries()
+		for k, n := range want {
+			if got[k] != n {
+				t.Errorf("%s%s = %d, but the collector received %d log records of that series", name, k, got[k], n)
 			}
 		}
-		for k, n := range gotCounts {
-			if _, ok := wantCounts[k]; !ok {
-				t.Errorf("%s{syscall=%s, error.type=%q} has count %d, want no such series", name, k.syscall, k.errType, n)
+		for k, n := range got {
+			if _, ok := want[k]; !ok {
+				t.Errorf("%s%s = %d, but the collector received no log record of that series", name, k, n)
+			}
+		}
+		for k, n := range own {
+			if name == "memlock.call.size" && !hasRange[k.syscall] {
+				continue
+			}
+			if got[k] < n {
+				t.Errorf("%s%s = %d, below the workload's own %d calls", name, k, got[k], n)
 			}
 		}
 	}
+	total := int64(0)
+	for _, n := range records {
+		total += n
+	}
+	t.Logf("memlock.calls and the histograms agree with %d log records in %d series, %d of them the workload's calls", total, len(records), len(calls))
 }
 
 func hasAttr(m pmetric.Metric, key string) bool {

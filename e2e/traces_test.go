@@ -60,12 +60,15 @@ func tracesWithin(a, b time.Time) bool {
 // record's timestamp and memlock.duration), with the log record's
 // attributes and an error status exactly when the call failed; and every
 // log record carries the trace and span IDs of its span, so a backend links
-// them.
+// them. Another process calls mlock2 all along; the test looks only at the
+// workload's records and spans.
 func TestTracesOneSpanPerCall(t *testing.T) {
 	testutil.RequireRoot(t)
 	col := startCollector(t)
 	bin := buildDaemon(t)
 	workload := testutil.BuildWorkload(t)
+	noise := testutil.StartNoise(t, workload, 2*time.Millisecond)
+	cg, inCgroup := testutil.NewCgroup(t)
 
 	d := startDaemon(t, bin,
 		"OTEL_EXPORTER_OTLP_ENDPOINT="+col.Endpoint(),
@@ -79,25 +82,28 @@ func TestTracesOneSpanPerCall(t *testing.T) {
 		"MEMLOCK_EXPORTER_FLUSH_INTERVAL=50ms",
 	)
 
-	calls := testutil.RunWorkload(t, workload, "--repeat", "2")
-	mainPID := calls[0].PID
-	pids := map[int64]bool{}
-	for _, c := range calls {
-		pids[int64(c.PID)] = true
+	var calls []testutil.WorkloadCall
+	if inCgroup {
+		calls = cg.RunWorkload(t, workload, "--repeat", "2")
+	} else {
+		calls = testutil.RunWorkload(t, workload, "--repeat", "2")
 	}
-	ours := func(attrs pcommon.Map) bool {
-		pid, _ := intAttr(attrs, "process.pid")
-		ppid, _ := intAttr(attrs, "process.parent_pid")
-		return pids[pid] || ppid == int64(mainPID)
-	}
+	ours := workloadAttrs(calls, cg, inCgroup)
 	oursLog := func(lr plog.LogRecord) bool { return ours(lr.Attributes()) }
 
 	col.WaitForLogs(t, 20*time.Second, func(l plog.Logs) bool { return len(recordsOf(l, oursLog)) >= len(calls) })
 	col.WaitForTraces(t, 20*time.Second, func(td ptrace.Traces) bool { return len(tracesSpansOf(td, ours)) >= len(calls) })
+	// The noise's records show that there were others' to leave out.
+	col.WaitForLogs(t, 20*time.Second, func(l plog.Logs) bool { return len(recordsOf(l, ofPID(noise.PID()))) > 0 })
+	// Once the daemon has exited and the collector has written out what it
+	// received, a late duplicate would be in the files.
 	d.stop(t)
-	time.Sleep(300 * time.Millisecond) // a late duplicate would be in the files by now
-	records := recordsOf(col.Logs(t), oursLog)
-	spans := tracesSpansOf(col.Traces(t), ours)
+	col.Stop(t)
+	logs, traces := col.Logs(t), col.Traces(t)
+	records := recordsOf(logs, oursLog)
+	spans := tracesSpansOf(traces, ours)
+	t.Logf("%d records and %d spans of the workload's processes; left out %d records and %d spans of others",
+		len(records), len(spans), logs.LogRecordCount()-len(records), traces.SpanCount()-len(spans))
 	if len(spans) != len(records) {
 		t.Errorf("collector has %d spans and %d log records for the workload's processes, want one span per record",
 			len(spans), len(records))
@@ -144,6 +150,10 @@ func TestTracesOneSpanPerCall(t *testing.T) {
 		spanOf[r] = s
 		for _, d := range tracesCheckSpan(s, *r) {
 			t.Errorf("%s record (tid %d), span %s: %s", sys.Str(), tid, id, d)
+		}
+		// The span's process is the record's.
+		if got, want := s.res.Attributes().AsRaw(), r.res.Attributes().AsRaw(); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s record (tid %d), span %s: span resource %v differs from the record's %v", sys.Str(), tid, id, got, want)
 		}
 	}
 	for id, s := range byID {
@@ -197,9 +207,6 @@ func TestTracesOneSpanPerCall(t *testing.T) {
 	}
 
 	if len(spans) > 0 && len(records) > 0 {
-		if got, want := spans[0].res.Attributes().AsRaw(), records[0].res.Attributes().AsRaw(); !reflect.DeepEqual(got, want) {
-			t.Errorf("span resource %v differs from the log records' %v", got, want)
-		}
 		checkResource(t, spans[0].res)
 		if got, want := spans[0].scope.Name(), records[0].scope.Name(); got != want || got == "" {
 			t.Errorf("span instrumentation scope %q, log records' %q", got, want)

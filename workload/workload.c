@@ -6,6 +6,7 @@
  *
  * Build:  gcc -O2 -Wall -Wextra -Werror -pthread -o workload workload.c
  * Usage:  workload [--repeat N] [--sleep-ms N] [--hold-ms N]
+ *         workload --noise-ms N
  *
  *   --repeat N     run the whole script N times (default 1)
  *   --sleep-ms N   sleep N milliseconds before the first call (default 0), so
@@ -16,6 +17,17 @@
  *                  exiting with the pages still locked, so that a test can
  *                  read /proc/<pid>/status (VmLck) and /proc/<pid>/limits
  *                  meanwhile.  Without the option there is no such step.
+ *   --noise-ms N   run no script: be another process on the host that calls
+ *                  mlock2, for tests that must see only their own
+ *                  workload.  Every N milliseconds (1 to 1000), one round:
+ *                  mlock2(buf, 4096, 0) and munlock of it, then
+ *                  mlock2(buf, 4096, MLOCK_ONFAULT) and munlock, then
+ *                  mlock2(buf, 4096, 2), which fails with EINVAL; all raw
+ *                  syscalls.  It prints nothing on stdout and runs until
+ *                  SIGTERM or SIGINT (then it prints the number of rounds
+ *                  on stderr and exits 0) or until its parent exits
+ *                  (unless the parent exits before the noise starts).  It
+ *                  takes no other option.
  *
  * Every call of the family the program makes is printed as one JSON object
  * on its own line on stdout, in the order the calls were made (per thread),
@@ -88,6 +100,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -531,9 +544,66 @@ static void run_script(int privileged)
 		perror("workload: munmap");
 }
 
+/* Set by SIGTERM and SIGINT: --noise-ms finishes its round and exits. */
+static volatile sig_atomic_t stop_noise;
+
+static void on_stop_signal(int sig)
+{
+	(void)sig;
+	stop_noise = 1;
+}
+
+static void sleep_ms(unsigned long ms);
+
+/* --noise-ms: calls of the mlock family that no test's script knows of,
+ * every ms milliseconds, until a stop signal or the parent's exit (a test
+ * killed without its clean-ups, a Makefile recipe interrupted).  Raw
+ * syscalls, so every libc issues the same ones.  Returns the exit status. */
+static int noise(unsigned long ms)
+{
+	struct sigaction sa;
+	pid_t parent = getppid();
+	char *buf = map(PAGE);
+	unsigned long rounds = 0, unexpected = 0;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop_signal;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGTERM, &sa, NULL) != 0 ||
+	    sigaction(SIGINT, &sa, NULL) != 0) {
+		perror("workload: sigaction");
+		return 1;
+	}
+	/* The parent's exit stops the noise like SIGTERM; if the parent was
+	 * gone before this call, the loop below sees getppid() change. */
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) != 0) {
+		perror("workload: prctl(PR_SET_PDEATHSIG)");
+		return 1;
+	}
+	while (!stop_noise && getppid() == parent) {
+		if (syscall(SYS_mlock2, buf, PAGE, 0U) == 0)
+			munlock(buf, PAGE);
+		else
+			unexpected++;
+		if (syscall(SYS_mlock2, buf, PAGE, (unsigned int)MLOCK_ONFAULT) == 0)
+			munlock(buf, PAGE);
+		else
+			unexpected++;
+		if (syscall(SYS_mlock2, buf, PAGE, MLOCK_BAD_FLAG) != -1 ||
+		    errno != EINVAL)
+			unexpected++;
+		rounds++;
+		sleep_ms(ms);
+	}
+	fprintf(stderr, "workload: noise: %lu rounds, %lu unexpected results\n",
+		rounds, unexpected);
+	return 0;
+}
+
 static void usage(void)
 {
-	fprintf(stderr, "usage: workload [--repeat N] [--sleep-ms N] [--hold-ms N]\n");
+	fprintf(stderr, "usage: workload [--repeat N] [--sleep-ms N] [--hold-ms N]\n"
+			"       workload --noise-ms N\n");
 	exit(2);
 }
 
@@ -579,7 +649,7 @@ static void hold(unsigned long ms)
 
 int main(int argc, char **argv)
 {
-	unsigned long repeat = 1, delay_ms = 0, hold_ms = 0;
+	unsigned long repeat = 1, delay_ms = 0, hold_ms = 0, noise_ms = 0;
 	int holding = 0;
 
 	/* Every option takes a value, so arguments come in pairs. */
@@ -595,9 +665,13 @@ int main(int argc, char **argv)
 			hold_ms = parse_number(argv[i], argv[i + 1], 0,
 					       86400000UL);
 			holding = 1;
-		} else
+		} else if (strcmp(argv[i], "--noise-ms") == 0 && argc == 3)
+			noise_ms = parse_number(argv[i], argv[i + 1], 1, 1000);
+		else
 			usage();
 	}
+	if (noise_ms != 0)
+		return noise(noise_ms);
 
 	/* A reader of a pipe (a test, a tracer harness) sees each call as soon
 	 * as it is made, not when a block buffer fills. */

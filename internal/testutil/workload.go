@@ -155,7 +155,28 @@ type Workload struct {
 // killed when the test ends, if it is still running then.
 func StartWorkload(tb testing.TB, bin string, args ...string) *Workload {
 	tb.Helper()
+	return startWorkload(tb, nil, bin, args)
+}
+
+// RunWorkload is RunWorkload with the workload, and so every process it
+// forks, started in cg: all its calls carry cg.ID.
+func (cg *Cgroup) RunWorkload(tb testing.TB, bin string, args ...string) []WorkloadCall {
+	tb.Helper()
+	return startWorkload(tb, cg, bin, args).Wait(tb)
+}
+
+// StartWorkload is StartWorkload with the workload started in cg.
+func (cg *Cgroup) StartWorkload(tb testing.TB, bin string, args ...string) *Workload {
+	tb.Helper()
+	return startWorkload(tb, cg, bin, args)
+}
+
+func startWorkload(tb testing.TB, cg *Cgroup, bin string, args []string) *Workload {
+	tb.Helper()
 	w := &Workload{cmd: exec.CommandContext(tb.Context(), bin, args...)}
+	if cg != nil {
+		w.cmd.SysProcAttr = cg.sysProcAttr()
+	}
 	w.cmd.Stderr = &w.stderr
 	stdout, err := w.cmd.StdoutPipe()
 	if err != nil {
