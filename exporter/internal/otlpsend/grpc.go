@@ -68,7 +68,10 @@ func newGRPC(sig Signal, cfg Config, gz bool) (*grpcTransport, string, error) {
 			grpc.WithUserAgent(userAgent),
 			// gRPC's default reconnect backoff grows to 2 minutes, which
 			// would keep failing our sends long after a restarted collector
-			// is back; cap it at our own retry interval.
+			// is back; cap it at our own retry interval. ConnectParams and
+			// package backoff are EXPERIMENTAL, but they are grpc-go's only
+			// undeprecated way to set this, the SDK's OTLP gRPC exporters
+			// use them too, and this is behaviour, not a speed-up.
 			grpc.WithConnectParams(grpc.ConnectParams{
 				Backoff: grpcbackoff.Config{
 					BaseDelay:  retryInitialInterval,
@@ -79,6 +82,19 @@ func newGRPC(sig Signal, cfg Config, gz bool) (*grpcTransport, string, error) {
 				MinConnectTimeout: 20 * time.Second,
 			}),
 		},
+		// ForceCodecV2 and package mem are EXPERIMENTAL in grpc-go. They
+		// let gRPC send the batch where it lies (lend, rawCodec) instead
+		// of marshalling a copy into its buffer pool through the standard
+		// proto codec (a request message carrying the body as its unknown
+		// fields). Measured end to end at 50 000 calls/s on a 2-vCPU VM
+		// (make bench's end-to-end section, 8 rounds, the two builds
+		// alternated, 2026-12-04), the standard codec cost 1.80 µs of
+		// exporter CPU per event against 1.48 with logs and metrics
+		// (+22%), and 3.44 against 2.60 with every signal on (+32%): the
+		// 1-2 MiB copies per batch, and the garbage they make under the
+		// daemon's 40 MiB memory limit. Well past our 10% bar for an
+		// experimental API; should a grpc-go upgrade break these, the
+		// standard codec is the fallback.
 		callOpts: []grpc.CallOption{grpc.ForceCodecV2(rawCodec{})},
 		method:   logsMethod,
 	}
@@ -86,6 +102,11 @@ func newGRPC(sig Signal, cfg Config, gz bool) (*grpcTransport, string, error) {
 		t.method = tracesMethod
 	}
 	if gz {
+		// UseCompressor and package gzip are EXPERIMENTAL, but they are
+		// grpc-go's only way to compress requests, and the SDK's
+		// otlploggrpc and otlptracegrpc use exactly them. Gzip is a
+		// feature the user opts into (OTEL_EXPORTER_OTLP_COMPRESSION), not
+		// a speed-up.
 		t.callOpts = append(t.callOpts, grpc.UseCompressor(gzip.Name))
 	}
 	if len(cfg.Headers) > 0 {
