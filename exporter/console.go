@@ -19,10 +19,11 @@ import (
 // that the console shows exactly what a collector would receive.
 type consoleSender struct {
 	sig otlpsend.Signal
-	w   io.Writer // a *lockedWriter shared by the signals' senders
+	w   io.Writer // a *lockedWriter shared by every signal
 }
 
-// lockedWriter serialises the lines of the senders sharing one writer.
+// lockedWriter serialises the writes of the signals sharing the console:
+// each writes a line, or a metric export, at once.
 type lockedWriter struct {
 	mu sync.Mutex
 	w  io.Writer

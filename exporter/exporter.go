@@ -141,6 +141,8 @@ func New(ctx context.Context, opts Options) (*Exporter, error) {
 	if console == nil {
 		console = os.Stdout
 	}
+	// Every signal's console lines go through one lock, never interleaved.
+	console = &lockedWriter{w: console}
 
 	e := &Exporter{
 		now:    time.Now,

@@ -116,7 +116,6 @@ func (s *spanSink) shutdown(ctx context.Context) error { return s.stream.shutdow
 // order; a signal going nowhere has none. Their requests carry sc.
 func newSinks(logs, spans Destination, sc otlpwire.Scope, console io.Writer, diag *diagnostics) ([]sink, error) {
 	var sinks []sink
-	console = &lockedWriter{w: console} // the signals' lines never interleave
 	fail := func(err error) ([]sink, error) {
 		for _, s := range sinks {
 			_ = s.shutdown(context.Background())
