@@ -33,16 +33,25 @@ type LossCounts struct {
 	RingbufFull  uint64 // the ring buffer had no room
 	MissedEntry  uint64 // an exit arrived without its entry (e.g. attached mid-call)
 	EntryMapFull uint64 // too many calls in flight to remember one
+	// ProgramBusy counts the calls whose exit program the kernel did not
+	// run because another run of it was under way on the same CPU: an
+	// fentry program can be preempted on a preemptible kernel, and the
+	// next task to hit it there is skipped. (A skipped entry program shows
+	// up as MissedEntry.) Zero before Linux 5.12, which does not count them.
+	ProgramBusy uint64
 }
 
 // Total is the number of calls lost in the kernel for any reason.
-func (l LossCounts) Total() uint64 { return l.RingbufFull + l.MissedEntry + l.EntryMapFull }
+func (l LossCounts) Total() uint64 {
+	return l.RingbufFull + l.MissedEntry + l.EntryMapFull + l.ProgramBusy
+}
 
 // Reader drains the ring buffer and hands each decoded Event to a handler.
 type Reader struct {
 	src      ringSource
 	closed   atomic.Bool
 	counters *ebpf.Map
+	busy     func() (uint64, error) // LossCounts.ProgramBusy; nil: none counted
 	clock    *BootClock
 	dec      *Decoder
 	opts     ReaderOptions
@@ -272,9 +281,17 @@ func (r *Reader) Events() uint64 { return r.events.Load() }
 // did not decode.
 func (r *Reader) Malformed() uint64 { return r.malformed.Load() }
 
-// Losses sums the kernel's per-CPU loss counters.
+// Losses sums the kernel's per-CPU loss counters and the exit programs'
+// skipped runs.
 func (r *Reader) Losses() (LossCounts, error) {
 	var out LossCounts
+	if r.busy != nil {
+		n, err := r.busy()
+		if err != nil {
+			return LossCounts{}, err
+		}
+		out.ProgramBusy = n
+	}
 	for idx, dst := range []*uint64{&out.RingbufFull, &out.MissedEntry, &out.EntryMapFull} {
 		var perCPU []uint64
 		if err := r.counters.Lookup(uint32(idx), &perCPU); err != nil {

@@ -277,7 +277,31 @@ func (t *Tracer) NewReader(opts ReaderOptions) (*Reader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open ring buffer reader: %w", err)
 	}
-	return newReader(rb, t.maps.Events, t.maps.Counters, opts)
+	r, err := newReader(rb, t.maps.Events, t.maps.Counters, opts)
+	if err != nil {
+		return nil, err
+	}
+	r.busy = t.exitProgramMisses
+	return r, nil
+}
+
+// exitProgramMisses sums the runs the kernel skipped of the programs that
+// emit records (the syscalls' exit programs): each one is a call lost.
+func (t *Tracer) exitProgramMisses() (uint64, error) {
+	var n uint64
+	for _, c := range t.colls {
+		for name, prog := range c.Programs {
+			if !strings.Contains(name, "_exit_") || strings.HasSuffix(name, "do_mlock") || strings.HasPrefix(name, "up_") {
+				continue
+			}
+			st, err := prog.Stats()
+			if err != nil {
+				return 0, fmt.Errorf("read statistics of %s: %w", name, err)
+			}
+			n += st.RecursionMisses
+		}
+	}
+	return n, nil
 }
 
 // Close detaches every hook and frees the BPF objects. It is safe to call

@@ -120,14 +120,17 @@ func TestAutoPicksBestHook(t *testing.T) {
 	if len(hooks) != len(bpf.DefaultSyscalls) {
 		t.Fatalf("got %d hooks, want one per default syscall: %v", len(hooks), hooks)
 	}
+	// The kinds are probed with one syscall; another may take a better
+	// one (on 5.10 fentry attaches to munlockall, which reads no
+	// argument, but not to the others), never a worse one.
 	best := avail[0]
-	skipped := slices.Index(bpf.HookPreference, best)
 	for i, h := range hooks {
-		if h.Syscall != bpf.DefaultSyscalls[i] || h.Probe != best || h.Err != nil {
-			t.Errorf("hook %d = %v, want %s attached with %s", i, h, bpf.DefaultSyscalls[i], best)
+		rank := slices.Index(bpf.HookPreference, h.Probe)
+		if h.Syscall != bpf.DefaultSyscalls[i] || rank < 0 || rank > slices.Index(bpf.HookPreference, best) || h.Err != nil {
+			t.Errorf("hook %d = %v, want %s attached with %s or better", i, h, bpf.DefaultSyscalls[i], best)
 		}
-		if len(h.Skipped) != skipped {
-			t.Errorf("%s: skipped %q, want one reason for each of the %d better kinds", h.Syscall, h.Skipped, skipped)
+		if len(h.Skipped) != rank {
+			t.Errorf("%s: skipped %q, want one reason for each of the %d better kinds", h.Syscall, h.Skipped, rank)
 		}
 	}
 	t.Logf("plan:\n%s", tr.Plan())
@@ -178,7 +181,11 @@ func TestWorkloadEventsExact(t *testing.T) {
 
 func testWorkloadEventsExact(t *testing.T, bin string, noise *testutil.Noise, opts bpf.Options) {
 	cg, inCgroup := testutil.NewCgroup(t)
-	opts.RingbufSize = 256 << 10
+	// Room for seconds of the noise's calls: under QEMU's emulation the
+	// reader can fall that far behind the uprobe-slowed workload and the
+	// noise; losing none of them is this test's business, not
+	// throughput's.
+	opts.RingbufSize = 4 << 20
 	opts.Syscalls = allSyscalls
 	tr, reader, col, stop := startTracer(t, opts)
 	t.Logf("task access: %s; plan:\n%s", tr.TaskAccess(), tr.Plan())
@@ -230,8 +237,8 @@ func testWorkloadEventsExact(t *testing.T, bin string, noise *testutil.Noise, op
 	noisePID := uint32(noise.PID())
 	// The running reader hands the events over within its flush interval,
 	// with or without the kernel's wake-ups; the noise's show that there
-	// were others' to leave out.
-	waitForEvents(t, col, len(calls), "the workload's", ours)
+	// were others' to leave out. (The workload's are not awaited: one may
+	// be lost, counted, to a preempted fentry program; see below.)
 	waitForEvents(t, col, 1, "the noise's", func(ev *bpf.Event) bool { return ev.PID == noisePID })
 	// The workload has exited, and each of its calls was in the ring
 	// buffer before it returned: the reader hands over what is left as it
@@ -277,18 +284,32 @@ func testWorkloadEventsExact(t *testing.T, bin string, noise *testutil.Noise, op
 			t.Errorf("%d events for tid %d, which the workload did not report: %+v", len(events), tid, events)
 		}
 	}
-	matched := 0
+	// Match each thread's calls to its events in order. A call without its
+	// event is only tolerated where the kernel counts it lost (below).
+	matched, missing := 0, 0
 	for tid, wantCalls := range callsByTID {
 		have := byTID[tid]
-		if len(have) != len(wantCalls) {
-			t.Errorf("tid %d: %d events, want %d", tid, len(have), len(wantCalls))
-		}
-		for i := 0; i < min(len(have), len(wantCalls)); i++ {
-			if diffs := compare(&have[i], &wantCalls[i], want, start, end, wantCgroup, haveCgroup); len(diffs) > 0 {
-				t.Errorf("tid %d call %d (%s): %v\n event %+v", tid, i, wantCalls[i].Step, diffs, have[i])
-				continue
+		j := 0
+		for i := range wantCalls {
+			if j < len(have) {
+				diffs := compare(&have[j], &wantCalls[i], want, start, end, wantCgroup, haveCgroup)
+				if len(diffs) == 0 {
+					matched++
+					j++
+					continue
+				}
+				if i+1 == len(wantCalls) || len(compare(&have[j], &wantCalls[i+1], want, start, end, wantCgroup, haveCgroup)) > 0 {
+					// Not the next call's event either: a wrong field.
+					t.Errorf("tid %d call %d (%s): %v\n event %+v", tid, i, wantCalls[i].Step, diffs, have[j])
+					j++
+					continue
+				}
 			}
-			matched++
+			missing++
+			t.Logf("tid %d call %d (%s): no event", tid, i, wantCalls[i].Step)
+		}
+		if j < len(have) {
+			t.Errorf("tid %d: %d events more than the workload's %d calls: %+v", tid, len(have)-j, len(wantCalls), have[j:])
 		}
 	}
 	t.Logf("%d workload calls, %d events matched field by field", len(calls), matched)
@@ -297,15 +318,27 @@ func testWorkloadEventsExact(t *testing.T, bin string, noise *testutil.Noise, op
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The counters are the whole host's. An exit without its entry is a
-	// call that was already under way when the hooks were attached (the
-	// noise's, or a long mlockall of another test's workload); a call of
-	// the workload's, which started later, missed so would have failed
-	// the matching above.
+	// The counters are the whole host's. An exit without its entry is
+	// mostly a call that was already under way when the hooks were
+	// attached (the noise's, or a long mlockall of another test's
+	// workload). But where BPF programs run preemptible (fentry; and on
+	// Debian sid's 7.2 kernel, with lazy preemption, the syscall
+	// tracepoints too), a preempted program makes the kernel skip that
+	// program for the next task on the same CPU: the noise's calls and the
+	// workload's collide now and then. Such a call is lost but counted
+	// (program_busy for a skipped exit, missed_entry for a skipped entry);
+	// a loss the kernel did not count fails.
+	if missing > 0 {
+		if counted := losses.ProgramBusy + losses.MissedEntry; uint64(missing) > counted {
+			t.Errorf("%d workload calls have no event; the kernel counted %d losses (%+v)", missing, counted, losses)
+		} else {
+			t.Logf("%d workload calls lost to skipped %s programs, counted: %+v", missing, want.probe, losses)
+		}
+	}
 	if losses.RingbufFull != 0 || losses.EntryMapFull != 0 {
 		t.Errorf("kernel reported losses: %+v", losses)
-	} else if losses.MissedEntry != 0 {
-		t.Logf("%d calls of other processes under way when the hooks were attached were missed", losses.MissedEntry)
+	} else if losses.MissedEntry != 0 || losses.ProgramBusy != 0 {
+		t.Logf("%d calls of other processes under way when the hooks were attached were missed, %d exits skipped", losses.MissedEntry, losses.ProgramBusy)
 	}
 	if m := reader.Malformed(); m != 0 {
 		t.Errorf("%d malformed records", m)

@@ -295,6 +295,7 @@ func (e *Exporter) observeLost(_ context.Context, o metric.Int64Observer) error 
 			o.Observe(clampInt64(l.RingbufFull), lostOpts[lostRingbufFull]...)
 			o.Observe(clampInt64(l.MissedEntry), lostOpts[lostMissedEntry]...)
 			o.Observe(clampInt64(l.EntryMapFull), lostOpts[lostEntryMapFull]...)
+			o.Observe(clampInt64(l.ProgramBusy), lostOpts[lostProgramBusy]...)
 		}
 		malformed += e.losses.Malformed()
 	}

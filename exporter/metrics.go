@@ -239,6 +239,7 @@ const (
 	lostRingbufFull = iota
 	lostMissedEntry
 	lostEntryMapFull
+	lostProgramBusy
 	lostMalformed
 	lostExportFailed
 	numLostReasons
@@ -249,6 +250,7 @@ var lostOpts = func() (t [numLostReasons][]metric.ObserveOption) {
 		lostRingbufFull:  semconv.ReasonRingbufFull,
 		lostMissedEntry:  semconv.ReasonMissedEntry,
 		lostEntryMapFull: semconv.ReasonEntryMapFull,
+		lostProgramBusy:  semconv.ReasonProgramBusy,
 		lostMalformed:    semconv.ReasonMalformed,
 		lostExportFailed: semconv.ReasonExportFailed,
 	} {

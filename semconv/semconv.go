@@ -139,6 +139,9 @@ const (
 	ReasonMissedEntry = "missed_entry"
 	// ReasonEntryMapFull: the per-thread entry map had no room.
 	ReasonEntryMapFull = "entry_map_full"
+	// ReasonProgramBusy: the kernel skipped the exit program because
+	// another run of it was under way on the same CPU.
+	ReasonProgramBusy = "program_busy"
 	// ReasonMalformed: a record could not be decoded.
 	ReasonMalformed = "malformed"
 	// ReasonExportFailed: the OpenTelemetry SDK failed to export records.
@@ -281,7 +284,7 @@ var CustomAttributes = []AttributeDef{
 		Members: []string{ProbeTracepoint, ProbeKprobe, ProbeFentry, ProbeUprobe}},
 	{Key: ReasonKey, Type: TypeString,
 		Brief:   "Why events were lost.",
-		Members: []string{ReasonRingbufFull, ReasonMissedEntry, ReasonEntryMapFull, ReasonMalformed, ReasonExportFailed}},
+		Members: []string{ReasonRingbufFull, ReasonMissedEntry, ReasonEntryMapFull, ReasonProgramBusy, ReasonMalformed, ReasonExportFailed}},
 	{Key: CgroupIDKey, Type: TypeInt,
 		Brief: "The kernel's id of the calling thread's cgroup v2."},
 	{Key: ProcessGroupIDKey, Type: TypeInt,

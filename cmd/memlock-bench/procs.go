@@ -258,11 +258,11 @@ func withoutConfig(environ []string) []string {
 type daemonCounts struct {
 	events, malformed, exportFailures uint64
 	lostRingbufFull, lostMissedEntry  uint64
-	lostEntryMapFull                  uint64
+	lostEntryMapFull, lostProgramBusy uint64
 }
 
 func (c daemonCounts) lost() uint64 {
-	return c.malformed + c.lostRingbufFull + c.lostMissedEntry + c.lostEntryMapFull
+	return c.malformed + c.lostRingbufFull + c.lostMissedEntry + c.lostEntryMapFull + c.lostProgramBusy
 }
 
 // counts parses the key=value pairs of the exporter's "memlock-exporter
@@ -281,7 +281,7 @@ func (d *daemon) counts() (daemonCounts, error) {
 	fields := map[string]*uint64{
 		"events": &c.events, "malformed": &c.malformed, "export_failures": &c.exportFailures,
 		"lost_ringbuf_full": &c.lostRingbufFull, "lost_missed_entry": &c.lostMissedEntry,
-		"lost_entry_map_full": &c.lostEntryMapFull,
+		"lost_entry_map_full": &c.lostEntryMapFull, "lost_program_busy": &c.lostProgramBusy,
 	}
 	for _, f := range strings.Fields(line) {
 		k, v, _ := strings.Cut(f, "=")

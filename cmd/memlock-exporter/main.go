@@ -197,7 +197,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tracer *bpf
 		log.Warn("cannot read loss counters", "err", err)
 	}
 	log.Info("memlock-exporter stopped", "events", reader.Events(), "malformed", reader.Malformed(), "export_failures", exp.ExportFailures(), "span_export_failures", exp.SpanExportFailures(),
-		"lost_ringbuf_full", losses.RingbufFull, "lost_missed_entry", losses.MissedEntry, "lost_entry_map_full", losses.EntryMapFull)
+		"lost_ringbuf_full", losses.RingbufFull, "lost_missed_entry", losses.MissedEntry, "lost_entry_map_full", losses.EntryMapFull,
+		"lost_program_busy", losses.ProgramBusy)
 	cs := procs.Stats()
 	log.Debug("process cache", "hits", cs.Hits, "gone", cs.NegativeHits, "misses", cs.Misses,
 		"evictions", cs.Evictions, "read_errors", cs.Errors, "entries", cs.Len)
