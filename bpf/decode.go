@@ -20,17 +20,18 @@ const (
 	offCgroupID   = 48
 	offKernelNs   = 56
 	offCallerAddr = 64
-	offPID        = 72
-	offTID        = 76
-	offPPID       = 80
-	offUID        = 84
-	offEUID       = 88
-	offGID        = 92
-	offEGID       = 96
-	offSyscall    = 100
-	offProbe      = 104
-	offLibcFn     = 108
-	offComm       = 112
+	offStartNs    = 72
+	offPID        = 80
+	offTID        = 84
+	offPPID       = 88
+	offUID        = 92
+	offEUID       = 96
+	offGID        = 100
+	offEGID       = 104
+	offSyscall    = 108
+	offProbe      = 112
+	offLibcFn     = 116
+	offComm       = 120
 	offExeName    = offComm + CommLen
 
 	// CommLen and ExeNameMax are the sizes of the record's string fields,
@@ -98,6 +99,7 @@ func (d *Decoder) Decode(raw []byte, ev *Event) error {
 	ev.CgroupID = le.Uint64(raw[offCgroupID:])
 	ev.KernelDuration = time.Duration(le.Uint64(raw[offKernelNs:]))
 	ev.CallerAddr = le.Uint64(raw[offCallerAddr:])
+	ev.StartNs = le.Uint64(raw[offStartNs:])
 	ev.LibcFunc = libcFn
 	ev.PID = le.Uint32(raw[offPID:])
 	ev.TID = le.Uint32(raw[offTID:])
@@ -108,6 +110,7 @@ func (d *Decoder) Decode(raw []byte, ev *Event) error {
 	ev.EGID = le.Uint32(raw[offEGID:])
 	ev.Comm = d.comms.intern(raw[offComm : offComm+CommLen])
 	ev.ExeName = d.exes.intern(raw[offExeName : offExeName+ExeNameMax])
+	ev.Process = nil // the reader joins the identity
 	if d.clock != nil {
 		ev.Time = d.clock.WallTime(ev.BootNs)
 	} else {

@@ -23,7 +23,7 @@ func TestRecordLayoutMatchesCompiledObject(t *testing.T) {
 	}{
 		{"EntryNs", offEntryNs}, {"DurationNs", offDurationNs}, {"Addr", offAddr},
 		{"Len", offLen}, {"Flags", offFlags}, {"Ret", offRet}, {"CgroupId", offCgroupID},
-		{"KernelNs", offKernelNs}, {"CallerAddr", offCallerAddr},
+		{"KernelNs", offKernelNs}, {"CallerAddr", offCallerAddr}, {"StartNs", offStartNs},
 		{"Pid", offPID}, {"Tid", offTID}, {"Ppid", offPPID}, {"Uid", offUID},
 		{"Euid", offEUID}, {"Gid", offGID}, {"Egid", offEGID}, {"Syscall", offSyscall},
 		{"Probe", offProbe}, {"LibcFn", offLibcFn}, {"Comm", offComm}, {"ExeName", offExeName},
@@ -57,7 +57,7 @@ func TestRecordLayoutMatchesCompiledObject(t *testing.T) {
 type record struct {
 	entryNs, durationNs, addr, length, flags uint64
 	ret                                      int64
-	cgroupID, kernelNs, callerAddr           uint64
+	cgroupID, kernelNs, callerAddr, startNs  uint64
 	pid, tid, ppid, uid, euid, gid, egid     uint32
 	syscall, probe, libcFn                   uint32
 	comm, exe                                string
@@ -75,6 +75,7 @@ func (r record) bytes() []byte {
 	le.PutUint64(b[offCgroupID:], r.cgroupID)
 	le.PutUint64(b[offKernelNs:], r.kernelNs)
 	le.PutUint64(b[offCallerAddr:], r.callerAddr)
+	le.PutUint64(b[offStartNs:], r.startNs)
 	le.PutUint32(b[offPID:], r.pid)
 	le.PutUint32(b[offTID:], r.tid)
 	le.PutUint32(b[offPPID:], r.ppid)
@@ -94,7 +95,7 @@ var sampleRecord = record{
 	entryNs: 5_000_000_000, durationNs: 4200, addr: 0x7f3a1c000000, length: 8192, flags: 1,
 	ret: -12, cgroupID: 4242, pid: 100, tid: 101, ppid: 1, uid: 1000, euid: 0, gid: 1001, egid: 1002,
 	syscall: uint32(SyscallMlock2), probe: uint32(ProbeTracepoint), comm: "gpg-agent", exe: "gpg-agent-bin",
-	kernelNs: 1500, callerAddr: 0x55aa00001234, libcFn: uint32(LibcMlock2),
+	kernelNs: 1500, callerAddr: 0x55aa00001234, libcFn: uint32(LibcMlock2), startNs: 4_000_000_000,
 }
 
 func TestDecode(t *testing.T) {
@@ -119,7 +120,7 @@ func TestDecode(t *testing.T) {
 				Syscall: SyscallMlock2, Probe: ProbeTracepoint, PID: 100, TID: 101, PPID: 1,
 				UID: 1000, EUID: 0, GID: 1001, EGID: 1002, Comm: "gpg-agent", ExeName: "gpg-agent-bin",
 				CgroupID: 4242, Addr: 0x7f3a1c000000, Len: 8192, Flags: 1, Ret: -12,
-				KernelDuration: 1500, LibcFunc: LibcMlock2, CallerAddr: 0x55aa00001234,
+				KernelDuration: 1500, LibcFunc: LibcMlock2, CallerAddr: 0x55aa00001234, StartNs: 4_000_000_000,
 			},
 		},
 		{
@@ -130,7 +131,7 @@ func TestDecode(t *testing.T) {
 				Syscall: SyscallMlock2, Probe: ProbeTracepoint, PID: 100, TID: 101, PPID: 1,
 				UID: 1000, EUID: 0, GID: 1001, EGID: 1002, Comm: "0123456789abcdef", ExeName: "x",
 				CgroupID: 4242, Addr: 0x7f3a1c000000, Len: 8192, Flags: 1, Ret: -12,
-				KernelDuration: 1500, LibcFunc: LibcMlock2, CallerAddr: 0x55aa00001234,
+				KernelDuration: 1500, LibcFunc: LibcMlock2, CallerAddr: 0x55aa00001234, StartNs: 4_000_000_000,
 			},
 		},
 		{name: "empty", raw: nil, wantErr: ErrRecordSize},

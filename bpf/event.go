@@ -130,13 +130,23 @@ type Event struct {
 	Syscall Syscall
 	Probe   Probe
 
-	PID  uint32 // thread-group id, what user space calls the pid
-	TID  uint32 // kernel thread id
-	PPID uint32 // thread-group id of the real parent
-	UID  uint32 // real user id
-	EUID uint32 // effective user id
-	GID  uint32 // real group id
-	EGID uint32 // effective group id
+	PID uint32 // thread-group id, what user space calls the pid
+	// StartNs is the process's start on the boot clock (its main
+	// thread's): with PID it names the process, whose pid a later process
+	// may reuse.
+	StartNs uint64
+	// Process is the process's identity as the kernel read it at its
+	// first call (and after an exec or a move to another cgroup): the
+	// executable's path, its cgroups, and so on, however briefly the
+	// process lived. Shared by the events of the process, read-only; nil
+	// when the reader does not know it (its record was lost).
+	Process *Process
+	TID     uint32 // kernel thread id
+	PPID    uint32 // thread-group id of the real parent
+	UID     uint32 // real user id
+	EUID    uint32 // effective user id
+	GID     uint32 // real group id
+	EGID    uint32 // effective group id
 
 	// Comm is the thread's name (task->comm, at most 15 bytes).
 	Comm string

@@ -13,6 +13,14 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type memlockCgroupRecord struct {
+	_         structs.HostLayout
+	Id        uint64
+	Hierarchy uint32
+	Op        uint32
+	Path      [512]int8
+}
+
 type memlockEntry struct {
 	_           structs.HostLayout
 	EntryNs     uint64
@@ -36,6 +44,7 @@ type memlockEvent struct {
 	CgroupId   uint64
 	KernelNs   uint64
 	CallerAddr uint64
+	StartNs    uint64
 	Pid        uint32
 	Tid        uint32
 	Ppid       uint32
@@ -57,58 +66,89 @@ type memlockLibcCall struct {
 	Reserved   uint32
 }
 
+type memlockProcessRecord struct {
+	_           structs.HostLayout
+	StartNs     uint64
+	CgroupId    uint64
+	Pid         uint32
+	Vpid        uint32
+	PidLevel    uint32
+	PathDepth   uint32
+	PathFlags   uint32
+	ArgsLen     uint32
+	ExeMntId    uint32
+	Reserved    uint32
+	V1Hierarchy [16]uint32
+	V1CgroupId  [16]uint64
+	Comps       [16][128]int8
+	Args        [512]int8
+}
+
+type memlockSeen struct {
+	_        structs.HostLayout
+	StartNs  uint64
+	CgroupId uint64
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	memlockMapCounters           = "counters"
-	memlockMapEntries            = "entries"
-	memlockMapEvents             = "events"
-	memlockMapLibcCalls          = "libc_calls"
-	memlockMapTaskEntries        = "task_entries"
-	memlockProgFeEnterDoMlock    = "fe_enter_do_mlock"
-	memlockProgFeEnterMlock      = "fe_enter_mlock"
-	memlockProgFeEnterMlock2     = "fe_enter_mlock2"
-	memlockProgFeEnterMlockall   = "fe_enter_mlockall"
-	memlockProgFeEnterMunlock    = "fe_enter_munlock"
-	memlockProgFeEnterMunlockall = "fe_enter_munlockall"
-	memlockProgFeExitDoMlock     = "fe_exit_do_mlock"
-	memlockProgFeExitMlock       = "fe_exit_mlock"
-	memlockProgFeExitMlock2      = "fe_exit_mlock2"
-	memlockProgFeExitMlockall    = "fe_exit_mlockall"
-	memlockProgFeExitMunlock     = "fe_exit_munlock"
-	memlockProgFeExitMunlockall  = "fe_exit_munlockall"
-	memlockProgKpEnterDoMlock    = "kp_enter_do_mlock"
-	memlockProgKpEnterMlock      = "kp_enter_mlock"
-	memlockProgKpEnterMlock2     = "kp_enter_mlock2"
-	memlockProgKpEnterMlockall   = "kp_enter_mlockall"
-	memlockProgKpEnterMunlock    = "kp_enter_munlock"
-	memlockProgKpEnterMunlockall = "kp_enter_munlockall"
-	memlockProgKpExitDoMlock     = "kp_exit_do_mlock"
-	memlockProgKpExitMlock       = "kp_exit_mlock"
-	memlockProgKpExitMlock2      = "kp_exit_mlock2"
-	memlockProgKpExitMlockall    = "kp_exit_mlockall"
-	memlockProgKpExitMunlock     = "kp_exit_munlock"
-	memlockProgKpExitMunlockall  = "kp_exit_munlockall"
-	memlockProgTpEnterMlock      = "tp_enter_mlock"
-	memlockProgTpEnterMlock2     = "tp_enter_mlock2"
-	memlockProgTpEnterMlockall   = "tp_enter_mlockall"
-	memlockProgTpEnterMunlock    = "tp_enter_munlock"
-	memlockProgTpEnterMunlockall = "tp_enter_munlockall"
-	memlockProgTpExitMlock       = "tp_exit_mlock"
-	memlockProgTpExitMlock2      = "tp_exit_mlock2"
-	memlockProgTpExitMlockall    = "tp_exit_mlockall"
-	memlockProgTpExitMunlock     = "tp_exit_munlock"
-	memlockProgTpExitMunlockall  = "tp_exit_munlockall"
-	memlockProgUpEnterMlock      = "up_enter_mlock"
-	memlockProgUpEnterMlock2     = "up_enter_mlock2"
-	memlockProgUpEnterMlockall   = "up_enter_mlockall"
-	memlockProgUpExitMlock       = "up_exit_mlock"
-	memlockProgUpExitMlock2      = "up_exit_mlock2"
-	memlockProgUpExitMlockall    = "up_exit_mlockall"
-	memlockVarUseTaskBtf         = "use_task_btf"
-	memlockVarUseUprobes         = "use_uprobes"
-	memlockVarWakeupBytes        = "wakeup_bytes"
+	memlockMapCounters             = "counters"
+	memlockMapEntries              = "entries"
+	memlockMapEvents               = "events"
+	memlockMapLibcCalls            = "libc_calls"
+	memlockMapSeenProcesses        = "seen_processes"
+	memlockMapTaskEntries          = "task_entries"
+	memlockProgFeEnterDoMlock      = "fe_enter_do_mlock"
+	memlockProgFeEnterMlock        = "fe_enter_mlock"
+	memlockProgFeEnterMlock2       = "fe_enter_mlock2"
+	memlockProgFeEnterMlockall     = "fe_enter_mlockall"
+	memlockProgFeEnterMunlock      = "fe_enter_munlock"
+	memlockProgFeEnterMunlockall   = "fe_enter_munlockall"
+	memlockProgFeExitDoMlock       = "fe_exit_do_mlock"
+	memlockProgFeExitMlock         = "fe_exit_mlock"
+	memlockProgFeExitMlock2        = "fe_exit_mlock2"
+	memlockProgFeExitMlockall      = "fe_exit_mlockall"
+	memlockProgFeExitMunlock       = "fe_exit_munlock"
+	memlockProgFeExitMunlockall    = "fe_exit_munlockall"
+	memlockProgKpEnterDoMlock      = "kp_enter_do_mlock"
+	memlockProgKpEnterMlock        = "kp_enter_mlock"
+	memlockProgKpEnterMlock2       = "kp_enter_mlock2"
+	memlockProgKpEnterMlockall     = "kp_enter_mlockall"
+	memlockProgKpEnterMunlock      = "kp_enter_munlock"
+	memlockProgKpEnterMunlockall   = "kp_enter_munlockall"
+	memlockProgKpExitDoMlock       = "kp_exit_do_mlock"
+	memlockProgKpExitMlock         = "kp_exit_mlock"
+	memlockProgKpExitMlock2        = "kp_exit_mlock2"
+	memlockProgKpExitMlockall      = "kp_exit_mlockall"
+	memlockProgKpExitMunlock       = "kp_exit_munlock"
+	memlockProgKpExitMunlockall    = "kp_exit_munlockall"
+	memlockProgRtpCgroupMkdir      = "rtp_cgroup_mkdir"
+	memlockProgRtpCgroupRmdir      = "rtp_cgroup_rmdir"
+	memlockProgRtpSchedProcessExec = "rtp_sched_process_exec"
+	memlockProgTpEnterMlock        = "tp_enter_mlock"
+	memlockProgTpEnterMlock2       = "tp_enter_mlock2"
+	memlockProgTpEnterMlockall     = "tp_enter_mlockall"
+	memlockProgTpEnterMunlock      = "tp_enter_munlock"
+	memlockProgTpEnterMunlockall   = "tp_enter_munlockall"
+	memlockProgTpExitMlock         = "tp_exit_mlock"
+	memlockProgTpExitMlock2        = "tp_exit_mlock2"
+	memlockProgTpExitMlockall      = "tp_exit_mlockall"
+	memlockProgTpExitMunlock       = "tp_exit_munlock"
+	memlockProgTpExitMunlockall    = "tp_exit_munlockall"
+	memlockProgUpEnterMlock        = "up_enter_mlock"
+	memlockProgUpEnterMlock2       = "up_enter_mlock2"
+	memlockProgUpEnterMlockall     = "up_enter_mlockall"
+	memlockProgUpExitMlock         = "up_exit_mlock"
+	memlockProgUpExitMlock2        = "up_exit_mlock2"
+	memlockProgUpExitMlockall      = "up_exit_mlockall"
+	memlockVarUnusedCgroupRecord   = "unused_cgroup_record"
+	memlockVarUnusedProcessRecord  = "unused_process_record"
+	memlockVarUseTaskBtf           = "use_task_btf"
+	memlockVarUseUprobes           = "use_uprobes"
+	memlockVarWakeupBytes          = "wakeup_bytes"
+	memlockVarWithArgs             = "with_args"
 )
 
 // loadMemlock returns the embedded CollectionSpec for memlock.
@@ -153,66 +193,73 @@ type memlockSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type memlockProgramSpecs struct {
-	FeEnterDoMlock    *ebpf.ProgramSpec `ebpf:"fe_enter_do_mlock"`
-	FeEnterMlock      *ebpf.ProgramSpec `ebpf:"fe_enter_mlock"`
-	FeEnterMlock2     *ebpf.ProgramSpec `ebpf:"fe_enter_mlock2"`
-	FeEnterMlockall   *ebpf.ProgramSpec `ebpf:"fe_enter_mlockall"`
-	FeEnterMunlock    *ebpf.ProgramSpec `ebpf:"fe_enter_munlock"`
-	FeEnterMunlockall *ebpf.ProgramSpec `ebpf:"fe_enter_munlockall"`
-	FeExitDoMlock     *ebpf.ProgramSpec `ebpf:"fe_exit_do_mlock"`
-	FeExitMlock       *ebpf.ProgramSpec `ebpf:"fe_exit_mlock"`
-	FeExitMlock2      *ebpf.ProgramSpec `ebpf:"fe_exit_mlock2"`
-	FeExitMlockall    *ebpf.ProgramSpec `ebpf:"fe_exit_mlockall"`
-	FeExitMunlock     *ebpf.ProgramSpec `ebpf:"fe_exit_munlock"`
-	FeExitMunlockall  *ebpf.ProgramSpec `ebpf:"fe_exit_munlockall"`
-	KpEnterDoMlock    *ebpf.ProgramSpec `ebpf:"kp_enter_do_mlock"`
-	KpEnterMlock      *ebpf.ProgramSpec `ebpf:"kp_enter_mlock"`
-	KpEnterMlock2     *ebpf.ProgramSpec `ebpf:"kp_enter_mlock2"`
-	KpEnterMlockall   *ebpf.ProgramSpec `ebpf:"kp_enter_mlockall"`
-	KpEnterMunlock    *ebpf.ProgramSpec `ebpf:"kp_enter_munlock"`
-	KpEnterMunlockall *ebpf.ProgramSpec `ebpf:"kp_enter_munlockall"`
-	KpExitDoMlock     *ebpf.ProgramSpec `ebpf:"kp_exit_do_mlock"`
-	KpExitMlock       *ebpf.ProgramSpec `ebpf:"kp_exit_mlock"`
-	KpExitMlock2      *ebpf.ProgramSpec `ebpf:"kp_exit_mlock2"`
-	KpExitMlockall    *ebpf.ProgramSpec `ebpf:"kp_exit_mlockall"`
-	KpExitMunlock     *ebpf.ProgramSpec `ebpf:"kp_exit_munlock"`
-	KpExitMunlockall  *ebpf.ProgramSpec `ebpf:"kp_exit_munlockall"`
-	TpEnterMlock      *ebpf.ProgramSpec `ebpf:"tp_enter_mlock"`
-	TpEnterMlock2     *ebpf.ProgramSpec `ebpf:"tp_enter_mlock2"`
-	TpEnterMlockall   *ebpf.ProgramSpec `ebpf:"tp_enter_mlockall"`
-	TpEnterMunlock    *ebpf.ProgramSpec `ebpf:"tp_enter_munlock"`
-	TpEnterMunlockall *ebpf.ProgramSpec `ebpf:"tp_enter_munlockall"`
-	TpExitMlock       *ebpf.ProgramSpec `ebpf:"tp_exit_mlock"`
-	TpExitMlock2      *ebpf.ProgramSpec `ebpf:"tp_exit_mlock2"`
-	TpExitMlockall    *ebpf.ProgramSpec `ebpf:"tp_exit_mlockall"`
-	TpExitMunlock     *ebpf.ProgramSpec `ebpf:"tp_exit_munlock"`
-	TpExitMunlockall  *ebpf.ProgramSpec `ebpf:"tp_exit_munlockall"`
-	UpEnterMlock      *ebpf.ProgramSpec `ebpf:"up_enter_mlock"`
-	UpEnterMlock2     *ebpf.ProgramSpec `ebpf:"up_enter_mlock2"`
-	UpEnterMlockall   *ebpf.ProgramSpec `ebpf:"up_enter_mlockall"`
-	UpExitMlock       *ebpf.ProgramSpec `ebpf:"up_exit_mlock"`
-	UpExitMlock2      *ebpf.ProgramSpec `ebpf:"up_exit_mlock2"`
-	UpExitMlockall    *ebpf.ProgramSpec `ebpf:"up_exit_mlockall"`
+	FeEnterDoMlock      *ebpf.ProgramSpec `ebpf:"fe_enter_do_mlock"`
+	FeEnterMlock        *ebpf.ProgramSpec `ebpf:"fe_enter_mlock"`
+	FeEnterMlock2       *ebpf.ProgramSpec `ebpf:"fe_enter_mlock2"`
+	FeEnterMlockall     *ebpf.ProgramSpec `ebpf:"fe_enter_mlockall"`
+	FeEnterMunlock      *ebpf.ProgramSpec `ebpf:"fe_enter_munlock"`
+	FeEnterMunlockall   *ebpf.ProgramSpec `ebpf:"fe_enter_munlockall"`
+	FeExitDoMlock       *ebpf.ProgramSpec `ebpf:"fe_exit_do_mlock"`
+	FeExitMlock         *ebpf.ProgramSpec `ebpf:"fe_exit_mlock"`
+	FeExitMlock2        *ebpf.ProgramSpec `ebpf:"fe_exit_mlock2"`
+	FeExitMlockall      *ebpf.ProgramSpec `ebpf:"fe_exit_mlockall"`
+	FeExitMunlock       *ebpf.ProgramSpec `ebpf:"fe_exit_munlock"`
+	FeExitMunlockall    *ebpf.ProgramSpec `ebpf:"fe_exit_munlockall"`
+	KpEnterDoMlock      *ebpf.ProgramSpec `ebpf:"kp_enter_do_mlock"`
+	KpEnterMlock        *ebpf.ProgramSpec `ebpf:"kp_enter_mlock"`
+	KpEnterMlock2       *ebpf.ProgramSpec `ebpf:"kp_enter_mlock2"`
+	KpEnterMlockall     *ebpf.ProgramSpec `ebpf:"kp_enter_mlockall"`
+	KpEnterMunlock      *ebpf.ProgramSpec `ebpf:"kp_enter_munlock"`
+	KpEnterMunlockall   *ebpf.ProgramSpec `ebpf:"kp_enter_munlockall"`
+	KpExitDoMlock       *ebpf.ProgramSpec `ebpf:"kp_exit_do_mlock"`
+	KpExitMlock         *ebpf.ProgramSpec `ebpf:"kp_exit_mlock"`
+	KpExitMlock2        *ebpf.ProgramSpec `ebpf:"kp_exit_mlock2"`
+	KpExitMlockall      *ebpf.ProgramSpec `ebpf:"kp_exit_mlockall"`
+	KpExitMunlock       *ebpf.ProgramSpec `ebpf:"kp_exit_munlock"`
+	KpExitMunlockall    *ebpf.ProgramSpec `ebpf:"kp_exit_munlockall"`
+	RtpCgroupMkdir      *ebpf.ProgramSpec `ebpf:"rtp_cgroup_mkdir"`
+	RtpCgroupRmdir      *ebpf.ProgramSpec `ebpf:"rtp_cgroup_rmdir"`
+	RtpSchedProcessExec *ebpf.ProgramSpec `ebpf:"rtp_sched_process_exec"`
+	TpEnterMlock        *ebpf.ProgramSpec `ebpf:"tp_enter_mlock"`
+	TpEnterMlock2       *ebpf.ProgramSpec `ebpf:"tp_enter_mlock2"`
+	TpEnterMlockall     *ebpf.ProgramSpec `ebpf:"tp_enter_mlockall"`
+	TpEnterMunlock      *ebpf.ProgramSpec `ebpf:"tp_enter_munlock"`
+	TpEnterMunlockall   *ebpf.ProgramSpec `ebpf:"tp_enter_munlockall"`
+	TpExitMlock         *ebpf.ProgramSpec `ebpf:"tp_exit_mlock"`
+	TpExitMlock2        *ebpf.ProgramSpec `ebpf:"tp_exit_mlock2"`
+	TpExitMlockall      *ebpf.ProgramSpec `ebpf:"tp_exit_mlockall"`
+	TpExitMunlock       *ebpf.ProgramSpec `ebpf:"tp_exit_munlock"`
+	TpExitMunlockall    *ebpf.ProgramSpec `ebpf:"tp_exit_munlockall"`
+	UpEnterMlock        *ebpf.ProgramSpec `ebpf:"up_enter_mlock"`
+	UpEnterMlock2       *ebpf.ProgramSpec `ebpf:"up_enter_mlock2"`
+	UpEnterMlockall     *ebpf.ProgramSpec `ebpf:"up_enter_mlockall"`
+	UpExitMlock         *ebpf.ProgramSpec `ebpf:"up_exit_mlock"`
+	UpExitMlock2        *ebpf.ProgramSpec `ebpf:"up_exit_mlock2"`
+	UpExitMlockall      *ebpf.ProgramSpec `ebpf:"up_exit_mlockall"`
 }
 
 // memlockMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type memlockMapSpecs struct {
-	Counters    *ebpf.MapSpec `ebpf:"counters"`
-	Entries     *ebpf.MapSpec `ebpf:"entries"`
-	Events      *ebpf.MapSpec `ebpf:"events"`
-	LibcCalls   *ebpf.MapSpec `ebpf:"libc_calls"`
-	TaskEntries *ebpf.MapSpec `ebpf:"task_entries"`
+	Counters      *ebpf.MapSpec `ebpf:"counters"`
+	Entries       *ebpf.MapSpec `ebpf:"entries"`
+	Events        *ebpf.MapSpec `ebpf:"events"`
+	LibcCalls     *ebpf.MapSpec `ebpf:"libc_calls"`
+	SeenProcesses *ebpf.MapSpec `ebpf:"seen_processes"`
+	TaskEntries   *ebpf.MapSpec `ebpf:"task_entries"`
 }
 
 // memlockVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type memlockVariableSpecs struct {
-	UseTaskBtf  *ebpf.VariableSpec `ebpf:"use_task_btf"`
-	UseUprobes  *ebpf.VariableSpec `ebpf:"use_uprobes"`
-	WakeupBytes *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	UnusedCgroupRecord  *ebpf.VariableSpec `ebpf:"unused_cgroup_record"`
+	UnusedProcessRecord *ebpf.VariableSpec `ebpf:"unused_process_record"`
+	UseTaskBtf          *ebpf.VariableSpec `ebpf:"use_task_btf"`
+	UseUprobes          *ebpf.VariableSpec `ebpf:"use_uprobes"`
+	WakeupBytes         *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	WithArgs            *ebpf.VariableSpec `ebpf:"with_args"`
 }
 
 // memlockObjects contains all objects after they have been loaded into the kernel.
@@ -235,11 +282,12 @@ func (o *memlockObjects) Close() error {
 //
 // It can be passed to loadMemlockObjects or ebpf.CollectionSpec.LoadAndAssign.
 type memlockMaps struct {
-	Counters    *ebpf.Map `ebpf:"counters"`
-	Entries     *ebpf.Map `ebpf:"entries"`
-	Events      *ebpf.Map `ebpf:"events"`
-	LibcCalls   *ebpf.Map `ebpf:"libc_calls"`
-	TaskEntries *ebpf.Map `ebpf:"task_entries"`
+	Counters      *ebpf.Map `ebpf:"counters"`
+	Entries       *ebpf.Map `ebpf:"entries"`
+	Events        *ebpf.Map `ebpf:"events"`
+	LibcCalls     *ebpf.Map `ebpf:"libc_calls"`
+	SeenProcesses *ebpf.Map `ebpf:"seen_processes"`
+	TaskEntries   *ebpf.Map `ebpf:"task_entries"`
 }
 
 func (m *memlockMaps) Close() error {
@@ -248,6 +296,7 @@ func (m *memlockMaps) Close() error {
 		m.Entries,
 		m.Events,
 		m.LibcCalls,
+		m.SeenProcesses,
 		m.TaskEntries,
 	)
 }
@@ -256,55 +305,61 @@ func (m *memlockMaps) Close() error {
 //
 // It can be passed to loadMemlockObjects or ebpf.CollectionSpec.LoadAndAssign.
 type memlockVariables struct {
-	UseTaskBtf  *ebpf.Variable `ebpf:"use_task_btf"`
-	UseUprobes  *ebpf.Variable `ebpf:"use_uprobes"`
-	WakeupBytes *ebpf.Variable `ebpf:"wakeup_bytes"`
+	UnusedCgroupRecord  *ebpf.Variable `ebpf:"unused_cgroup_record"`
+	UnusedProcessRecord *ebpf.Variable `ebpf:"unused_process_record"`
+	UseTaskBtf          *ebpf.Variable `ebpf:"use_task_btf"`
+	UseUprobes          *ebpf.Variable `ebpf:"use_uprobes"`
+	WakeupBytes         *ebpf.Variable `ebpf:"wakeup_bytes"`
+	WithArgs            *ebpf.Variable `ebpf:"with_args"`
 }
 
 // memlockPrograms contains all programs after they have been loaded into the kernel.
 //
 // It can be passed to loadMemlockObjects or ebpf.CollectionSpec.LoadAndAssign.
 type memlockPrograms struct {
-	FeEnterDoMlock    *ebpf.Program `ebpf:"fe_enter_do_mlock"`
-	FeEnterMlock      *ebpf.Program `ebpf:"fe_enter_mlock"`
-	FeEnterMlock2     *ebpf.Program `ebpf:"fe_enter_mlock2"`
-	FeEnterMlockall   *ebpf.Program `ebpf:"fe_enter_mlockall"`
-	FeEnterMunlock    *ebpf.Program `ebpf:"fe_enter_munlock"`
-	FeEnterMunlockall *ebpf.Program `ebpf:"fe_enter_munlockall"`
-	FeExitDoMlock     *ebpf.Program `ebpf:"fe_exit_do_mlock"`
-	FeExitMlock       *ebpf.Program `ebpf:"fe_exit_mlock"`
-	FeExitMlock2      *ebpf.Program `ebpf:"fe_exit_mlock2"`
-	FeExitMlockall    *ebpf.Program `ebpf:"fe_exit_mlockall"`
-	FeExitMunlock     *ebpf.Program `ebpf:"fe_exit_munlock"`
-	FeExitMunlockall  *ebpf.Program `ebpf:"fe_exit_munlockall"`
-	KpEnterDoMlock    *ebpf.Program `ebpf:"kp_enter_do_mlock"`
-	KpEnterMlock      *ebpf.Program `ebpf:"kp_enter_mlock"`
-	KpEnterMlock2     *ebpf.Program `ebpf:"kp_enter_mlock2"`
-	KpEnterMlockall   *ebpf.Program `ebpf:"kp_enter_mlockall"`
-	KpEnterMunlock    *ebpf.Program `ebpf:"kp_enter_munlock"`
-	KpEnterMunlockall *ebpf.Program `ebpf:"kp_enter_munlockall"`
-	KpExitDoMlock     *ebpf.Program `ebpf:"kp_exit_do_mlock"`
-	KpExitMlock       *ebpf.Program `ebpf:"kp_exit_mlock"`
-	KpExitMlock2      *ebpf.Program `ebpf:"kp_exit_mlock2"`
-	KpExitMlockall    *ebpf.Program `ebpf:"kp_exit_mlockall"`
-	KpExitMunlock     *ebpf.Program `ebpf:"kp_exit_munlock"`
-	KpExitMunlockall  *ebpf.Program `ebpf:"kp_exit_munlockall"`
-	TpEnterMlock      *ebpf.Program `ebpf:"tp_enter_mlock"`
-	TpEnterMlock2     *ebpf.Program `ebpf:"tp_enter_mlock2"`
-	TpEnterMlockall   *ebpf.Program `ebpf:"tp_enter_mlockall"`
-	TpEnterMunlock    *ebpf.Program `ebpf:"tp_enter_munlock"`
-	TpEnterMunlockall *ebpf.Program `ebpf:"tp_enter_munlockall"`
-	TpExitMlock       *ebpf.Program `ebpf:"tp_exit_mlock"`
-	TpExitMlock2      *ebpf.Program `ebpf:"tp_exit_mlock2"`
-	TpExitMlockall    *ebpf.Program `ebpf:"tp_exit_mlockall"`
-	TpExitMunlock     *ebpf.Program `ebpf:"tp_exit_munlock"`
-	TpExitMunlockall  *ebpf.Program `ebpf:"tp_exit_munlockall"`
-	UpEnterMlock      *ebpf.Program `ebpf:"up_enter_mlock"`
-	UpEnterMlock2     *ebpf.Program `ebpf:"up_enter_mlock2"`
-	UpEnterMlockall   *ebpf.Program `ebpf:"up_enter_mlockall"`
-	UpExitMlock       *ebpf.Program `ebpf:"up_exit_mlock"`
-	UpExitMlock2      *ebpf.Program `ebpf:"up_exit_mlock2"`
-	UpExitMlockall    *ebpf.Program `ebpf:"up_exit_mlockall"`
+	FeEnterDoMlock      *ebpf.Program `ebpf:"fe_enter_do_mlock"`
+	FeEnterMlock        *ebpf.Program `ebpf:"fe_enter_mlock"`
+	FeEnterMlock2       *ebpf.Program `ebpf:"fe_enter_mlock2"`
+	FeEnterMlockall     *ebpf.Program `ebpf:"fe_enter_mlockall"`
+	FeEnterMunlock      *ebpf.Program `ebpf:"fe_enter_munlock"`
+	FeEnterMunlockall   *ebpf.Program `ebpf:"fe_enter_munlockall"`
+	FeExitDoMlock       *ebpf.Program `ebpf:"fe_exit_do_mlock"`
+	FeExitMlock         *ebpf.Program `ebpf:"fe_exit_mlock"`
+	FeExitMlock2        *ebpf.Program `ebpf:"fe_exit_mlock2"`
+	FeExitMlockall      *ebpf.Program `ebpf:"fe_exit_mlockall"`
+	FeExitMunlock       *ebpf.Program `ebpf:"fe_exit_munlock"`
+	FeExitMunlockall    *ebpf.Program `ebpf:"fe_exit_munlockall"`
+	KpEnterDoMlock      *ebpf.Program `ebpf:"kp_enter_do_mlock"`
+	KpEnterMlock        *ebpf.Program `ebpf:"kp_enter_mlock"`
+	KpEnterMlock2       *ebpf.Program `ebpf:"kp_enter_mlock2"`
+	KpEnterMlockall     *ebpf.Program `ebpf:"kp_enter_mlockall"`
+	KpEnterMunlock      *ebpf.Program `ebpf:"kp_enter_munlock"`
+	KpEnterMunlockall   *ebpf.Program `ebpf:"kp_enter_munlockall"`
+	KpExitDoMlock       *ebpf.Program `ebpf:"kp_exit_do_mlock"`
+	KpExitMlock         *ebpf.Program `ebpf:"kp_exit_mlock"`
+	KpExitMlock2        *ebpf.Program `ebpf:"kp_exit_mlock2"`
+	KpExitMlockall      *ebpf.Program `ebpf:"kp_exit_mlockall"`
+	KpExitMunlock       *ebpf.Program `ebpf:"kp_exit_munlock"`
+	KpExitMunlockall    *ebpf.Program `ebpf:"kp_exit_munlockall"`
+	RtpCgroupMkdir      *ebpf.Program `ebpf:"rtp_cgroup_mkdir"`
+	RtpCgroupRmdir      *ebpf.Program `ebpf:"rtp_cgroup_rmdir"`
+	RtpSchedProcessExec *ebpf.Program `ebpf:"rtp_sched_process_exec"`
+	TpEnterMlock        *ebpf.Program `ebpf:"tp_enter_mlock"`
+	TpEnterMlock2       *ebpf.Program `ebpf:"tp_enter_mlock2"`
+	TpEnterMlockall     *ebpf.Program `ebpf:"tp_enter_mlockall"`
+	TpEnterMunlock      *ebpf.Program `ebpf:"tp_enter_munlock"`
+	TpEnterMunlockall   *ebpf.Program `ebpf:"tp_enter_munlockall"`
+	TpExitMlock         *ebpf.Program `ebpf:"tp_exit_mlock"`
+	TpExitMlock2        *ebpf.Program `ebpf:"tp_exit_mlock2"`
+	TpExitMlockall      *ebpf.Program `ebpf:"tp_exit_mlockall"`
+	TpExitMunlock       *ebpf.Program `ebpf:"tp_exit_munlock"`
+	TpExitMunlockall    *ebpf.Program `ebpf:"tp_exit_munlockall"`
+	UpEnterMlock        *ebpf.Program `ebpf:"up_enter_mlock"`
+	UpEnterMlock2       *ebpf.Program `ebpf:"up_enter_mlock2"`
+	UpEnterMlockall     *ebpf.Program `ebpf:"up_enter_mlockall"`
+	UpExitMlock         *ebpf.Program `ebpf:"up_exit_mlock"`
+	UpExitMlock2        *ebpf.Program `ebpf:"up_exit_mlock2"`
+	UpExitMlockall      *ebpf.Program `ebpf:"up_exit_mlockall"`
 }
 
 func (p *memlockPrograms) Close() error {
@@ -333,6 +388,9 @@ func (p *memlockPrograms) Close() error {
 		p.KpExitMlockall,
 		p.KpExitMunlock,
 		p.KpExitMunlockall,
+		p.RtpCgroupMkdir,
+		p.RtpCgroupRmdir,
+		p.RtpSchedProcessExec,
 		p.TpEnterMlock,
 		p.TpEnterMlock2,
 		p.TpEnterMlockall,

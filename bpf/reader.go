@@ -26,6 +26,13 @@ type ReaderOptions struct {
 	// OnMalformed, if set, is called for each record that fails to decode,
 	// after it has been counted. raw is only valid during the call.
 	OnMalformed func(err error, raw []byte)
+	// Processes bounds the identities kept (Event.Process), least recently
+	// used evicted first; the kernel sends an evicted one again at the
+	// process's next call. Zero means 4096.
+	Processes int
+	// ProcRoot is where procfs is mounted, for the daemon's own cgroups
+	// and mounts (the cgroup hierarchies to read). Empty means /proc.
+	ProcRoot string
 }
 
 // LossCounts are the kernel's counts of calls it saw but could not report.
@@ -54,6 +61,7 @@ type Reader struct {
 	busy     func() (uint64, error) // LossCounts.ProgramBusy; nil: none counted
 	clock    *BootClock
 	dec      *Decoder
+	ids      *identities // the processes' identities and the cgroups' paths
 	opts     ReaderOptions
 
 	events    atomic.Uint64
@@ -98,19 +106,56 @@ func newReader(rb *ringbuf.Reader, events, counters *ebpf.Map, opts ReaderOption
 		rb.Close()
 		return nil, err
 	}
-	return newReaderFrom(src, counters, clock, opts), nil
+	r, err := newReaderFrom(src, counters, clock, opts)
+	if err != nil {
+		src.close()
+		return nil, err
+	}
+	procRoot := opts.ProcRoot
+	if procRoot == "" {
+		procRoot = "/proc"
+	}
+	if err := seedCgroups(r.ids.cgroups, procRoot); err != nil {
+		src.close()
+		return nil, err
+	}
+	mountinfo, err := readMountinfo(procRoot)
+	if err != nil {
+		src.close()
+		return nil, err
+	}
+	r.ids.mounts = newMountTable(mountinfo, func() []byte {
+		b, _ := readMountinfo(procRoot)
+		return b
+	})
+	return r, nil
 }
 
 // newReaderFrom returns a Reader of src whose events' times are converted
 // with clock (and which Run refreshes).
-func newReaderFrom(src ringSource, counters *ebpf.Map, clock *BootClock, opts ReaderOptions) *Reader {
+func newReaderFrom(src ringSource, counters *ebpf.Map, clock *BootClock, opts ReaderOptions) (*Reader, error) {
 	if opts.FlushInterval <= 0 {
 		opts.FlushInterval = 200 * time.Millisecond
 	}
 	if opts.ClockRefresh <= 0 {
 		opts.ClockRefresh = 10 * time.Second
 	}
-	return &Reader{src: src, counters: counters, clock: clock, dec: NewDecoder(clock), opts: opts}
+	if opts.Processes <= 0 {
+		opts.Processes = 4096
+	}
+	ids, err := newIdentities(opts.Processes, newCgroupIndex(), nil, clock)
+	if err != nil {
+		return nil, fmt.Errorf("create process table: %w", err)
+	}
+	return &Reader{src: src, counters: counters, clock: clock, dec: NewDecoder(clock), ids: ids, opts: opts}, nil
+}
+
+// IdentityStats returns what the reader did with processes' identities.
+// Call it only when Run is not running: the reader's goroutine owns them.
+func (r *Reader) IdentityStats() IdentityStats {
+	st := r.ids.stats
+	st.Cgroups = len(r.ids.cgroups.paths)
+	return st
 }
 
 // ringbufSource is the kernel's ring buffer: records are read with
@@ -243,15 +288,34 @@ func (r *Reader) drain(rec *ringbuf.Record, ev *Event, handle func(*Event)) erro
 		default:
 			return fmt.Errorf("read ring buffer: %w", err)
 		}
-		if derr := r.dec.Decode(rec.RawSample, ev); derr != nil {
-			r.malformed.Add(1)
-			if r.opts.OnMalformed != nil {
-				r.opts.OnMalformed(derr, rec.RawSample)
+		var derr error
+		switch raw := rec.RawSample; len(raw) {
+		case RecordSize:
+			if derr = r.dec.Decode(raw, ev); derr == nil {
+				ev.Process = r.ids.lookup(ev)
+				r.events.Add(1)
+				handle(ev)
+				continue
 			}
-			continue
+		case ProcessRecordSize:
+			var p processRecord
+			if p, derr = decodeProcess(raw); derr == nil {
+				r.ids.addProcess(&p)
+				continue
+			}
+		case CgroupRecordSize:
+			var c cgroupRecord
+			if c, derr = decodeCgroup(raw); derr == nil {
+				r.ids.cgroups.apply(&c)
+				continue
+			}
+		default:
+			derr = ErrRecordSize
 		}
-		r.events.Add(1)
-		handle(ev)
+		r.malformed.Add(1)
+		if r.opts.OnMalformed != nil {
+			r.opts.OnMalformed(derr, rec.RawSample)
+		}
 	}
 }
 

@@ -181,7 +181,11 @@ func startRunner(t *testing.T, opts ReaderOptions) *runner {
 		t.Fatal(err)
 	}
 	r := &runner{ring: newFakeRing(), clock: clock, events: make(chan Event, 100), finished: make(chan struct{})}
-	r.reader = newReaderFrom(r.ring, nil, clock, opts)
+	reader, err := newReaderFrom(r.ring, nil, clock, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.reader = reader
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		r.err = r.reader.Run(ctx, func(ev *Event) { r.events <- *ev })
@@ -293,7 +297,10 @@ func TestReaderDrainsWhenContextEnds(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			reader := newReaderFrom(ring, nil, clock, ReaderOptions{FlushInterval: time.Hour})
+			reader, err := newReaderFrom(ring, nil, clock, ReaderOptions{FlushInterval: time.Hour})
+			if err != nil {
+				t.Fatal(err)
+			}
 			ctx, cancel := context.WithCancel(context.Background())
 			var got []uint32
 			done := make(chan error, 1)
@@ -445,7 +452,10 @@ func TestReaderRefreshesClock(t *testing.T) {
 // before allocates nothing per record.
 func TestReaderDrainAllocatesNothing(t *testing.T) {
 	ring := newFakeRing()
-	reader := newReaderFrom(ring, nil, &BootClock{}, ReaderOptions{})
+	reader, err := newReaderFrom(ring, nil, &BootClock{}, ReaderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	batch := make([][]byte, 1000)
 	for i := range batch {
 		batch[i] = sampleRecord.bytes()

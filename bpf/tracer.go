@@ -55,6 +55,9 @@ type Options struct {
 	// this way; their syscalls still are.
 	Uprobes   bool
 	LibcPaths []string
+	// CommandArgs puts each process's arguments (their first 512 bytes)
+	// in its identity (Process.Args).
+	CommandArgs bool
 }
 
 // Tracer owns the loaded BPF objects and their links. Close releases all.
@@ -117,6 +120,9 @@ func Open(opts Options) (*Tracer, error) {
 	if err := spec.Variables[memlockVarUseUprobes].Set(opts.Uprobes); err != nil {
 		return nil, fmt.Errorf("set use_uprobes: %w", err)
 	}
+	if err := spec.Variables[memlockVarWithArgs].Set(opts.CommandArgs); err != nil {
+		return nil, fmt.Errorf("set with_args: %w", err)
+	}
 
 	t := &Tracer{taskBTF: useTaskBTF, spec: spec, btfCache: btf.NewCache()}
 	// The maps are created once and shared by every program loaded later.
@@ -131,6 +137,12 @@ func Open(opts Options) (*Tracer, error) {
 	kinds := opts.Hooks
 	if len(kinds) == 0 {
 		kinds = HookPreference
+	}
+	// Before the syscalls' hooks: an exec must never go unseen while the
+	// identities are being sent.
+	if err := t.attachIdentity(); err != nil {
+		t.Close()
+		return nil, err
 	}
 	for _, s := range syscalls {
 		status := t.hook(s, kinds)
@@ -216,11 +228,12 @@ func (t *Tracer) loadPrograms(prepare func(map[string]*ebpf.ProgramSpec) error, 
 		return nil, err
 	}
 	shared := map[string]*ebpf.Map{
-		memlockMapEvents:      t.maps.Events,
-		memlockMapEntries:     t.maps.Entries,
-		memlockMapTaskEntries: t.maps.TaskEntries,
-		memlockMapLibcCalls:   t.maps.LibcCalls,
-		memlockMapCounters:    t.maps.Counters,
+		memlockMapEvents:        t.maps.Events,
+		memlockMapEntries:       t.maps.Entries,
+		memlockMapTaskEntries:   t.maps.TaskEntries,
+		memlockMapLibcCalls:     t.maps.LibcCalls,
+		memlockMapCounters:      t.maps.Counters,
+		memlockMapSeenProcesses: t.maps.SeenProcesses,
 	}
 	// Only the read-only data is created anew; the other maps are shared.
 	for name := range spec.Maps {
@@ -282,7 +295,44 @@ func (t *Tracer) NewReader(opts ReaderOptions) (*Reader, error) {
 		return nil, err
 	}
 	r.busy = t.exitProgramMisses
+	seen := t.maps.SeenProcesses
+	r.ids.forget = func(pid uint32) { _ = seen.Delete(pid) }
 	return r, nil
+}
+
+// identityPrograms are the raw tracepoints that keep the processes'
+// identities right: an exec makes a process send its identity again, and
+// the cgroups made or removed while the daemon runs are named.
+var identityPrograms = []struct{ program, tracepoint string }{
+	{"rtp_sched_process_exec", "sched_process_exec"},
+	{"rtp_cgroup_mkdir", "cgroup_mkdir"},
+	{"rtp_cgroup_rmdir", "cgroup_rmdir"},
+}
+
+// attachIdentity loads and attaches identityPrograms.
+func (t *Tracer) attachIdentity() error {
+	names := make([]string, len(identityPrograms))
+	for i, p := range identityPrograms {
+		names[i] = p.program
+	}
+	coll, err := t.loadPrograms(nil, names...)
+	if err != nil {
+		return fmt.Errorf("load the process identity programs: %w", err)
+	}
+	var links []link.Link
+	for _, p := range identityPrograms {
+		l, err := link.AttachRawTracepoint(link.RawTracepointOptions{Name: p.tracepoint, Program: coll.Programs[p.program]})
+		if err != nil {
+			for _, l := range links {
+				l.Close()
+			}
+			coll.Close()
+			return fmt.Errorf("attach raw tracepoint %s: %w", p.tracepoint, err)
+		}
+		links = append(links, l)
+	}
+	t.keep(coll, links)
+	return nil
 }
 
 // exitProgramMisses sums the runs the kernel skipped of the programs that

@@ -294,6 +294,9 @@ func testWorkloadEventsExact(t *testing.T, bin string, noise *testutil.Noise, op
 			if j < len(have) {
 				diffs := compare(&have[j], &wantCalls[i], want, start, end, wantCgroup, haveCgroup)
 				if len(diffs) == 0 {
+					for _, d := range checkIdentity(&have[j], bin, start, cg, inCgroup) {
+						t.Errorf("tid %d call %d (%s): identity: %s", tid, i, wantCalls[i].Step, d)
+					}
 					matched++
 					j++
 					continue
@@ -343,6 +346,43 @@ func testWorkloadEventsExact(t *testing.T, bin string, noise *testutil.Noise, op
 	if m := reader.Malformed(); m != 0 {
 		t.Errorf("%d malformed records", m)
 	}
+}
+
+// checkIdentity compares an event's Process with what the kernel knows of
+// the workload: the executable's real path, the process's start, and its
+// cgroup v2 (the test's own, when it has one).
+func checkIdentity(ev *bpf.Event, bin string, start time.Time, cg *testutil.Cgroup, inCgroup bool) []string {
+	p := ev.Process
+	if p == nil {
+		return []string{"no identity"}
+	}
+	var diffs []string
+	wantExe, err := filepath.EvalSymlinks(bin)
+	if err != nil {
+		wantExe = bin
+	}
+	if p.ExePath != wantExe || p.ExePathTruncated {
+		diffs = append(diffs, fmt.Sprintf("executable %q (truncated %v), want %q", p.ExePath, p.ExePathTruncated, wantExe))
+	}
+	if p.PID != ev.PID || p.StartNs != ev.StartNs || p.StartNs == 0 {
+		diffs = append(diffs, fmt.Sprintf("pid %d started %d, the call's %d started %d", p.PID, p.StartNs, ev.PID, ev.StartNs))
+	}
+	// The workload starts after the test does (the clock conversion may
+	// be a few ms off); its first call ends the window at once.
+	if p.StartTime.Before(start.Add(-time.Second)) || p.StartTime.After(ev.Time) {
+		diffs = append(diffs, fmt.Sprintf("started at %v, want between the test's start %v and the call %v", p.StartTime, start, ev.Time))
+	}
+	if p.CgroupID != ev.CgroupID {
+		diffs = append(diffs, fmt.Sprintf("cgroup v2 %d, the call's %d", p.CgroupID, ev.CgroupID))
+	}
+	v2 := p.Cgroups[len(p.Cgroups)-1]
+	if v2.Hierarchy != 0 || v2.ID != ev.CgroupID || v2.Path == "" {
+		diffs = append(diffs, fmt.Sprintf("last cgroup %+v, want cgroup v2's, with its path", v2))
+	}
+	if inCgroup && v2.Path != cg.HierarchyPath {
+		diffs = append(diffs, fmt.Sprintf("cgroup v2 path %q, want the test's %q", v2.Path, cg.HierarchyPath))
+	}
+	return diffs
 }
 
 // waitForEvents waits until the collector holds n events that match

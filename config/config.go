@@ -26,7 +26,8 @@ const Prefix = "MEMLOCK_EXPORTER_"
 // warning rather than the unknown-variable error, so an upgrade does not
 // stop a deployment that still sets it.
 var removed = map[string]string{
-	"MEMLOCK_EXPORTER_OTLP_ENCODER": "log records and spans are always encoded by the daemon",
+	"MEMLOCK_EXPORTER_OTLP_ENCODER":      "log records and spans are always encoded by the daemon",
+	"MEMLOCK_EXPORTER_PROCESS_CACHE_TTL": "a process's identity is read by the kernel at its first call and kept until an exec or a cgroup move replaces it",
 }
 
 // Config is the daemon's validated configuration, and the one table of our
@@ -46,17 +47,16 @@ type Config struct {
 	FlushInterval   time.Duration `env:"MEMLOCK_EXPORTER_FLUSH_INTERVAL" envDefault:"200ms" min:"1ms" max:"1m" help:"Longest time an event may wait in the ring buffer before the daemon reads it."`
 	ShutdownTimeout time.Duration `env:"MEMLOCK_EXPORTER_SHUTDOWN_TIMEOUT" envDefault:"5s" gt:"0s" max:"5m" help:"Longest time the final flush of telemetry may take on exit."`
 	// Syscalls holds each call once, in the order first given, after Load.
-	Syscalls           Syscalls      `env:"MEMLOCK_EXPORTER_SYSCALLS" envDefault:"mlock,mlock2,munlock,mlockall,munlockall" envSeparator:"," help:"Which calls of the mlock family to trace; glibc's mlock2 with no flags issues the mlock syscall, hence mlock2 only together with mlock."`
-	KernelHook         KernelHook    `env:"MEMLOCK_EXPORTER_KERNEL_HOOK" envDefault:"auto" help:"Kind of kernel hook: auto picks the best this kernel offers, per syscall (fentry, else kprobe, else tracepoint); another value insists on it, and start-up fails with exit code 2 if the kernel lacks it."`
-	KernelFunctionHook Switch        `env:"MEMLOCK_EXPORTER_KERNEL_FUNCTION_HOOK" envDefault:"off" help:"on: also hook do_mlock, the kernel function that locks the pages, and report the time spent there (memlock.kernel.duration); needs fentry or kprobes, else it is skipped with a warning."`
-	Uprobes            Switch        `env:"MEMLOCK_EXPORTER_UPROBES" envDefault:"off" help:"on: also hook the C library's mlock, mlock2 and mlockall with uprobes (memlock.libc.function, memlock.caller.address); about 17 µs per call."`
-	LibcPaths          LibcPaths     `env:"MEMLOCK_EXPORTER_LIBC_PATHS" envDefault:"" help:"More C libraries to probe with the uprobes besides those found on the host (glibc and musl in /lib, /usr/lib and their multiarch directories), e.g. a container's libc via /proc/<pid>/root/..."`
-	ProcessCacheSize   int           `env:"MEMLOCK_EXPORTER_PROCESS_CACHE_SIZE" envDefault:"4096" min:"1" max:"1048576" help:"Most processes whose /proc context (executable path, cgroup, container, pod, arguments) is cached; the least recently used is evicted first."`
-	ProcessCacheTTL    time.Duration `env:"MEMLOCK_EXPORTER_PROCESS_CACHE_TTL" envDefault:"30s" min:"1s" max:"1h" help:"How long a cached process context is used before /proc is read again (a pid reused by a new process within it keeps the old context)."`
-	CommandArgs        Switch        `env:"MEMLOCK_EXPORTER_COMMAND_ARGS" envDefault:"off" help:"on: add each calling process's arguments (process.command_args, from /proc/<pid>/cmdline) to its events; off by default because arguments can hold secrets."`
-	ProcessMetrics     Switch        `env:"MEMLOCK_EXPORTER_PROCESS_METRICS" envDefault:"off" help:"on: report memlock.process.locked and memlock.process.limit (VmLck and the soft RLIMIT_MEMLOCK, with process.pid: one series per process, hence off by default) for the processes seen calling the family and still alive; an unlimited limit has no data point."`
-	ProcessMetricsMax  int           `env:"MEMLOCK_EXPORTER_PROCESS_METRICS_MAX" envDefault:"1000" min:"1" max:"100000" help:"Most processes tracked for the per-process gauges and the memlock.limit_near warnings; calls of others are counted in memlock.process.untracked."`
-	LimitWarnFraction  float64       `env:"MEMLOCK_EXPORTER_LIMIT_WARN_FRACTION" envDefault:"0.9" gt:"0" max:"1" help:"A process holding more locked memory than this fraction of its soft RLIMIT_MEMLOCK yields a memlock.limit_near WARN log record, at most once per metric interval."`
+	Syscalls           Syscalls   `env:"MEMLOCK_EXPORTER_SYSCALLS" envDefault:"mlock,mlock2,munlock,mlockall,munlockall" envSeparator:"," help:"Which calls of the mlock family to trace; glibc's mlock2 with no flags issues the mlock syscall, hence mlock2 only together with mlock."`
+	KernelHook         KernelHook `env:"MEMLOCK_EXPORTER_KERNEL_HOOK" envDefault:"auto" help:"Kind of kernel hook: auto picks the best this kernel offers, per syscall (fentry, else kprobe, else tracepoint); another value insists on it, and start-up fails with exit code 2 if the kernel lacks it."`
+	KernelFunctionHook Switch     `env:"MEMLOCK_EXPORTER_KERNEL_FUNCTION_HOOK" envDefault:"off" help:"on: also hook do_mlock, the kernel function that locks the pages, and report the time spent there (memlock.kernel.duration); needs fentry or kprobes, else it is skipped with a warning."`
+	Uprobes            Switch     `env:"MEMLOCK_EXPORTER_UPROBES" envDefault:"off" help:"on: also hook the C library's mlock, mlock2 and mlockall with uprobes (memlock.libc.function, memlock.caller.address); about 17 µs per call."`
+	LibcPaths          LibcPaths  `env:"MEMLOCK_EXPORTER_LIBC_PATHS" envDefault:"" help:"More C libraries to probe with the uprobes besides those found on the host (glibc and musl in /lib, /usr/lib and their multiarch directories), e.g. a container's libc via /proc/<pid>/root/..."`
+	ProcessCacheSize   int        `env:"MEMLOCK_EXPORTER_PROCESS_CACHE_SIZE" envDefault:"4096" min:"1" max:"1048576" help:"Most processes whose identity (executable path, cgroups, container, pod, arguments; read by the kernel at each process's first call) the daemon keeps; the least recently used is evicted first, and the kernel sends it again at the process's next call."`
+	CommandArgs        Switch     `env:"MEMLOCK_EXPORTER_COMMAND_ARGS" envDefault:"off" help:"on: add each calling process's arguments (process.command_args, from /proc/<pid>/cmdline) to its events; off by default because arguments can hold secrets."`
+	ProcessMetrics     Switch     `env:"MEMLOCK_EXPORTER_PROCESS_METRICS" envDefault:"off" help:"on: report memlock.process.locked and memlock.process.limit (VmLck and the soft RLIMIT_MEMLOCK, with process.pid: one series per process, hence off by default) for the processes seen calling the family and still alive; an unlimited limit has no data point."`
+	ProcessMetricsMax  int        `env:"MEMLOCK_EXPORTER_PROCESS_METRICS_MAX" envDefault:"1000" min:"1" max:"100000" help:"Most processes tracked for the per-process gauges and the memlock.limit_near warnings; calls of others are counted in memlock.process.untracked."`
+	LimitWarnFraction  float64    `env:"MEMLOCK_EXPORTER_LIMIT_WARN_FRACTION" envDefault:"0.9" gt:"0" max:"1" help:"A process holding more locked memory than this fraction of its soft RLIMIT_MEMLOCK yields a memlock.limit_near WARN log record, at most once per metric interval."`
 
 	// Telemetry holds the standard OTEL_* settings.
 	Telemetry Telemetry `env:"-"`

@@ -31,7 +31,6 @@ func defaults() Config {
 		Uprobes:            false,
 		LibcPaths:          nil,
 		ProcessCacheSize:   4096,
-		ProcessCacheTTL:    30 * time.Second,
 		CommandArgs:        false,
 		ProcessMetrics:     false,
 		ProcessMetricsMax:  1000,
@@ -159,9 +158,6 @@ func TestGoodValues(t *testing.T) {
 		{"MEMLOCK_EXPORTER_PROCESS_CACHE_SIZE=1", func(c *Config) { c.ProcessCacheSize = 1 }},
 		{"MEMLOCK_EXPORTER_PROCESS_CACHE_SIZE=65536", func(c *Config) { c.ProcessCacheSize = 65536 }},
 		{"MEMLOCK_EXPORTER_PROCESS_CACHE_SIZE=1048576", func(c *Config) { c.ProcessCacheSize = 1 << 20 }},
-		{"MEMLOCK_EXPORTER_PROCESS_CACHE_TTL=1s", func(c *Config) { c.ProcessCacheTTL = time.Second }},
-		{"MEMLOCK_EXPORTER_PROCESS_CACHE_TTL=5m", func(c *Config) { c.ProcessCacheTTL = 5 * time.Minute }},
-		{"MEMLOCK_EXPORTER_PROCESS_CACHE_TTL=1h", func(c *Config) { c.ProcessCacheTTL = time.Hour }},
 		{"MEMLOCK_EXPORTER_COMMAND_ARGS=on", func(c *Config) { c.CommandArgs = true }},
 		{"MEMLOCK_EXPORTER_COMMAND_ARGS=OFF", func(*Config) {}},
 		{"MEMLOCK_EXPORTER_PROCESS_METRICS=ON", func(c *Config) { c.ProcessMetrics = true }},
@@ -198,7 +194,6 @@ func TestAllTogether(t *testing.T) {
 		"MEMLOCK_EXPORTER_UPROBES=on",
 		"MEMLOCK_EXPORTER_LIBC_PATHS=/a/libc.so.6:/b/libc.so",
 		"MEMLOCK_EXPORTER_PROCESS_CACHE_SIZE=100",
-		"MEMLOCK_EXPORTER_PROCESS_CACHE_TTL=2m",
 		"MEMLOCK_EXPORTER_COMMAND_ARGS=On",
 		"MEMLOCK_EXPORTER_PROCESS_METRICS=ON",
 		"MEMLOCK_EXPORTER_PROCESS_METRICS_MAX=50",
@@ -218,7 +213,6 @@ func TestAllTogether(t *testing.T) {
 		Uprobes:            true,
 		LibcPaths:          LibcPaths{"/a/libc.so.6", "/b/libc.so"},
 		ProcessCacheSize:   100,
-		ProcessCacheTTL:    2 * time.Minute,
 		CommandArgs:        true,
 		ProcessMetrics:     true,
 		ProcessMetricsMax:  50,
@@ -252,7 +246,6 @@ const (
 	errSwitch     = "must be on or off (case-insensitive)"
 	errLibc       = "must be absolute paths separated by colons (e.g. /lib/x86_64-linux-gnu/libc.so.6)"
 	errCacheSize  = "must be a whole number from 1 to 1048576 (e.g. 4096)"
-	errCacheTTL   = "must be a duration with a unit from 1s to 1h (e.g. 30s)"
 	errMetricsMax = "must be a whole number from 1 to 100000 (e.g. 1000)"
 	errFraction   = "must be a number above 0 and at most 1 (e.g. 0.9)"
 )
@@ -276,7 +269,6 @@ func TestBadValues(t *testing.T) {
 		"MEMLOCK_EXPORTER_UPROBES":              {errSwitch, []string{"1", "no", "on "}},
 		"MEMLOCK_EXPORTER_LIBC_PATHS":           {errLibc, []string{"libc.so.6", "/a/libc.so:libc.so", "/a::/b", "/a:", ":/a", "./libc.so.6"}},
 		"MEMLOCK_EXPORTER_PROCESS_CACHE_SIZE":   {errCacheSize, []string{"0", "-1", "1048577", "4KiB", "many", "1e3", "99999999999"}},
-		"MEMLOCK_EXPORTER_PROCESS_CACHE_TTL":    {errCacheTTL, []string{"30", "999ms", "0s", "-30s", "61m", "forever"}},
 		"MEMLOCK_EXPORTER_COMMAND_ARGS":         {errSwitch, []string{"true", "yes"}},
 		"MEMLOCK_EXPORTER_PROCESS_METRICS":      {errSwitch, []string{"1", "enable"}},
 		"MEMLOCK_EXPORTER_PROCESS_METRICS_MAX":  {errMetricsMax, []string{"0", "100001", "-5", "1e3", "1k"}},
@@ -352,7 +344,7 @@ func TestUnknownVariable(t *testing.T) {
 		"MEMLOCK_EXPORTER_WAKEUP_BYTES, MEMLOCK_EXPORTER_FLUSH_INTERVAL, MEMLOCK_EXPORTER_SHUTDOWN_TIMEOUT, " +
 		"MEMLOCK_EXPORTER_SYSCALLS, MEMLOCK_EXPORTER_KERNEL_HOOK, MEMLOCK_EXPORTER_KERNEL_FUNCTION_HOOK, " +
 		"MEMLOCK_EXPORTER_UPROBES, MEMLOCK_EXPORTER_LIBC_PATHS, MEMLOCK_EXPORTER_PROCESS_CACHE_SIZE, " +
-		"MEMLOCK_EXPORTER_PROCESS_CACHE_TTL, MEMLOCK_EXPORTER_COMMAND_ARGS, MEMLOCK_EXPORTER_PROCESS_METRICS, " +
+		"MEMLOCK_EXPORTER_COMMAND_ARGS, MEMLOCK_EXPORTER_PROCESS_METRICS, " +
 		"MEMLOCK_EXPORTER_PROCESS_METRICS_MAX, MEMLOCK_EXPORTER_LIMIT_WARN_FRACTION"
 	tests := []struct {
 		environ        []string

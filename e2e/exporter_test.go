@@ -170,7 +170,7 @@ func testExportsEveryCall(t *testing.T, encoderEnv string) {
 		proc.exePath = resolved
 	}
 	if inCgroup {
-		proc.cgroup = "0::" + cg.HierarchyPath
+		proc.cgroup = cgroupFileOf(t, cg.HierarchyPath)
 	}
 
 	// Delivered while the daemon runs, not only when it stops.
@@ -268,12 +268,36 @@ func workloadAttrs(calls []testutil.WorkloadCall, cg *testutil.Cgroup, inCgroup 
 	}
 }
 
-// procView is what the daemon may add from /proc about a workload process
-// it finds still running when it handles the call (best effort: a process
-// that has exited by then is not in /proc).
+// procView is what the kernel reads of a workload process, at its first
+// call, however briefly it lives.
 type procView struct {
 	exePath string // the workload binary, symbolic links resolved
 	cgroup  string // process.linux.cgroup; "" when any is right
+}
+
+// cgroupFileOf is process.linux.cgroup of a process that the test started
+// in the cgroup v2 at v2Path: the test's own /proc/self/cgroup (its cgroup
+// v1 hierarchies are the process's too), but for the cgroup v2 line; the
+// hierarchies without a controller (name=systemd) are not reported.
+func cgroupFileOf(t *testing.T, v2Path string) string {
+	t.Helper()
+	data, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for line := range strings.Lines(string(data)) {
+		line = strings.TrimRight(line, "\n")
+		parts := strings.SplitN(line, ":", 3)
+		switch {
+		case len(parts) != 3 || strings.HasPrefix(parts[1], "name="):
+		case parts[0] == "0":
+			lines = append(lines, "0::"+v2Path)
+		default:
+			lines = append(lines, line)
+		}
+	}
+	return strings.Join(lines, "\n")
 }
 
 func checkRecord(r received, c testutil.WorkloadCall, start, end time.Time, proc procView) []string {
@@ -336,12 +360,11 @@ func checkRecord(r received, c testutil.WorkloadCall, start, end time.Time, proc
 		want["error.type"] = bpf.Errno(-c.Ret).String()
 	}
 	// Present with a value we can only bound.
-	bounded := map[string]bool{"memlock.duration": true, "memlock.cgroup.id": true}
-	// Present, with this value, only if the daemon found the process in
-	// /proc: whether it did is a race with the workload's exit.
-	optional := map[string]any{"process.executable.path": proc.exePath}
+	bounded := map[string]bool{"memlock.duration": true, "memlock.cgroup.id": true, "process.creation.time": true}
+	// The process's identity, which the kernel read at its first call.
+	want["process.executable.path"] = proc.exePath
 	if proc.cgroup != "" {
-		optional["process.linux.cgroup"] = proc.cgroup
+		want["process.linux.cgroup"] = proc.cgroup
 	} else {
 		bounded["process.linux.cgroup"] = true
 	}
@@ -364,9 +387,6 @@ func checkRecord(r received, c testutil.WorkloadCall, start, end time.Time, proc
 			continue
 		}
 		w, ok := want[key]
-		if !ok {
-			w, ok = optional[key]
-		}
 		if !ok {
 			diffs = append(diffs, fmt.Sprintf("unexpected attribute %s=%s", key, v.AsString()))
 			continue
@@ -404,6 +424,15 @@ func checkRecord(r received, c testutil.WorkloadCall, start, end time.Time, proc
 	}
 	if _, ok := intAttr(attrs, "memlock.cgroup.id"); !ok {
 		diffs = append(diffs, "memlock.cgroup.id missing or not an int")
+	}
+	// The workload process started after the test did, and before its call.
+	if v, ok := attrs.Get("process.creation.time"); !ok {
+		diffs = append(diffs, "missing attribute process.creation.time")
+	} else if created, err := time.Parse(time.RFC3339Nano, v.Str()); err != nil || created.Before(start.Add(-time.Second)) || created.After(ts) {
+		diffs = append(diffs, fmt.Sprintf("process.creation.time %q (%v) not between the test's start %v and the call %v", v.Str(), err, start, ts))
+	}
+	if _, ok := attrs.Get("process.linux.cgroup"); !ok {
+		diffs = append(diffs, "missing attribute process.linux.cgroup")
 	}
 	return diffs
 }

@@ -5,7 +5,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/memlock-exporter/memlock-exporter/procfs"
+	"github.com/memlock-exporter/memlock-exporter/bpf"
 )
 
 // discardSender stands in for the OTLP client: it drops every request
@@ -28,17 +28,17 @@ func BenchmarkHandle(b *testing.B) {
 	for _, bc := range []struct {
 		name        string
 		logs, spans bool
-		procs       Processes
+		process     *bpf.Process
 	}{
 		{"logs", true, false, nil},
 		{"logs+spans", true, true, nil},
-		{"logs+spans+process", true, true, &staticProcesses{info: containerInfo()}},
+		{"logs+spans+process", true, true, containerProcess()},
 		{"spans", false, true, nil},
 		{"metrics-only", false, false, nil},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			var sent atomic.Int64
-			opts := Options{Processes: bc.procs}
+			opts := Options{}
 			// The daemon's default batching (config).
 			batch := BatchOptions{MaxQueueSize: 8192, MaxExportBatch: 2048}
 			if bc.logs {
@@ -49,6 +49,7 @@ func BenchmarkHandle(b *testing.B) {
 			}
 			rig := newRig(b, opts)
 			ev := sampleEvent()
+			ev.Process = bc.process
 			b.ReportAllocs()
 			for b.Loop() {
 				rig.exp.Handle(&ev)
@@ -77,13 +78,13 @@ func BenchmarkHandle(b *testing.B) {
 // BenchmarkEncode measures the encoding of one call alone.
 func BenchmarkEncode(b *testing.B) {
 	for _, bc := range []struct {
-		name  string
-		info  *procfs.Info
-		spans bool
+		name    string
+		process *bpf.Process
+		spans   bool
 	}{
 		{"call", nil, false},
 		{"call+span-ids", nil, true},
-		{"call+process", func() *procfs.Info { i := containerInfo(); return &i }(), false},
+		{"call+process", containerProcess(), false},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			var enc encoder
@@ -91,9 +92,10 @@ func BenchmarkEncode(b *testing.B) {
 				enc.ids = newIDSource(nil)
 			}
 			ev := sampleEvent()
+			ev.Process = bc.process
 			b.ReportAllocs()
 			for b.Loop() {
-				_ = enc.encode(&ev, bc.info, "", observedAt)
+				_ = enc.encode(&ev, "", observedAt)
 			}
 		})
 	}

@@ -8,7 +8,6 @@ import (
 
 	"github.com/memlock-exporter/memlock-exporter/bpf"
 	"github.com/memlock-exporter/memlock-exporter/exporter/internal/otlpwire"
-	"github.com/memlock-exporter/memlock-exporter/procfs"
 	"github.com/memlock-exporter/memlock-exporter/semconv"
 )
 
@@ -82,10 +81,9 @@ type encoder struct {
 	attrs   []byte
 }
 
-// encode returns the event of call ev, read at observed. info is the
-// calling process's context from procfs, nil when unknown; errName is the
+// encode returns the event of call ev, read at observed. errName is the
 // name of the call's errno (ignored on success). ev.Syscall must be valid.
-func (c *encoder) encode(ev *bpf.Event, info *procfs.Info, errName string, observed time.Time) *event {
+func (c *encoder) encode(ev *bpf.Event, errName string, observed time.Time) *event {
 	si := &syscalls[ev.Syscall]
 	c.body = ev.AppendCall(c.body[:0])
 	c.attrs = c.appendCallAttrs(c.attrs[:0], ev, errName)
@@ -98,7 +96,7 @@ func (c *encoder) encode(ev *bpf.Event, info *procfs.Info, errName string, obser
 		name:     si.eventName,
 		body:     c.body,
 		attrs:    c.attrs,
-		thread:   c.threads.get(ev, info),
+		thread:   c.threads.get(ev),
 	}
 	if ev.Ret < 0 {
 		c.ev.severity = severityWarn

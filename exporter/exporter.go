@@ -22,7 +22,6 @@ import (
 
 	"github.com/memlock-exporter/memlock-exporter/bpf"
 	"github.com/memlock-exporter/memlock-exporter/exporter/internal/otlpwire"
-	"github.com/memlock-exporter/memlock-exporter/procfs"
 	"github.com/memlock-exporter/memlock-exporter/semconv"
 )
 
@@ -56,10 +55,6 @@ type Options struct {
 	// Losses, if set, feeds memlock.events.lost with the kernel's and the
 	// reader's loss counts.
 	Losses LossSource
-	// Processes, if set, adds the calling process's context from procfs
-	// (process.executable.path, process.command_args, process.linux.cgroup,
-	// container.id, k8s.pod.uid, process.vpid) to every record and span.
-	Processes Processes
 
 	// Locked, if set, is read every metric interval for
 	// memlock.system.locked, the process gauges and the limit warnings;
@@ -95,7 +90,6 @@ type Exporter struct {
 
 	stats  *callStats
 	locked *lockedWatcher // nil without Options.Locked
-	procs  Processes      // nil: no procfs context
 	sinks  []sink         // where events go; none: metrics only
 
 	mu  sync.Mutex // guards enc, and the order of events in the sinks
@@ -147,7 +141,6 @@ func New(ctx context.Context, opts Options) (*Exporter, error) {
 	e := &Exporter{
 		now:    time.Now,
 		stats:  &callStats{},
-		procs:  opts.Processes,
 		diag:   diag,
 		losses: opts.Losses,
 	}
@@ -254,18 +247,11 @@ func (e *Exporter) Handle(ev *bpf.Event) {
 	if len(e.sinks) == 0 {
 		return
 	}
-	// Look the process up before taking e.mu: a cache miss reads procfs.
-	var info *procfs.Info
-	if e.procs != nil {
-		if i, ok := e.procs.Get(ev.PID); ok {
-			info = &i
-		}
-	}
 	observed := e.now()
 
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.emit(e.enc.encode(ev, info, calls.errName, observed))
+	e.emit(e.enc.encode(ev, calls.errName, observed))
 }
 
 // emit hands ev to every sink.

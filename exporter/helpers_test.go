@@ -29,7 +29,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/memlock-exporter/memlock-exporter/bpf"
-	"github.com/memlock-exporter/memlock-exporter/procfs"
 	"github.com/memlock-exporter/memlock-exporter/semconv"
 )
 
@@ -423,28 +422,6 @@ type fakeLosses struct {
 
 func (f *fakeLosses) Losses() (bpf.LossCounts, error) { return f.counts, f.err }
 func (f *fakeLosses) Malformed() uint64               { return f.malformed }
-
-// fakeProcesses answers Get from a map, like a warm procfs.Cache; a pid not
-// in the map is a process that already exited.
-type fakeProcesses struct {
-	mu    sync.Mutex
-	infos map[uint32]procfs.Info
-	asked []uint32
-}
-
-func (f *fakeProcesses) Get(pid uint32) (procfs.Info, bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.asked = append(f.asked, pid)
-	info, ok := f.infos[pid]
-	return info, ok
-}
-
-// staticProcesses answers every pid with one Info, without locking or
-// allocating: a cache hit.
-type staticProcesses struct{ info procfs.Info }
-
-func (s *staticProcesses) Get(uint32) (procfs.Info, bool) { return s.info, true }
 
 func waitFor(t testing.TB, cond func() bool) {
 	t.Helper()

@@ -11,7 +11,6 @@ import (
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 
 	"github.com/memlock-exporter/memlock-exporter/bpf"
-	"github.com/memlock-exporter/memlock-exporter/procfs"
 	"github.com/memlock-exporter/memlock-exporter/semconv"
 )
 
@@ -412,15 +411,14 @@ func TestRecordsMatchSchema(t *testing.T) {
 		types[d.Key] = d.Type
 	}
 	for _, withProcess := range []bool{false, true} {
-		opts := Options{}
-		if withProcess {
-			opts.Processes = &staticProcesses{info: containerInfo()}
-		}
-		rig := newRig(t, on(opts))
+		rig := newRig(t, on(Options{}))
 		for _, tc := range recordCases {
 			ev := sampleEvent()
 			if tc.mod != nil {
 				tc.mod(&ev)
+			}
+			if withProcess {
+				ev.Process = containerProcess()
 			}
 			rig.exp.Handle(&ev)
 		}
@@ -448,7 +446,8 @@ func TestRecordsMatchSchema(t *testing.T) {
 			}
 			if withProcess {
 				for _, k := range []attribute.Key{semconv.ProcessExecutablePathKey, semconv.ProcessCommandArgsKey,
-					semconv.ProcessLinuxCgroupKey, semconv.ContainerIDKey, semconv.K8SPodUIDKey, semconv.ProcessVpidKey} {
+					semconv.ProcessLinuxCgroupKey, semconv.ContainerIDKey, semconv.K8SPodUIDKey, semconv.ProcessVpidKey,
+					semconv.ProcessCreationTimeKey} {
 					if _, ok := got[k]; !ok {
 						t.Errorf("%s lacks %s", def.Name, k)
 					}
@@ -604,13 +603,14 @@ func TestHandleAllocations(t *testing.T) {
 		t.Skip("allocation counts differ under the race detector")
 	}
 	for _, tc := range []struct {
-		name string
-		opts Options
+		name    string
+		opts    Options
+		process *bpf.Process
 	}{
-		{"logs and spans", on(Options{})},
-		{"logs and spans with the process context", on(Options{Processes: &staticProcesses{info: containerInfo()}})},
-		{"logs only", Options{Logs: Destination{Kind: ToOTLP}}},
-		{"metrics only", Options{}},
+		{"logs and spans", on(Options{}), nil},
+		{"logs and spans with the process's identity", on(Options{}), containerProcess()},
+		{"logs only", Options{Logs: Destination{Kind: ToOTLP}}, nil},
+		{"metrics only", Options{}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.opts.Logs.Batch.MaxExportBatch = 1 << 20
@@ -619,6 +619,7 @@ func TestHandleAllocations(t *testing.T) {
 			evs := make([]bpf.Event, len(recordCases))
 			for i, c := range recordCases {
 				evs[i] = sampleEvent()
+				evs[i].Process = tc.process
 				if c.mod != nil {
 					c.mod(&evs[i])
 				}
@@ -645,17 +646,23 @@ const (
 	testCgroupPath  = "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1a2b3c4d_5e6f_4a7b_8c9d_0e1f2a3b4c5d.slice/cri-containerd-" + testContainerID + ".scope"
 )
 
-// containerInfo is gpg-agent (sampleEvent's pid 4242) in a Kubernetes pod,
-// pid 7 in its own PID namespace.
-func containerInfo() procfs.Info {
-	return procfs.Info{
-		ExePath:        "/usr/bin/gpg-agent",
-		CommandArgs:    []string{"gpg-agent", "--daemon"},
-		CgroupPath:     testCgroupPath,
-		ContainerID:    testContainerID,
-		PodUID:         testPodUID,
+// containerProcess is gpg-agent (sampleEvent's pid 4242) in a Kubernetes
+// pod, pid 7 in its own PID namespace, on a hybrid host whose memory
+// hierarchy names the pod too.
+func containerProcess() *bpf.Process {
+	return &bpf.Process{
+		PID:            4242,
+		StartNs:        500_000_000,
+		StartTime:      time.Date(2026, 11, 5, 9, 59, 0, 250_000_000, time.UTC),
 		VPID:           7,
 		InPIDNamespace: true,
+		ExePath:        "/usr/bin/gpg-agent",
+		Args:           []string{"gpg-agent", "--daemon"},
+		CgroupID:       7788,
+		Cgroups: []bpf.Cgroup{
+			{Hierarchy: 4, Controllers: "memory", ID: 90, Path: testCgroupPath},
+			{Hierarchy: 0, ID: 7788, Path: testCgroupPath},
+		},
 	}
 }
 
@@ -664,56 +671,65 @@ func mlock2Attrs() attrs { return recordCases[0].attrs }
 
 func TestProcessContext(t *testing.T) {
 	needPageSize4K(t)
+	hostProcess := &bpf.Process{
+		PID: 4242, StartTime: time.Date(2026, 11, 5, 9, 0, 0, 0, time.UTC), ExePath: "/usr/bin/gpg-agent",
+		Cgroups: []bpf.Cgroup{{Hierarchy: 0, Path: "/user.slice/user-1000.slice/user@1000.service/app.slice/gpg-agent.service"}},
+	}
+	v1Only := &bpf.Process{
+		PID: 4242, StartTime: time.Date(2026, 11, 5, 9, 0, 0, 0, time.UTC), ExePath: "/usr/bin/gpg-agent",
+		Cgroups: []bpf.Cgroup{
+			{Hierarchy: 4, Controllers: "memory", Path: "/docker/" + testContainerID},
+			{Hierarchy: 0, Path: "/"},
+		},
+	}
 	tests := []struct {
-		name  string
-		info  *procfs.Info // nil: the process is gone
-		attrs attrs
+		name    string
+		process *bpf.Process // nil: the reader did not know it
+		attrs   attrs
 	}{
 		{
-			name: "container in a pod, with arguments",
-			info: func() *procfs.Info { i := containerInfo(); return &i }(),
+			name:    "container in a pod, with arguments",
+			process: containerProcess(),
 			attrs: mlock2Attrs().with(attrs{
+				semconv.ProcessCreationTimeKey:   attribute.StringValue("2026-11-05T09:59:00.25Z"),
 				semconv.ProcessExecutablePathKey: attribute.StringValue("/usr/bin/gpg-agent"),
 				semconv.ProcessCommandArgsKey:    attribute.StringSliceValue([]string{"gpg-agent", "--daemon"}),
-				semconv.ProcessLinuxCgroupKey:    attribute.StringValue("0::" + testCgroupPath),
+				semconv.ProcessLinuxCgroupKey:    attribute.StringValue("4:memory:" + testCgroupPath + "\n0::" + testCgroupPath),
 				semconv.ContainerIDKey:           attribute.StringValue(testContainerID),
 				semconv.K8SPodUIDKey:             attribute.StringValue(testPodUID),
 				semconv.ProcessVpidKey:           attribute.Int64Value(7),
 			}),
 		},
 		{
-			name: "host process, arguments off",
-			info: &procfs.Info{
-				ExePath:    "/usr/bin/gpg-agent",
-				CgroupPath: "/user.slice/user-1000.slice/user@1000.service/app.slice/gpg-agent.service",
-				VPID:       4242,
-			},
+			name:    "host process, arguments off",
+			process: hostProcess,
 			attrs: mlock2Attrs().with(attrs{
+				semconv.ProcessCreationTimeKey:   attribute.StringValue("2026-11-05T09:00:00Z"),
 				semconv.ProcessExecutablePathKey: attribute.StringValue("/usr/bin/gpg-agent"),
 				semconv.ProcessLinuxCgroupKey:    attribute.StringValue("0::/user.slice/user-1000.slice/user@1000.service/app.slice/gpg-agent.service"),
 			}),
 		},
 		{
-			name:  "fields procfs could not read are left out",
-			info:  &procfs.Info{VPID: 4242},
-			attrs: mlock2Attrs(),
+			// A hybrid host whose container runtime names the
+			// container in a v1 hierarchy only.
+			name:    "container named in cgroup v1 only",
+			process: v1Only,
+			attrs: mlock2Attrs().with(attrs{
+				semconv.ProcessCreationTimeKey:   attribute.StringValue("2026-11-05T09:00:00Z"),
+				semconv.ProcessExecutablePathKey: attribute.StringValue("/usr/bin/gpg-agent"),
+				semconv.ProcessLinuxCgroupKey:    attribute.StringValue("4:memory:/docker/" + testContainerID + "\n0::/"),
+				semconv.ContainerIDKey:           attribute.StringValue(testContainerID),
+			}),
 		},
 		{
-			name:  "process exited before it was looked at",
-			info:  nil,
-			attrs: mlock2Attrs(),
+			name:    "identity unknown",
+			process: nil,
+			attrs:   mlock2Attrs(),
 		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			procs := &fakeProcesses{infos: map[uint32]procfs.Info{}}
-			if tc.info != nil {
-				procs.infos[4242] = *tc.info
-			}
-			_, recs, spans := handleCase(t, nil, Options{Processes: procs})
-			if !slices.Equal(procs.asked, []uint32{4242}) {
-				t.Errorf("Processes.Get called for %v, want [4242]", procs.asked)
-			}
+			_, recs, spans := handleCase(t, func(ev *bpf.Event) { ev.Process = tc.process }, Options{})
 			if len(recs) != 1 || len(spans) != 1 {
 				t.Fatalf("got %d records and %d spans, want 1 each", len(recs), len(spans))
 			}
@@ -731,40 +747,32 @@ func TestProcessContext(t *testing.T) {
 // attributes is always what encoding them afresh gives, whichever value
 // they are made of changes between two calls of the thread.
 func TestThreadCacheFollowsChanges(t *testing.T) {
-	base := procfs.Info{ExePath: "/usr/bin/a", CommandArgs: []string{"a", "-x"}, CgroupPath: "/a.scope", ContainerID: "c1", PodUID: "p1", VPID: 3, InPIDNamespace: true}
 	for _, tc := range []struct {
 		name   string
-		change func(ev *bpf.Event, info *procfs.Info) *procfs.Info
+		change func(ev *bpf.Event)
 	}{
-		{"nothing", func(ev *bpf.Event, info *procfs.Info) *procfs.Info { return info }},
-		{"parent", func(ev *bpf.Event, info *procfs.Info) *procfs.Info { ev.PPID++; return info }},
-		{"thread name", func(ev *bpf.Event, info *procfs.Info) *procfs.Info { ev.Comm = "renamed"; return info }},
-		{"executable", func(ev *bpf.Event, info *procfs.Info) *procfs.Info { ev.ExeName = "b"; return info }},
-		{"effective uid", func(ev *bpf.Event, info *procfs.Info) *procfs.Info { ev.EUID = 0; return info }},
-		{"gid", func(ev *bpf.Event, info *procfs.Info) *procfs.Info { ev.GID = 7; return info }},
-		{"cgroup id", func(ev *bpf.Event, info *procfs.Info) *procfs.Info { ev.CgroupID = 99; return info }},
-		{"process gone", func(ev *bpf.Event, info *procfs.Info) *procfs.Info { return nil }},
-		{"exe path", func(ev *bpf.Event, info *procfs.Info) *procfs.Info { info.ExePath = "/usr/bin/b"; return info }},
-		{"arguments", func(ev *bpf.Event, info *procfs.Info) *procfs.Info {
-			info.CommandArgs = []string{"a", "-y"}
-			return info
+		{"nothing", func(ev *bpf.Event) {}},
+		{"parent", func(ev *bpf.Event) { ev.PPID++ }},
+		{"thread name", func(ev *bpf.Event) { ev.Comm = "renamed" }},
+		{"executable", func(ev *bpf.Event) { ev.ExeName = "b" }},
+		{"effective uid", func(ev *bpf.Event) { ev.EUID = 0 }},
+		{"gid", func(ev *bpf.Event) { ev.GID = 7 }},
+		{"cgroup id", func(ev *bpf.Event) { ev.CgroupID = 99 }},
+		{"identity lost", func(ev *bpf.Event) { ev.Process = nil }},
+		{"new identity (an exec)", func(ev *bpf.Event) {
+			p := *ev.Process
+			p.ExePath = "/usr/bin/b"
+			ev.Process = &p
 		}},
-		{"fewer arguments, same array", func(ev *bpf.Event, info *procfs.Info) *procfs.Info {
-			info.CommandArgs = info.CommandArgs[:1]
-			return info
-		}},
-		{"container", func(ev *bpf.Event, info *procfs.Info) *procfs.Info { info.ContainerID = "c2"; return info }},
-		{"vpid", func(ev *bpf.Event, info *procfs.Info) *procfs.Info { info.VPID = 4; return info }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var c threadCache
 			ev := sampleEvent()
-			info := base
-			c.get(&ev, &info)
-			next := info
-			infoP := tc.change(&ev, &next)
-			got := c.get(&ev, infoP)
-			if want := appendThreadAttrs(nil, &ev, infoP); string(got) != string(want) {
+			ev.Process = containerProcess()
+			c.get(&ev)
+			tc.change(&ev)
+			got := c.get(&ev)
+			if want := appendThreadAttrs(nil, &ev); string(got) != string(want) {
 				t.Error("the cached encoding is stale")
 			}
 		})
@@ -778,7 +786,7 @@ func TestThreadCacheIsBounded(t *testing.T) {
 	ev := sampleEvent()
 	for tid := range uint32(3 * maxThreadCache) {
 		ev.TID = tid
-		if got, want := c.get(&ev, nil), appendThreadAttrs(nil, &ev, nil); string(got) != string(want) {
+		if got, want := c.get(&ev), appendThreadAttrs(nil, &ev); string(got) != string(want) {
 			t.Fatalf("tid %d: wrong attributes", tid)
 		}
 	}

@@ -1,23 +1,13 @@
 package exporter
 
 import (
-	"unsafe"
+	"time"
 
 	"github.com/memlock-exporter/memlock-exporter/bpf"
 	"github.com/memlock-exporter/memlock-exporter/exporter/internal/otlpwire"
 	"github.com/memlock-exporter/memlock-exporter/procfs"
 	"github.com/memlock-exporter/memlock-exporter/semconv"
 )
-
-// Processes looks up what procfs shows of a process: its executable path,
-// arguments, cgroup, container and PID namespace. Get reports false when the
-// process is gone (it exited before it was looked at); its events then carry
-// only what the kernel reported. Get is called once per event, from Handle,
-// so it must be cheap when it answers from memory. *procfs.Cache satisfies
-// it.
-type Processes interface {
-	Get(pid uint32) (procfs.Info, bool)
-}
 
 // The attributes of the calling thread and its process (pid through the
 // procfs context: about half of a record's bytes) repeat from one call of
@@ -40,37 +30,24 @@ type threadKey struct {
 	pid, ppid, tid, euid, uid, egid, gid uint32
 	cgroupID                             uint64
 	comm, exe                            string
-	info                                 bool
-	exePath, cgroupPath, container, pod  string
-	// args is the argument vector's backing array, which the procfs cache
-	// shares among the answers for one process: comparing it is cheaper
-	// than comparing the arguments.
-	args           *string
-	nargs          int
-	vpid           uint32
-	inPIDNamespace bool
+	// process is the process's identity, shared by its events and
+	// replaced, not changed, when it changes.
+	process *bpf.Process
 }
 
-func newThreadKey(ev *bpf.Event, info *procfs.Info) threadKey {
-	k := threadKey{
+func newThreadKey(ev *bpf.Event) threadKey {
+	return threadKey{
 		pid: ev.PID, ppid: ev.PPID, tid: ev.TID,
 		euid: ev.EUID, uid: ev.UID, egid: ev.EGID, gid: ev.GID,
 		cgroupID: ev.CgroupID, comm: ev.Comm, exe: ev.ExeName,
+		process: ev.Process,
 	}
-	if info != nil {
-		k.info = true
-		k.exePath, k.cgroupPath, k.container, k.pod = info.ExePath, info.CgroupPath, info.ContainerID, info.PodUID
-		k.args, k.nargs = unsafe.SliceData(info.CommandArgs), len(info.CommandArgs)
-		k.vpid, k.inPIDNamespace = info.VPID, info.InPIDNamespace
-	}
-	return k
 }
 
-// get returns the encoded attributes of ev's thread and process, with
-// info, the process's context from procfs (nil when unknown). The bytes
-// stay valid until the thread's next call.
-func (c *threadCache) get(ev *bpf.Event, info *procfs.Info) []byte {
-	k := newThreadKey(ev, info)
+// get returns the encoded attributes of ev's thread and process. The
+// bytes stay valid until the thread's next call.
+func (c *threadCache) get(ev *bpf.Event) []byte {
+	k := newThreadKey(ev)
 	te := c.m[ev.TID]
 	if te != nil && te.key == k {
 		return te.attrs
@@ -83,13 +60,14 @@ func (c *threadCache) get(ev *bpf.Event, info *procfs.Info) []byte {
 		c.m[ev.TID] = te
 	}
 	te.key = k
-	te.attrs = appendThreadAttrs(te.attrs[:0], ev, info)
+	te.attrs = appendThreadAttrs(te.attrs[:0], ev)
 	return te.attrs
 }
 
-// appendThreadAttrs appends the attributes of the calling thread and its
-// process: the kernel's view, then procfs's.
-func appendThreadAttrs(dst []byte, ev *bpf.Event, info *procfs.Info) []byte {
+// appendThreadAttrs appends the attributes of the calling thread, as the
+// call found it, and of its process, as the kernel read it at the
+// process's first call (ev.Process).
+func appendThreadAttrs(dst []byte, ev *bpf.Event) []byte {
 	dst = otlpwire.AppendIntAttr(dst, string(semconv.ProcessPIDKey), int64(ev.PID))
 	dst = otlpwire.AppendIntAttr(dst, string(semconv.ProcessParentPIDKey), int64(ev.PPID))
 	dst = otlpwire.AppendIntAttr(dst, string(semconv.ThreadIDKey), int64(ev.TID))
@@ -106,28 +84,45 @@ func appendThreadAttrs(dst []byte, ev *bpf.Event, info *procfs.Info) []byte {
 	if ev.CgroupID != 0 {
 		dst = otlpwire.AppendIntAttr(dst, string(semconv.CgroupIDKey), int64(ev.CgroupID))
 	}
-	if info == nil {
+	p := ev.Process
+	if p == nil {
 		return dst
 	}
-	if info.ExePath != "" {
-		dst = otlpwire.AppendStringAttr(dst, string(semconv.ProcessExecutablePathKey), info.ExePath)
+	dst = otlpwire.AppendStringAttr(dst, string(semconv.ProcessCreationTimeKey), p.StartTime.UTC().Format(time.RFC3339Nano))
+	if p.ExePath != "" {
+		dst = otlpwire.AppendStringAttr(dst, string(semconv.ProcessExecutablePathKey), p.ExePath)
 	}
-	if len(info.CommandArgs) > 0 {
-		dst = otlpwire.AppendStringSliceAttr(dst, string(semconv.ProcessCommandArgsKey), info.CommandArgs)
+	if len(p.Args) > 0 {
+		dst = otlpwire.AppendStringSliceAttr(dst, string(semconv.ProcessCommandArgsKey), p.Args)
 	}
-	if info.CgroupPath != "" {
-		// semconv decides the value's form ("0::<path>"); a thread's
-		// attributes are encoded rarely enough for its allocation.
-		dst = otlpwire.AppendAttrs(dst, semconv.ProcessLinuxCgroup(info.CgroupPath))
+	if cg := p.CgroupFile(); cg != "" {
+		dst = otlpwire.AppendStringAttr(dst, string(semconv.ProcessLinuxCgroupKey), cg)
 	}
-	if info.ContainerID != "" {
-		dst = otlpwire.AppendStringAttr(dst, string(semconv.ContainerIDKey), info.ContainerID)
+	container, pod := containerOf(p)
+	if container != "" {
+		dst = otlpwire.AppendStringAttr(dst, string(semconv.ContainerIDKey), container)
 	}
-	if info.PodUID != "" {
-		dst = otlpwire.AppendStringAttr(dst, string(semconv.K8SPodUIDKey), info.PodUID)
+	if pod != "" {
+		dst = otlpwire.AppendStringAttr(dst, string(semconv.K8SPodUIDKey), pod)
 	}
-	if info.InPIDNamespace {
-		dst = otlpwire.AppendIntAttr(dst, string(semconv.ProcessVpidKey), int64(info.VPID))
+	if p.InPIDNamespace {
+		dst = otlpwire.AppendIntAttr(dst, string(semconv.ProcessVpidKey), int64(p.VPID))
 	}
 	return dst
+}
+
+// containerOf finds the container and pod a process's cgroups name, in
+// cgroup v2 first, then in the v1 hierarchies: on a hybrid host a container
+// runtime may name it in one and not the other.
+func containerOf(p *bpf.Process) (container, pod string) {
+	for i := len(p.Cgroups) - 1; i >= 0; i-- {
+		path := p.Cgroups[i].Path
+		if container == "" {
+			container = procfs.ContainerID(path)
+		}
+		if pod == "" {
+			pod = procfs.PodUID(path)
+		}
+	}
+	return container, pod
 }

@@ -1,76 +1,8 @@
 package procfs
 
 import (
-	"bytes"
 	"strings"
 )
-
-// v1Preference lists the cgroup v1 controllers whose path ParseCgroupFile
-// reports when there is no usable cgroup v2 path, best first.
-var v1Preference = [...]string{"memory", "pids", "name=systemd"}
-
-// ParseCgroupFile returns the cgroup path of a process from the content of
-// /proc/<pid>/cgroup: the cgroup v2 path (the "0::" line), else the path of
-// the cgroup v1 memory, pids or name=systemd controller, in that order.
-// In hybrid mode a v2 path of "/" says nothing while a v1 path may, so a
-// non-root v1 path wins over a root v2 path. It returns "" when no line fits.
-func ParseCgroupFile(data []byte) (path string) {
-	v2, haveV2 := "", false
-	var v1 [len(v1Preference)]string
-	for line := range bytes.Lines(data) {
-		id, controllers, p, ok := splitCgroupLine(line)
-		if !ok {
-			continue
-		}
-		if id == "0" && controllers == "" {
-			v2, haveV2 = p, true
-			continue
-		}
-		for i, want := range v1Preference {
-			if v1[i] == "" && hasController(controllers, want) {
-				v1[i] = p
-			}
-		}
-	}
-	if haveV2 && v2 != "/" {
-		return v2
-	}
-	for _, p := range v1 {
-		if p != "" && p != "/" {
-			return p
-		}
-	}
-	if haveV2 {
-		return v2
-	}
-	for _, p := range v1 {
-		if p != "" {
-			return p
-		}
-	}
-	return ""
-}
-
-// splitCgroupLine splits "hierarchy-id:controllers:path" (the path may hold colons).
-func splitCgroupLine(line []byte) (id, controllers, path string, ok bool) {
-	s := strings.TrimRight(string(line), "\r\n")
-	id, rest, ok1 := strings.Cut(s, ":")
-	controllers, path, ok2 := strings.Cut(rest, ":")
-	if !ok1 || !ok2 || id == "" || !strings.HasPrefix(path, "/") {
-		return "", "", "", false
-	}
-	return id, controllers, path, true
-}
-
-// hasController reports whether the comma-separated list holds want.
-func hasController(list, want string) bool {
-	for c := range strings.SplitSeq(list, ",") {
-		if c == want {
-			return true
-		}
-	}
-	return false
-}
 
 // containerScopePrefixes are the unit or directory name prefixes, before
 // "-<id>", that container runtimes give a container's cgroup.

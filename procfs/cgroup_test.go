@@ -1,7 +1,6 @@
 package procfs
 
 import (
-	"os"
 	"strings"
 	"testing"
 )
@@ -14,53 +13,6 @@ const (
 	uidSD  = "0b5c7d3e_1f2a_4b6c_8d9e_0f1a2b3c4d5e" // systemd driver spelling
 	uidHex = "6e4c8b2a9d0f1e3c5b7a9d8c6e4f2a1b"     // static pod: config hash
 )
-
-func TestParseCgroupFile(t *testing.T) {
-	tests := []struct {
-		name, data, want string
-	}{
-		{"v2 only", "0::/system.slice/docker-" + id1 + ".scope\n", "/system.slice/docker-" + id1 + ".scope"},
-		{"v2 no final newline", "0::/kubepods/besteffort/pod" + uid + "/" + id1, "/kubepods/besteffort/pod" + uid + "/" + id1},
-		{"v2 root", "0::/\n", "/"},
-		{"v2 init.scope", "0::/init.scope\n", "/init.scope"},
-		{"hybrid: v2 path wins when not root",
-			"12:memory:/docker/" + id2 + "\n1:name=systemd:/docker/" + id2 + "\n0::/system.slice/docker-" + id1 + ".scope\n",
-			"/system.slice/docker-" + id1 + ".scope"},
-		{"hybrid: root v2 path loses to v1 memory (this machine's layout)",
-			"9:name=systemd:/\n8:pids:/\n4:memory:/process_api/aeddc481d05255d2794f24c1a8d2c40b\n3:cpuset:/\n0::/\n",
-			"/process_api/aeddc481d05255d2794f24c1a8d2c40b"},
-		{"hybrid: all root", "9:name=systemd:/\n4:memory:/\n0::/\n", "/"},
-		{"v1 memory preferred over pids and name=systemd",
-			"11:pids:/docker/" + id2 + "\n10:memory:/docker/" + id1 + "\n1:name=systemd:/docker/" + id2 + "\n",
-			"/docker/" + id1},
-		{"v1 pids when no memory", "3:cpu,cpuacct:/a\n2:pids:/kubepods/burstable/pod" + uid + "/" + id1 + "\n", "/kubepods/burstable/pod" + uid + "/" + id1},
-		{"v1 name=systemd last", "1:name=systemd:/user.slice/user-1000.slice/session-3.scope\n", "/user.slice/user-1000.slice/session-3.scope"},
-		{"v1 memory among joined controllers", "5:memory,hugetlb:/docker/" + id1 + "\n", "/docker/" + id1},
-		{"v1 other controllers only", "3:cpu,cpuacct:/docker/" + id1 + "\n2:blkio:/x\n", ""},
-		{"path with colons", "0::/weird:name/with:colons\n", "/weird:name/with:colons"},
-		{"CRLF line ends", "0::/system.slice/foo.service\r\n", "/system.slice/foo.service"},
-		{"empty", "", ""},
-		{"garbage", "hello world\n:::\n0:\nx::relative\n", ""},
-		{"memory controller name prefix is not memory", "4:memoryx:/a\n", ""},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := ParseCgroupFile([]byte(tt.data)); got != tt.want {
-				t.Errorf("ParseCgroupFile(%q) = %q, want %q", tt.data, got, tt.want)
-			}
-		})
-	}
-}
-
-func TestParseCgroupFileRealTestdata(t *testing.T) {
-	data, err := os.ReadFile("testdata/cgroup-hybrid-self")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, want := ParseCgroupFile(data), "/process_api/aeddc481d05255d2794f24c1a8d2c40b"; got != want {
-		t.Errorf("ParseCgroupFile(testdata/cgroup-hybrid-self) = %q, want %q", got, want)
-	}
-}
 
 // cgroupLayout is one real-looking cgroup path with what it should yield.
 type cgroupLayout struct {
@@ -150,21 +102,5 @@ func TestPodUID(t *testing.T) {
 				t.Errorf("PodUID(%q) = %q, want %q", tt.path, got, tt.pod)
 			}
 		})
-	}
-}
-
-func TestFromCgroupFile(t *testing.T) {
-	// Hybrid mode with the cgroupfs driver: the v2 line holds the daemon's
-	// path, only the v1 hierarchies hold the container's.
-	data := []byte("12:memory:/docker/" + id1 + "\n1:name=systemd:/docker/" + id1 + "\n0::/system.slice/containerd.service\n")
-	chosen := ParseCgroupFile(data)
-	if chosen != "/system.slice/containerd.service" {
-		t.Fatalf("ParseCgroupFile = %q", chosen)
-	}
-	if got := fromCgroupFile(data, chosen, ContainerID); got != id1 {
-		t.Errorf("fromCgroupFile(ContainerID) = %q, want %q", got, id1)
-	}
-	if got := fromCgroupFile(data, chosen, PodUID); got != "" {
-		t.Errorf("fromCgroupFile(PodUID) = %q, want \"\"", got)
 	}
 }

@@ -49,6 +49,8 @@ const (
 	ProcessCommandArgsKey = std.ProcessCommandArgsKey
 	// ProcessVpidKey is the process's pid in its own PID namespace.
 	ProcessVpidKey = std.ProcessVpidKey
+	// ProcessCreationTimeKey is when the process started.
+	ProcessCreationTimeKey = std.ProcessCreationTimeKey
 	// ContainerIDKey is the id of the container the process runs in.
 	ContainerIDKey = std.ContainerIDKey
 	// K8SPodUIDKey is the UID of the Kubernetes pod the process runs in.
@@ -72,6 +74,7 @@ var StandardAttributes = []attribute.Key{
 	K8SPodUIDKey,
 	ProcessCommandArgsKey,
 	ProcessVpidKey,
+	ProcessCreationTimeKey,
 }
 
 // Custom attribute keys, in the "memlock." namespace.
@@ -352,7 +355,7 @@ var (
 		ProcessExecutableNameKey, ProcessExecutablePathKey,
 		ProcessUserIDKey, ProcessRealUserIDKey, ProcessGroupIDKey, ProcessRealGroupIDKey,
 		CgroupIDKey, ProcessLinuxCgroupKey, ContainerIDKey, K8SPodUIDKey,
-		ProcessCommandArgsKey, ProcessVpidKey,
+		ProcessCommandArgsKey, ProcessVpidKey, ProcessCreationTimeKey,
 	}
 	rangeAttributes = []attribute.Key{AddrKey, LenKey, PagesKey}
 	flagAttributes  = []attribute.Key{FlagsKey, FlagNamesKey}

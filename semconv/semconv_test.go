@@ -471,14 +471,15 @@ func TestStandardKeys(t *testing.T) {
 		K8SPodUIDKey:             "k8s.pod.uid",
 		ProcessCommandArgsKey:    "process.command_args",
 		ProcessVpidKey:           "process.vpid",
+		ProcessCreationTimeKey:   "process.creation.time",
 	}
 	for k, s := range want {
 		if string(k) != s {
 			t.Errorf("standard key %q, want %q", k, s)
 		}
 	}
-	if len(want) != 14 {
-		t.Errorf("table has %d distinct keys, want 14 (two constants share a value?)", len(want))
+	if len(want) != 15 {
+		t.Errorf("table has %d distinct keys, want 15 (two constants share a value?)", len(want))
 	}
 	got := map[attribute.Key]bool{}
 	for _, k := range StandardAttributes {

@@ -7,6 +7,7 @@
  * Build:  gcc -O2 -Wall -Wextra -Werror -pthread -o workload workload.c
  * Usage:  workload [--repeat N] [--sleep-ms N] [--hold-ms N]
  *         workload --noise-ms N
+ *         workload --once N
  *
  *   --repeat N     run the whole script N times (default 1)
  *   --sleep-ms N   sleep N milliseconds before the first call (default 0), so
@@ -28,6 +29,12 @@
  *                  on stderr and exits 0) or until its parent exits
  *                  (unless the parent exits before the noise starts).  It
  *                  takes no other option.
+ *   --once N       run no script: make one call, step once_mlock2, a raw
+ *                  syscall(mlock2, buf, 4096, 0), undo it (step
+ *                  once_mlock2_munlock), then linger N milliseconds (0:
+ *                  exit at once, within a millisecond of starting: the
+ *                  short-lived process a container's entrypoint or a CLI
+ *                  tool is).  It takes no other option.
  *
  * Every call of the family the program makes is printed as one JSON object
  * on its own line on stdout, in the order the calls were made (per thread),
@@ -603,7 +610,8 @@ static int noise(unsigned long ms)
 static void usage(void)
 {
 	fprintf(stderr, "usage: workload [--repeat N] [--sleep-ms N] [--hold-ms N]\n"
-			"       workload --noise-ms N\n");
+			"       workload --noise-ms N\n"
+			"       workload --once N\n");
 	exit(2);
 }
 
@@ -647,10 +655,23 @@ static void hold(unsigned long ms)
 	sleep_ms(ms);
 }
 
+/* --once: one lock and its undoing, reported, then ms of idling. */
+static int once(unsigned long ms)
+{
+	char *buf = map(PAGE);
+
+	report(&(struct call){"once_mlock2", "mlock2", "syscall", (uintptr_t)buf, PAGE, 0,
+			      kernel_ret(syscall(SYS_mlock2, buf, PAGE, 0U)), 0});
+	unlock("once_mlock2_munlock", buf, PAGE);
+	fflush(stdout);
+	sleep_ms(ms);
+	return mismatches != 0;
+}
+
 int main(int argc, char **argv)
 {
-	unsigned long repeat = 1, delay_ms = 0, hold_ms = 0, noise_ms = 0;
-	int holding = 0;
+	unsigned long repeat = 1, delay_ms = 0, hold_ms = 0, noise_ms = 0, once_ms = 0;
+	int holding = 0, only_once = 0;
 
 	/* Every option takes a value, so arguments come in pairs. */
 	for (int i = 1; i < argc; i += 2) {
@@ -667,11 +688,16 @@ int main(int argc, char **argv)
 			holding = 1;
 		} else if (strcmp(argv[i], "--noise-ms") == 0 && argc == 3)
 			noise_ms = parse_number(argv[i], argv[i + 1], 1, 1000);
-		else
+		else if (strcmp(argv[i], "--once") == 0 && argc == 3) {
+			once_ms = parse_number(argv[i], argv[i + 1], 0, 86400000UL);
+			only_once = 1;
+		} else
 			usage();
 	}
 	if (noise_ms != 0)
 		return noise(noise_ms);
+	if (only_once)
+		return once(once_ms);
 
 	/* A reader of a pipe (a test, a tracer harness) sees each call as soon
 	 * as it is made, not when a block buffer fills. */

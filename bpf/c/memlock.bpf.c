@@ -53,6 +53,32 @@ struct libc_call {
 /* Set by the loader when the libc uprobes are attached. */
 const volatile bool use_uprobes = false;
 
+/* Set by the loader to put each process's arguments in its identity. */
+const volatile bool with_args = false;
+
+/*
+ * The processes whose identity the reader has been given, by tgid: their
+ * start time and cgroup v2, which with the pid name them. A process not in
+ * it (new, evicted, or exec'd since) gets a process_record before its next
+ * call's record. LRU: the dead go first.
+ */
+struct seen {
+	__u64 start_ns;
+	__u64 cgroup_id;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct seen);
+} seen_processes SEC(".maps");
+
+/* Only to put the ring buffer's other records in the object's BTF, for
+ * bpf2go to generate their Go types (decode_test.go checks the layout). */
+const struct process_record *unused_process_record __attribute__((unused));
+const struct cgroup_record *unused_cgroup_record __attribute__((unused));
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1 << 20); /* resized by the loader */
@@ -200,6 +226,129 @@ static __always_inline void read_task_probe(struct event *ev)
 		ev->exe_name[0] = '\0';
 }
 
+/*
+ * The process's identity, read once per process (see seen_processes):
+ * every field through bpf_probe_read_kernel, which works on every kernel,
+ * since its cost is paid only then.
+ */
+
+/* The executable's path within its mount, up from its dentry to the
+ * mount's root, and the mount's id: the reader puts the mount point in
+ * front. (Walking up through the mounts too made the verifier's work
+ * explode, past its limit.) */
+static __always_inline void read_exe_path(struct process_record *rec, struct task_struct *task)
+{
+	struct file *exe = BPF_CORE_READ(task, mm, exe_file);
+	struct dentry *d, *parent, *root;
+	struct vfsmount *vmnt;
+	__u32 depth = 0;
+
+	if (!exe) {
+		rec->path_flags = PATH_NONE;
+		return;
+	}
+	d = BPF_CORE_READ(exe, f_path.dentry);
+	vmnt = BPF_CORE_READ(exe, f_path.mnt);
+	root = BPF_CORE_READ(vmnt, mnt_root);
+	bpf_probe_read_kernel(&rec->exe_mnt_id, sizeof(rec->exe_mnt_id),
+			      (void *)vmnt - bpf_core_field_offset(struct mount, mnt) +
+				      bpf_core_field_offset(struct mount, mnt_id));
+	for (int i = 0; i < PATH_DEPTH; i++) {
+		parent = BPF_CORE_READ(d, d_parent);
+		if (d == root || d == parent)
+			break;
+		bpf_probe_read_kernel_str(rec->comps[i], PATH_NAME_LEN, BPF_CORE_READ(d, d_name.name));
+		depth++;
+		d = parent;
+	}
+	if (depth == PATH_DEPTH && d != root)
+		rec->path_flags = PATH_TRUNCATED;
+	rec->path_depth = depth;
+}
+
+/* Each cgroup v1 controller's cgroup, for the hierarchy that names a
+ * container on hosts that still mount them (ids only: the reader has
+ * their paths from the cgroup records and from cgroupfs). A controller
+ * not compiled in reads as zeros: probe reads of a NULL pointer fail
+ * cleanly. */
+static __always_inline void read_v1_cgroups(struct process_record *rec, struct task_struct *task)
+{
+	void *subsys = (void *)BPF_CORE_READ(task, cgroups) + bpf_core_field_offset(struct css_set, subsys);
+	__u32 count = bpf_core_enum_value(enum cgroup_subsys_id, CGROUP_SUBSYS_COUNT);
+	struct cgroup_subsys_state *css;
+	struct cgroup *cg;
+
+	for (__u32 i = 0; i < CGROUP_SLOTS && i < count; i++) {
+		css = 0;
+		bpf_probe_read_kernel(&css, sizeof(css), subsys + i * sizeof(css));
+		cg = BPF_CORE_READ(css, cgroup);
+		rec->v1_hierarchy[i] = BPF_CORE_READ(cg, root, hierarchy_id);
+		rec->v1_cgroup_id[i] = BPF_CORE_READ(cg, kn, id);
+	}
+}
+
+static __always_inline void read_args(struct process_record *rec, struct task_struct *task)
+{
+	unsigned long start = BPF_CORE_READ(task, mm, arg_start);
+	unsigned long end = BPF_CORE_READ(task, mm, arg_end);
+	__u64 len = end - start;
+
+	if (!start || end <= start)
+		return;
+	if (len > ARGS_LEN)
+		len = ARGS_LEN;
+	if (bpf_probe_read_user(rec->args, len, (void *)start) == 0)
+		rec->args_len = len;
+}
+
+/*
+ * Writes the calling process's identity into the ring buffer unless the
+ * reader has it already. A record that finds no room is tried again at the
+ * process's next call. A global function: the verifier checks it once, on
+ * its own, rather than within every path of every program that calls it.
+ */
+__noinline int note_process(__u32 pid, __u64 start_ns, __u64 cgroup_id)
+{
+	struct seen *known = bpf_map_lookup_elem(&seen_processes, &pid);
+	struct seen now = { .start_ns = start_ns, .cgroup_id = cgroup_id };
+	struct task_struct *task;
+	struct process_record *rec;
+	struct pid *tp;
+	__u32 level;
+
+	if (known && known->start_ns == start_ns && known->cgroup_id == cgroup_id)
+		return 0;
+	rec = bpf_ringbuf_reserve(&events, sizeof(*rec), 0);
+	if (!rec)
+		return 0;
+	task = (struct task_struct *)bpf_get_current_task();
+	rec->start_ns = start_ns;
+	rec->cgroup_id = cgroup_id;
+	rec->pid = pid;
+	tp = BPF_CORE_READ(task, group_leader, thread_pid);
+	level = BPF_CORE_READ(tp, level);
+	rec->pid_level = level;
+	rec->vpid = pid;
+	bpf_probe_read_kernel(&rec->vpid, sizeof(rec->vpid),
+			      (void *)tp + bpf_core_field_offset(struct pid, numbers) +
+				      (level & 31) * bpf_core_type_size(struct upid) +
+				      bpf_core_field_offset(struct upid, nr));
+	rec->path_depth = 0;
+	rec->path_flags = 0;
+	rec->args_len = 0;
+	rec->exe_mnt_id = 0;
+	rec->reserved = 0;
+	__builtin_memset(rec->v1_hierarchy, 0, sizeof(rec->v1_hierarchy));
+	__builtin_memset(rec->v1_cgroup_id, 0, sizeof(rec->v1_cgroup_id));
+	read_exe_path(rec, task);
+	read_v1_cgroups(rec, task);
+	if (with_args)
+		read_args(rec, task);
+	bpf_ringbuf_submit(rec, 0);
+	bpf_map_update_elem(&seen_processes, &pid, &now, BPF_ANY);
+	return 0;
+}
+
 static __always_inline __u64 submit_flags(void)
 {
 	if (!wakeup_bytes)
@@ -214,7 +363,9 @@ static __always_inline void on_exit(__u32 syscall, __u32 probe, __s64 ret)
 	__u64 now = bpf_ktime_get_boot_ns();
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)pid_tgid;
+	__u32 pid = pid_tgid >> 32;
 	struct task_struct *task = 0;
+	__u64 cgroup_id, start_ns;
 	struct entry e;
 	struct event *ev;
 
@@ -224,6 +375,14 @@ static __always_inline void on_exit(__u32 syscall, __u32 probe, __s64 ret)
 		count(COUNTER_MISSED_ENTRY);
 		return;
 	}
+
+	cgroup_id = bpf_get_current_cgroup_id();
+	if (use_task_btf)
+		start_ns = task->group_leader->start_boottime;
+	else
+		start_ns = BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), group_leader, start_boottime);
+	/* The identity goes first, so the reader has it for the call. */
+	note_process(pid, start_ns, cgroup_id);
 
 	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
 	if (!ev) {
@@ -251,9 +410,10 @@ static __always_inline void on_exit(__u32 syscall, __u32 probe, __s64 ret)
 		}
 	}
 
-	ev->pid = pid_tgid >> 32;
+	ev->pid = pid;
 	ev->tid = tid;
-	ev->cgroup_id = bpf_get_current_cgroup_id();
+	ev->cgroup_id = cgroup_id;
+	ev->start_ns = start_ns;
 	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
 
 	if (use_task_btf)
@@ -464,3 +624,54 @@ static __always_inline void libc_exit(void)
 LIBC_HOOKS(mlock, LIBC_MLOCK)
 LIBC_HOOKS(mlock2, LIBC_MLOCK2)
 LIBC_HOOKS(mlockall, LIBC_MLOCKALL)
+
+/*
+ * Identity upkeep. These are scheduler and cgroup tracepoints, not syscall
+ * tracepoints: they put no tax on other syscalls.
+ *
+ * An exec keeps the pid and the start time but makes another program of
+ * the process: forget it, so that its next call sends its new identity.
+ */
+SEC("raw_tracepoint/sched_process_exec")
+int rtp_sched_process_exec(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct task_struct *p = (struct task_struct *)ctx->args[0];
+	__u32 pid = BPF_CORE_READ(p, tgid);
+
+	bpf_map_delete_elem(&seen_processes, &pid);
+	return 0;
+}
+
+/* A cgroup's path, for the reader to name the cgroup ids of identities by,
+ * even after the cgroup is gone (a container runtime removes it as soon as
+ * the container's processes exit). The path is the tracepoint's own. */
+static __always_inline void note_cgroup(struct bpf_raw_tracepoint_args *ctx, __u32 op)
+{
+	struct cgroup *cg = (struct cgroup *)ctx->args[0];
+	struct cgroup_record *rec = bpf_ringbuf_reserve(&events, sizeof(*rec), 0);
+
+	/* No room: the reader finds the path in cgroupfs while the cgroup
+	 * lasts. Not a call lost, so not counted as one. */
+	if (!rec)
+		return;
+	rec->id = BPF_CORE_READ(cg, kn, id);
+	rec->hierarchy = BPF_CORE_READ(cg, root, hierarchy_id);
+	rec->op = op;
+	if (bpf_probe_read_kernel_str(rec->path, sizeof(rec->path), (const char *)ctx->args[1]) < 0)
+		rec->path[0] = '\0';
+	bpf_ringbuf_submit(rec, 0);
+}
+
+SEC("raw_tracepoint/cgroup_mkdir")
+int rtp_cgroup_mkdir(struct bpf_raw_tracepoint_args *ctx)
+{
+	note_cgroup(ctx, CGROUP_MKDIR);
+	return 0;
+}
+
+SEC("raw_tracepoint/cgroup_rmdir")
+int rtp_cgroup_rmdir(struct bpf_raw_tracepoint_args *ctx)
+{
+	note_cgroup(ctx, CGROUP_RMDIR);
+	return 0;
+}

@@ -56,6 +56,7 @@ struct event {
 	__u64 cgroup_id;
 	__u64 kernel_ns;   /* time spent in do_mlock (kernel-function hook), 0 if not seen */
 	__u64 caller_addr; /* return address into the caller of the libc function (uprobes), 0 if none */
+	__u64 start_ns;    /* the process's start on the boot clock (its group leader's start_boottime) */
 	__u32 pid;  /* tgid */
 	__u32 tid;  /* kernel pid */
 	__u32 ppid; /* real parent's tgid */
@@ -68,6 +69,58 @@ struct event {
 	__u32 libc_fn; /* enum memlock_libc_fn */
 	char comm[COMM_LEN];
 	char exe_name[EXE_NAME_LEN];
+};
+
+/*
+ * A process's identity, written into the ring buffer just before the first
+ * record of its calls, and again after an exec or a move to another cgroup
+ * v2: the context that names the process even once it is gone. The three
+ * kinds of record differ in size, which is how the reader tells them apart.
+ */
+#define PATH_DEPTH 16     /* components of the executable's path kept */
+#define PATH_NAME_LEN 128 /* bytes of each, NUL included */
+#define ARGS_LEN 512      /* bytes of the argument vector kept */
+#define CGROUP_SLOTS 16   /* cgroup v1 controllers kept */
+
+enum memlock_path_flags {
+	PATH_TRUNCATED = 1, /* deeper than PATH_DEPTH, or a name cut short */
+	PATH_NONE = 2,      /* no executable (a kernel thread) */
+};
+
+struct process_record {
+	__u64 start_ns;   /* the group leader's start_boottime */
+	__u64 cgroup_id;  /* cgroup v2 (default hierarchy) id */
+	__u32 pid;        /* tgid */
+	__u32 vpid;       /* the pid in the process's own PID namespace */
+	__u32 pid_level;  /* that namespace's depth below the initial one */
+	__u32 path_depth; /* components in comps, the executable's name first */
+	__u32 path_flags; /* enum memlock_path_flags */
+	__u32 args_len;   /* bytes of args, NUL-separated */
+	/* The mount the executable is on: comps go up to its root, and the
+	 * reader puts the mount point in front (mountinfo's first field). */
+	__u32 exe_mnt_id;
+	__u32 reserved;
+	/* Each cgroup v1 controller's cgroup: its hierarchy id (0: the
+	 * controller is on cgroup v2) and cgroup id, in controller order. */
+	__u32 v1_hierarchy[CGROUP_SLOTS];
+	__u64 v1_cgroup_id[CGROUP_SLOTS];
+	char comps[PATH_DEPTH][PATH_NAME_LEN];
+	char args[ARGS_LEN];
+};
+
+/* A cgroup made or removed in any hierarchy, with its path there. */
+enum memlock_cgroup_op {
+	CGROUP_MKDIR = 1,
+	CGROUP_RMDIR = 2,
+};
+
+#define CGROUP_PATH_LEN 512
+
+struct cgroup_record {
+	__u64 id;        /* the cgroup's kernfs id: its directory's inode number */
+	__u32 hierarchy; /* hierarchy id: 0 for cgroup v2 */
+	__u32 op;        /* enum memlock_cgroup_op */
+	char path[CGROUP_PATH_LEN];
 };
 
 #endif /* MEMLOCK_H */

@@ -28,6 +28,7 @@ enum bpf_map_type {
 	BPF_MAP_TYPE_HASH = 1,
 	BPF_MAP_TYPE_ARRAY = 2,
 	BPF_MAP_TYPE_PERCPU_ARRAY = 6,
+	BPF_MAP_TYPE_LRU_HASH = 9,
 	BPF_MAP_TYPE_RINGBUF = 27,
 	BPF_MAP_TYPE_TASK_STORAGE = 29,
 };
@@ -52,6 +53,11 @@ enum {
 
 enum {
 	BPF_RB_AVAIL_DATA = 0,
+};
+
+/* The context of raw tracepoint programs. */
+struct bpf_raw_tracepoint_args {
+	__u64 args[0];
 };
 
 /* x86-64 register names, as bpf_tracing.h expects them under __VMLINUX_H__. */
@@ -81,9 +87,22 @@ struct qstr {
 
 struct dentry {
 	struct qstr d_name;
+	struct dentry *d_parent;
+} __attribute__((preserve_access_index));
+
+struct vfsmount {
+	struct dentry *mnt_root;
+} __attribute__((preserve_access_index));
+
+/* A mount: the vfsmount a path holds is embedded in it. */
+struct mount {
+	struct vfsmount mnt;
+	int mnt_id;
+	int mnt_group_id; /* declared only to fill the local layout out to its alignment */
 } __attribute__((preserve_access_index));
 
 struct path {
+	struct vfsmount *mnt;
 	struct dentry *dentry;
 } __attribute__((preserve_access_index));
 
@@ -93,14 +112,55 @@ struct file {
 
 struct mm_struct {
 	struct file *exe_file;
+	unsigned long arg_start;
+	unsigned long arg_end;
+} __attribute__((preserve_access_index));
+
+struct kernfs_node {
+	__u64 id;
+} __attribute__((preserve_access_index));
+
+struct cgroup_root {
+	int hierarchy_id;
+} __attribute__((preserve_access_index));
+
+struct cgroup {
+	struct kernfs_node *kn;
+	struct cgroup_root *root;
+} __attribute__((preserve_access_index));
+
+struct cgroup_subsys_state {
+	struct cgroup *cgroup;
+} __attribute__((preserve_access_index));
+
+/* Only the count matters here; the loader's kernel gives its value. */
+enum cgroup_subsys_id {
+	CGROUP_SUBSYS_COUNT = 14,
+};
+
+struct css_set {
+	struct cgroup_subsys_state *subsys[14];
+} __attribute__((preserve_access_index));
+
+struct upid {
+	int nr;
+} __attribute__((preserve_access_index));
+
+struct pid {
+	unsigned int level;
+	struct upid numbers[1];
 } __attribute__((preserve_access_index));
 
 struct task_struct {
 	int pid;
 	int tgid;
 	struct task_struct *real_parent;
+	struct task_struct *group_leader;
 	struct mm_struct *mm;
 	const struct cred *cred;
+	struct css_set *cgroups;
+	struct pid *thread_pid;
+	__u64 start_boottime;
 } __attribute__((preserve_access_index));
 
 #endif /* MEMLOCK_VMLINUX_MIN_H */

@@ -80,6 +80,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		KernelFunctionHook: bool(cfg.KernelFunctionHook),
 		Uprobes:            bool(cfg.Uprobes),
 		LibcPaths:          cfg.LibcPaths,
+		CommandArgs:        bool(cfg.CommandArgs),
 	})
 	if err != nil {
 		var hookErr *bpf.HookError
@@ -144,6 +145,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tracer *bpf
 	reader, err := tracer.NewReader(bpf.ReaderOptions{
 		FlushInterval: cfg.FlushInterval,
 		OnMalformed:   malformedLogger(log),
+		Processes:     cfg.ProcessCacheSize,
+		ProcRoot:      procRoot,
 	})
 	if err != nil {
 		log.Error("cannot read events", "err", err)
@@ -151,13 +154,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tracer *bpf
 	}
 	defer reader.Close()
 
-	procs, err := procfs.NewCache(procRoot, cfg.ProcessCacheSize, cfg.ProcessCacheTTL, bool(cfg.CommandArgs))
-	if err != nil { // config validated size and ttl; this is a programming error
-		log.Error("cannot create the process cache", "err", err)
-		return exitUsage
-	}
 	opts := exporterOptions(cfg, stdout)
-	opts.ServiceVersion, opts.Logger, opts.Losses, opts.Processes = version, log, reader, procs
+	opts.ServiceVersion, opts.Logger, opts.Losses = version, log, reader
 	opts.Locked = procfs.Locked{Root: procRoot}
 	exp, err := exporter.New(context.Background(), opts)
 	if err != nil {
@@ -199,9 +197,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tracer *bpf
 	log.Info("memlock-exporter stopped", "events", reader.Events(), "malformed", reader.Malformed(), "export_failures", exp.ExportFailures(), "span_export_failures", exp.SpanExportFailures(),
 		"lost_ringbuf_full", losses.RingbufFull, "lost_missed_entry", losses.MissedEntry, "lost_entry_map_full", losses.EntryMapFull,
 		"lost_program_busy", losses.ProgramBusy)
-	cs := procs.Stats()
-	log.Debug("process cache", "hits", cs.Hits, "gone", cs.NegativeHits, "misses", cs.Misses,
-		"evictions", cs.Evictions, "read_errors", cs.Errors, "entries", cs.Len)
+	ids := reader.IdentityStats()
+	log.Info("process identities", "read", ids.Processes, "evicted", ids.Evicted,
+		"calls_without", ids.Unknown, "cgroups_known", ids.Cgroups)
 	return exitOK
 }
 

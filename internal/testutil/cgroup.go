@@ -50,8 +50,9 @@ type Cgroup struct {
 	HierarchyPath string
 	// ID is what bpf_get_current_cgroup_id returns in its processes (and
 	// memlock.cgroup.id says): the inode number of Path.
-	ID uint64
-	fd int // Path, opened for clone3's CLONE_INTO_CGROUP
+	ID      uint64
+	fd      int // Path, opened for clone3's CLONE_INTO_CGROUP
+	removed bool
 }
 
 // NewCgroup creates an empty cgroup v2 at the root of the cgroup2 hierarchy
@@ -62,14 +63,20 @@ type Cgroup struct {
 // root, read-only): the caller then tells its processes apart by pid.
 func NewCgroup(tb testing.TB) (cg *Cgroup, ok bool) {
 	tb.Helper()
+	var suffix [6]byte
+	rand.Read(suffix[:])
+	return NewNamedCgroup(tb, "memlock-test-"+sanitize(tb.Name())+"-"+hex.EncodeToString(suffix[:]))
+}
+
+// NewNamedCgroup is NewCgroup with the cgroup's name given, e.g. like a
+// container runtime's ("docker-<64 hex>.scope").
+func NewNamedCgroup(tb testing.TB, name string) (cg *Cgroup, ok bool) {
+	tb.Helper()
 	mount := cgroup2Mount(tb)
 	if mount == "" {
 		tb.Log("no cgroup2 file system mounted: processes are told apart by pid only")
 		return nil, false
 	}
-	var suffix [6]byte
-	rand.Read(suffix[:])
-	name := "memlock-test-" + sanitize(tb.Name()) + "-" + hex.EncodeToString(suffix[:])
 	path := filepath.Join(mount, name)
 	if err := os.Mkdir(path, 0o755); err != nil {
 		tb.Logf("cannot create a cgroup of the test's own (%v): processes are told apart by pid only", err)
@@ -89,14 +96,20 @@ func NewCgroup(tb testing.TB) (cg *Cgroup, ok bool) {
 	cg = &Cgroup{Path: path, HierarchyPath: "/" + name, ID: st.Ino, fd: fd}
 	// Registered before the test's processes are started, so it runs after
 	// the clean-ups that kill and reap them.
-	tb.Cleanup(func() { cg.remove(tb) })
+	tb.Cleanup(func() { cg.Remove(tb) })
 	return cg, true
 }
 
-// remove kills what is left in the cgroup and removes it. A process is
-// gone from cgroup.procs a moment after it exits, so rmdir is retried.
-func (cg *Cgroup) remove(tb testing.TB) {
+// Remove kills what is left in the cgroup and removes it, as a container
+// runtime does once the container's processes are gone; the test's end
+// does it anyway. A process is gone from cgroup.procs a moment after it
+// exits, so rmdir is retried.
+func (cg *Cgroup) Remove(tb testing.TB) {
 	tb.Helper()
+	if cg.removed {
+		return
+	}
+	cg.removed = true
 	defer syscall.Close(cg.fd)
 	_ = os.WriteFile(filepath.Join(cg.Path, "cgroup.kill"), []byte("1"), 0) // Linux >= 5.14
 	deadline := time.Now().Add(10 * time.Second)
