@@ -95,20 +95,43 @@ type received struct {
 	res    pcommon.Resource
 	scope  pcommon.InstrumentationScope
 	record plog.LogRecord
+	// attrs are the record's attributes with its resource's process
+	// identity (callAttrs).
+	attrs pcommon.Map
 }
 
-func recordsOf(logs plog.Logs, keep func(plog.LogRecord) bool) []received {
+// recordsOf returns the records whose attributes, with their resource's
+// process identity (callAttrs), keep accepts.
+func recordsOf(logs plog.Logs, keep func(pcommon.Map) bool) []received {
 	var out []received
 	for _, rl := range logs.ResourceLogs().All() {
 		for _, sl := range rl.ScopeLogs().All() {
 			for _, lr := range sl.LogRecords().All() {
-				if keep(lr) {
-					out = append(out, received{rl.Resource(), sl.Scope(), lr})
+				attrs := callAttrs(rl.Resource(), lr.Attributes())
+				if keep(attrs) {
+					out = append(out, received{rl.Resource(), sl.Scope(), lr, attrs})
 				}
 			}
 		}
 	}
 	return out
+}
+
+// all keeps every record.
+func all(pcommon.Map) bool { return true }
+
+// callAttrs returns a call's attributes (a record's or a span's) together
+// with the process identity its resource carries
+// (semconv.ProcessResourceAttributes): everything that describes the call.
+func callAttrs(res pcommon.Resource, attrs pcommon.Map) pcommon.Map {
+	m := pcommon.NewMap()
+	attrs.CopyTo(m)
+	for _, k := range semconv.ProcessResourceAttributes {
+		if v, ok := res.Attributes().Get(string(k)); ok {
+			v.CopyTo(m.PutEmpty(string(k)))
+		}
+	}
+	return m
 }
 
 func intAttr(m pcommon.Map, key string) (int64, bool) {
@@ -233,21 +256,20 @@ func testExportsEveryCall(t *testing.T, encoderEnv string) {
 // workloadRecords returns a filter that keeps the log records of the
 // workload's processes: those of its cgroup when it ran in one, else those
 // of its pids (and of its main process's children).
-func workloadRecords(calls []testutil.WorkloadCall, cg *testutil.Cgroup, inCgroup bool) func(plog.LogRecord) bool {
-	ours := workloadAttrs(calls, cg, inCgroup)
-	return func(lr plog.LogRecord) bool { return ours(lr.Attributes()) }
+func workloadRecords(calls []testutil.WorkloadCall, cg *testutil.Cgroup, inCgroup bool) func(pcommon.Map) bool {
+	return workloadAttrs(calls, cg, inCgroup)
 }
 
-// ofPID returns a filter that keeps the log records of process pid.
-func ofPID(pid int) func(plog.LogRecord) bool {
-	return func(lr plog.LogRecord) bool {
-		got, _ := intAttr(lr.Attributes(), "process.pid")
+// ofPID returns a filter that keeps the calls of process pid.
+func ofPID(pid int) func(pcommon.Map) bool {
+	return func(attrs pcommon.Map) bool {
+		got, _ := intAttr(attrs, "process.pid")
 		return got == int64(pid)
 	}
 }
 
-// workloadAttrs is workloadRecords for anything with a record's attributes
-// (a span).
+// workloadAttrs is workloadRecords for anything with a call's attributes
+// (callAttrs: a span's too).
 func workloadAttrs(calls []testutil.WorkloadCall, cg *testutil.Cgroup, inCgroup bool) func(pcommon.Map) bool {
 	if inCgroup {
 		id := int64(cg.ID)
@@ -369,16 +391,27 @@ func checkRecord(r received, c testutil.WorkloadCall, start, end time.Time, proc
 		bounded["process.linux.cgroup"] = true
 	}
 
-	// The schema lists every attribute an event's record may carry: what
-	// we expect must be among them, and so must what arrived.
+	// The schema lists every attribute an event's record may carry, and
+	// those its resource names the process with: what we expect must be
+	// among them, and so must what arrived. The process's identity is on
+	// the resource only.
 	schema := schemaAttributes(lr.EventName())
+	for _, k := range semconv.ProcessResourceAttributes {
+		schema[string(k)] = true
+		if v, ok := lr.Attributes().Get(string(k)); ok {
+			diffs = append(diffs, fmt.Sprintf("the record carries %s=%s, which belongs on its resource", k, v.AsString()))
+		}
+	}
+	if _, ok := r.res.Attributes().Get("process.pid"); !ok {
+		diffs = append(diffs, "the resource does not name the process (no process.pid)")
+	}
 	for key := range want {
 		if !schema[key] {
 			diffs = append(diffs, fmt.Sprintf("expected attribute %s is not in the schema's %s event (semconv.Events)", key, lr.EventName()))
 		}
 	}
 
-	attrs := lr.Attributes()
+	attrs := r.attrs
 	for key, v := range attrs.All() {
 		if !schema[key] {
 			diffs = append(diffs, fmt.Sprintf("attribute %s=%s is not in the schema's %s event (semconv.Events)", key, v.AsString(), lr.EventName()))
@@ -438,7 +471,8 @@ func checkRecord(r received, c testutil.WorkloadCall, start, end time.Time, proc
 }
 
 // schemaAttributes returns the attributes semconv.Events lets the event
-// named eventName carry; none for an event it does not define.
+// named eventName carry (on the record); none for an event it does not
+// define.
 func schemaAttributes(eventName string) map[string]bool {
 	keys := map[string]bool{}
 	for _, def := range semconv.Events {
@@ -638,7 +672,7 @@ func checkCallMetrics(t *testing.T, metrics pmetric.Metrics, logs plog.Logs, cal
 	t.Helper()
 	// What the records say, from all processes.
 	records, sized := map[seriesKey]int64{}, map[seriesKey]int64{}
-	for _, r := range recordsOf(logs, func(plog.LogRecord) bool { return true }) {
+	for _, r := range recordsOf(logs, all) {
 		k := seriesOf(r.record.Attributes())
 		records[k]++
 		if hasRange[k.syscall] {

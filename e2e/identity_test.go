@@ -78,8 +78,8 @@ func TestShortLivedProcessesAreNamed(t *testing.T) {
 	shortCg.Remove(t) // at once, as a container runtime does
 	t.Logf("the short-lived process (pid %d) ran for %v, start to exit as its parent saw it, and its cgroup is gone", short[0].PID, lived)
 
-	both := func(lr plog.LogRecord) bool {
-		pid, _ := intAttr(lr.Attributes(), "process.pid")
+	both := func(attrs pcommon.Map) bool {
+		pid, _ := intAttr(attrs, "process.pid")
 		return pid == int64(short[0].PID) || pid == int64(longCall.PID)
 	}
 	col.WaitForLogs(t, 20*time.Second, func(l plog.Logs) bool { return len(recordsOf(l, both)) >= len(short)+len(longCalls) })
@@ -102,7 +102,7 @@ func TestShortLivedProcessesAreNamed(t *testing.T) {
 			t.Errorf("%s: %d records, want %d", tc.name, len(recs), tc.calls)
 		}
 		for _, r := range recs {
-			attrs := r.record.Attributes()
+			attrs := r.attrs
 			for _, k := range identityKeys {
 				if _, ok := attrs.Get(k); !ok {
 					t.Errorf("%s: record lacks %s", tc.name, k)
@@ -148,17 +148,22 @@ func keysOf(recs []received) []string {
 		return nil
 	}
 	var keys []string
-	for k := range recs[0].record.Attributes().All() {
+	for k := range recs[0].attrs.All() {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
 	return keys
 }
 
-// recordString renders a record's event name, body and attributes.
+// recordString renders a record's resource, then its event name, body and
+// attributes.
 func recordString(r received) string {
 	var b strings.Builder
-	b.WriteString(r.record.EventName() + " " + r.record.Body().Str())
+	b.WriteString("resource:")
+	for k, v := range r.res.Attributes().All() {
+		b.WriteString("\n    " + k + ": " + v.AsString())
+	}
+	b.WriteString("\nrecord: " + r.record.EventName() + " " + r.record.Body().Str())
 	for k, v := range r.record.Attributes().All() {
 		b.WriteString("\n    " + k + ": " + v.AsString())
 	}

@@ -39,7 +39,7 @@ func tracesSpansOf(td ptrace.Traces, keep func(pcommon.Map) bool) []tracesSpan {
 	for _, rs := range td.ResourceSpans().All() {
 		for _, ss := range rs.ScopeSpans().All() {
 			for _, sp := range ss.Spans().All() {
-				if keep(sp.Attributes()) {
+				if keep(callAttrs(rs.Resource(), sp.Attributes())) {
 					out = append(out, tracesSpan{rs.Resource(), ss.Scope(), sp})
 				}
 			}
@@ -89,7 +89,7 @@ func TestTracesOneSpanPerCall(t *testing.T) {
 		calls = testutil.RunWorkload(t, workload, "--repeat", "2")
 	}
 	ours := workloadAttrs(calls, cg, inCgroup)
-	oursLog := func(lr plog.LogRecord) bool { return ours(lr.Attributes()) }
+	oursLog := ours
 
 	col.WaitForLogs(t, 20*time.Second, func(l plog.Logs) bool { return len(recordsOf(l, oursLog)) >= len(calls) })
 	col.WaitForTraces(t, 20*time.Second, func(td ptrace.Traces) bool { return len(tracesSpansOf(td, ours)) >= len(calls) })

@@ -49,10 +49,18 @@ type sender interface {
 }
 
 // batch is encoded items (log_records or spans entries) waiting to be sent,
-// after headroom bytes of room for the request's head.
+// grouped by the process they are of: each group is sent under its
+// process's resource. A spent batch keeps its buffers for the next.
 type batch struct {
-	buf []byte
-	n   int
+	groups []group                  // in the order of their first item
+	index  map[*processResource]int // into groups
+	n      int                      // items
+	size   int                      // bytes of items
+}
+
+type group struct {
+	resource *processResource
+	items    []byte
 }
 
 // streamCounters are what a stream tells the diagnostics.
@@ -68,14 +76,18 @@ type streamCounters struct {
 // dropped and counted.
 type stream struct {
 	scope otlpwire.Scope
-	// frame turns a batch's buffer into the export request, in place: the
-	// items follow headroom bytes of room for the request's head, so a
-	// batch of megabytes is never copied.
-	frame    func(buf []byte, headroom int, sc *otlpwire.Scope) []byte
-	headroom int
-	send     sender
-	opts     BatchOptions
-	count    streamCounters
+	// host is scope's resource, encoded once: every group's resource
+	// starts with it.
+	host []byte
+	// appendGroup appends one group of a request (otlpwire.AppendLogsGroup
+	// or AppendTracesGroup).
+	appendGroup func(dst []byte, sc *otlpwire.Scope, items []byte, resource ...[]byte) []byte
+	send        sender
+	opts        BatchOptions
+	count       streamCounters
+	// request is the request being sent, reused from export to export: the
+	// sender does not keep it. Only the goroutine that exports uses it.
+	request []byte
 
 	mu     sync.Mutex // guards cur and closed
 	cur    *batch
@@ -93,7 +105,9 @@ type stream struct {
 	unsent *batch
 }
 
-func newStream(sc otlpwire.Scope, frame func([]byte, int, *otlpwire.Scope) []byte, s sender, opts BatchOptions, count streamCounters) *stream {
+// newStream starts the stream of one signal, whose requests carry sc.
+// appendGroup writes one resource's items of a request.
+func newStream(sc otlpwire.Scope, appendGroup func([]byte, *otlpwire.Scope, []byte, ...[]byte) []byte, s sender, opts BatchOptions, count streamCounters) *stream {
 	if opts.ScheduleDelay <= 0 {
 		opts.ScheduleDelay = defaultScheduleDelay
 	}
@@ -113,26 +127,27 @@ func newStream(sc otlpwire.Scope, frame func([]byte, int, *otlpwire.Scope) []byt
 	queued := max(1, opts.MaxQueueSize/opts.MaxExportBatch-1)
 	ctx, cancel := context.WithCancel(context.Background())
 	st := &stream{
-		scope:    sc,
-		frame:    frame,
-		headroom: otlpwire.RequestHeadroom(&sc),
-		send:     s,
-		opts:     opts,
-		count:    count,
-		queue:    make(chan *batch, queued),
-		free:     make(chan *batch, queued+2),
-		stop:     make(chan struct{}),
-		done:     make(chan struct{}),
-		ctx:      ctx,
-		cancel:   cancel,
+		scope:       sc,
+		host:        otlpwire.AppendResourceAttrs(nil, sc.Resource),
+		appendGroup: appendGroup,
+		send:        s,
+		opts:        opts,
+		count:       count,
+		queue:       make(chan *batch, queued),
+		free:        make(chan *batch, queued+2),
+		stop:        make(chan struct{}),
+		done:        make(chan struct{}),
+		ctx:         ctx,
+		cancel:      cancel,
 	}
 	go st.run()
 	return st
 }
 
-// add appends one item, which appendItem encodes onto the batch's buffer
-// and returns. After shutdown it does nothing.
-func (s *stream) add(appendItem func(dst []byte) []byte) {
+// add appends one item of the process whose resource is res (nil: of no
+// process), which appendItem encodes onto the group's buffer and returns.
+// After shutdown it does nothing.
+func (s *stream) add(res *processResource, appendItem func(dst []byte) []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -143,9 +158,12 @@ func (s *stream) add(appendItem func(dst []byte) []byte) {
 		b = s.getBatch()
 		s.cur = b
 	}
-	b.buf = appendItem(b.buf)
+	g := b.group(res)
+	before := len(g.items)
+	g.items = appendItem(g.items)
+	b.size += len(g.items) - before
 	b.n++
-	if b.n < s.opts.MaxExportBatch && len(b.buf)-s.headroom < s.opts.MaxBatchBytes {
+	if b.n < s.opts.MaxExportBatch && b.size < s.opts.MaxBatchBytes {
 		return
 	}
 	s.cur = nil
@@ -162,12 +180,34 @@ func (s *stream) getBatch() *batch {
 	case b := <-s.free:
 		return b
 	default:
-		return &batch{buf: make([]byte, s.headroom)}
+		return &batch{index: make(map[*processResource]int)}
 	}
 }
 
+// group returns the group of res's items, new if need be, reusing the
+// buffer a spent batch left there.
+func (b *batch) group(res *processResource) *group {
+	if i, ok := b.index[res]; ok {
+		return &b.groups[i]
+	}
+	i := len(b.groups)
+	if i < cap(b.groups) {
+		b.groups = b.groups[:i+1]
+	} else {
+		b.groups = append(b.groups, group{})
+	}
+	g := &b.groups[i]
+	g.resource, g.items = res, g.items[:0]
+	b.index[res] = i
+	return g
+}
+
 func (s *stream) putBatch(b *batch) {
-	b.buf, b.n = b.buf[:s.headroom], 0
+	for i := range b.groups {
+		b.groups[i].resource = nil // let the process go
+	}
+	b.groups, b.n, b.size = b.groups[:0], 0, 0
+	clear(b.index)
 	select {
 	case s.free <- b:
 	default:
@@ -217,7 +257,16 @@ func (s *stream) run() {
 func (s *stream) export(ctx context.Context, b *batch) error {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.ExportTimeout)
 	defer cancel()
-	rejected, err := s.send.Send(ctx, s.frame(b.buf, s.headroom, &s.scope))
+	s.request = s.request[:0]
+	for i := range b.groups {
+		g := &b.groups[i]
+		var process []byte
+		if g.resource != nil {
+			process = g.resource.attrs
+		}
+		s.request = s.appendGroup(s.request, &s.scope, g.items, s.host, process)
+	}
+	rejected, err := s.send.Send(ctx, s.request)
 	var refusal error
 	var partial *otlpsend.PartialSuccessError
 	if errors.As(err, &partial) {

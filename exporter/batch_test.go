@@ -42,7 +42,7 @@ func (c *counts) get() (failed, dropped, success int) {
 func appendN(s *stream, from, n int) {
 	for i := from; i < from+n; i++ {
 		r := otlpwire.LogRecord{Body: []byte(fmt.Sprint(i)), Time: int64(i) + 1}
-		s.add(func(dst []byte) []byte { return otlpwire.AppendLogRecord(dst, &r) })
+		s.add(nil, func(dst []byte) []byte { return otlpwire.AppendLogRecord(dst, &r) })
 	}
 }
 
@@ -97,7 +97,7 @@ func TestStreamBatches(t *testing.T) {
 				fs.block = make(chan struct{})
 			}
 			var c counts
-			s := newStream(otlpwire.Scope{Name: "test"}, otlpwire.FrameLogsRequest, fs,
+			s := newStream(otlpwire.Scope{Name: "test"}, otlpwire.AppendLogsGroup, fs,
 				BatchOptions{ScheduleDelay: time.Hour, MaxExportBatch: tc.batch, MaxQueueSize: tc.queue, MaxBatchBytes: tc.maxBytes}, c.counters())
 			if tc.block {
 				// Let the sender take the first batch before the rest.
@@ -150,7 +150,7 @@ func TestStreamBatches(t *testing.T) {
 func TestStreamScheduleDelay(t *testing.T) {
 	fs := &fakeSender{}
 	var c counts
-	s := newStream(otlpwire.Scope{}, otlpwire.FrameLogsRequest, fs,
+	s := newStream(otlpwire.Scope{}, otlpwire.AppendLogsGroup, fs,
 		BatchOptions{ScheduleDelay: 20 * time.Millisecond, MaxExportBatch: 512}, c.counters())
 	defer s.shutdown(context.Background())
 	appendN(s, 0, 3)
@@ -167,11 +167,11 @@ func TestStreamAddAllocatesNothing(t *testing.T) {
 		t.Skip("allocation counts differ under the race detector")
 	}
 	var c counts
-	s := newStream(otlpwire.Scope{}, otlpwire.FrameLogsRequest, &fakeSender{},
+	s := newStream(otlpwire.Scope{}, otlpwire.AppendLogsGroup, &fakeSender{},
 		BatchOptions{ScheduleDelay: time.Hour, MaxExportBatch: 1 << 20, MaxQueueSize: 1 << 20}, c.counters())
 	defer s.shutdown(context.Background())
 	r := otlpwire.LogRecord{Body: []byte("mlock(0x1000, 4096) = 0"), Time: 1}
-	add := func() { s.add(func(dst []byte) []byte { return otlpwire.AppendLogRecord(dst, &r) }) }
+	add := func() { s.add(nil, func(dst []byte) []byte { return otlpwire.AppendLogRecord(dst, &r) }) }
 	for range 1000 {
 		add()
 	}

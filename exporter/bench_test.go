@@ -33,6 +33,7 @@ func BenchmarkHandle(b *testing.B) {
 		{"logs", true, false, nil},
 		{"logs+spans", true, true, nil},
 		{"logs+spans+process", true, true, containerProcess()},
+		{"logs+spans+64-processes", true, true, nil},
 		{"spans", false, true, nil},
 		{"metrics-only", false, false, nil},
 	} {
@@ -51,7 +52,16 @@ func BenchmarkHandle(b *testing.B) {
 			ev := sampleEvent()
 			ev.Process = bc.process
 			b.ReportAllocs()
+			// Calls of 64 processes in turn: 64 resources in a batch.
+			procs := uint32(1)
+			if bc.name == "logs+spans+64-processes" {
+				procs = 64
+			}
+			i := uint32(0)
 			for b.Loop() {
+				ev.PID = 1000 + i%procs
+				ev.TID = ev.PID
+				i++
 				rig.exp.Handle(&ev)
 			}
 			b.StopTimer()

@@ -13,11 +13,13 @@
 //   - locked.go: the processes seen calling, for the locked-memory gauges
 //     and the memlock.limit_near warnings.
 //   - encode.go: the event encoded once, its attributes as OTLP bytes
-//     (threads.go: the thread's and process's part, kept per thread;
-//     ids.go: the span's IDs and the sampler's decision).
+//     (threads.go: the thread's part, kept per thread; process.go: the
+//     process's identity, its resource, kept per process; ids.go: the
+//     span's IDs and the sampler's decision).
 //   - sinks.go: each signal takes what it needs from the encoded event:
 //     a log record, a span.
-//   - batch.go: each signal's batches, queue and sending goroutine.
+//   - batch.go: each signal's batches, grouped by process (one resource
+//     per process in each request), queue and sending goroutine.
 //   - console.go, or internal/otlpsend: where the batches go.
 //
 // Log records and spans are encoded to OTLP protobuf by internal/otlpwire

@@ -20,11 +20,14 @@ type event struct {
 	severity   int32 // an OTLP SeverityNumber
 	name       string
 	body       []byte // strace-like, e.g. "mlock(0x1000, 4096) = 0"
-	// attrs are the event's own attributes, thread its thread's and
-	// process's (nil for a warning): otlpwire attribute lists, which both
-	// a log record and a span carry.
+	// attrs are the event's own attributes, thread its thread's (nil for
+	// a warning): otlpwire attribute lists, which both a log record and a
+	// span carry.
 	attrs, thread []byte
-	trace         traceContext // zero when no span is made
+	// resource is the process's, under which its records and spans are
+	// sent.
+	resource *processResource
+	trace    traceContext // zero when no span is made
 }
 
 // OTLP SeverityNumbers.
@@ -73,12 +76,13 @@ var syscalls = func() (t [numSyscalls]syscallInfo) {
 // the event it returns is valid until the next call. It is not safe for
 // concurrent use.
 type encoder struct {
-	flags   flagCache
-	threads threadCache
-	ids     *idSource // nil when no sink makes spans
-	ev      event
-	body    []byte
-	attrs   []byte
+	flags     flagCache
+	threads   threadCache
+	processes processCache
+	ids       *idSource // nil when no sink makes spans
+	ev        event
+	body      []byte
+	attrs     []byte
 }
 
 // encode returns the event of call ev, read at observed. errName is the
@@ -97,6 +101,7 @@ func (c *encoder) encode(ev *bpf.Event, errName string, observed time.Time) *eve
 		body:     c.body,
 		attrs:    c.attrs,
 		thread:   c.threads.get(ev),
+		resource: c.processes.get(ev),
 	}
 	if ev.Ret < 0 {
 		c.ev.severity = severityWarn

@@ -145,10 +145,12 @@ func New(ctx context.Context, opts Options) (*Exporter, error) {
 		losses: opts.Losses,
 	}
 	scope := otlpwire.Scope{
-		Name:              semconv.ScopeName,
-		Version:           opts.ServiceVersion,
-		SchemaURL:         semconv.SchemaURL,
-		Resource:          res.Attributes(),
+		Name:      semconv.ScopeName,
+		Version:   opts.ServiceVersion,
+		SchemaURL: semconv.SchemaURL,
+		// Records and spans are sent under their process's resource:
+		// the host's attributes, then the process's identity.
+		Resource:          withoutProcessIdentity(res.Attributes()),
 		ResourceSchemaURL: res.SchemaURL(),
 	}
 	if e.sinks, err = newSinks(opts.Logs, opts.Spans, scope, console, diag); err != nil {
@@ -241,17 +243,23 @@ func (e *Exporter) Handle(ev *bpf.Event) {
 		return
 	}
 	calls := e.stats.record(ev)
-	if e.locked != nil && e.locked.tracking() && ev.PID != 0 {
-		e.locked.saw(ev.PID, ev.ExeName, ev.Comm)
-	}
+	tracking := e.locked != nil && e.locked.tracking() && ev.PID != 0
 	if len(e.sinks) == 0 {
+		if tracking {
+			e.locked.saw(ev.PID, ev.ExeName, ev.Comm, nil)
+		}
 		return
 	}
 	observed := e.now()
 
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.emit(e.enc.encode(ev, calls.errName, observed))
+	enc := e.enc.encode(ev, calls.errName, observed)
+	if tracking {
+		// Its warnings go under the resource of its calls.
+		e.locked.saw(ev.PID, ev.ExeName, ev.Comm, enc.resource)
+	}
+	e.emit(enc)
 }
 
 // emit hands ev to every sink.

@@ -82,8 +82,8 @@ type lockedWatcher struct {
 	now  func() time.Time
 
 	mu              sync.Mutex
-	tracked         map[uint32]string // pid -> name, of the processes seen calling
-	untracked       uint64            // calls of processes not tracked: the most were
+	tracked         map[uint32]trackedProcess // the processes seen calling, by pid
+	untracked       uint64                    // calls of processes not tracked: the most were
 	untrackedLogged bool
 	reading         lockedReading
 
@@ -98,9 +98,18 @@ type lockedReading struct {
 	procs     []processReading
 }
 
+// trackedProcess is a process seen calling.
+type trackedProcess struct {
+	name string
+	// resource is the one of its calls, which its warnings share; nil
+	// when log records go nowhere.
+	resource *processResource
+}
+
 type processReading struct {
 	pid         uint32
 	name        string
+	resource    *processResource
 	locked      uint64
 	limit       uint64
 	limitKnown  bool // read, and not unlimited
@@ -108,25 +117,26 @@ type processReading struct {
 }
 
 func newLockedWatcher(opts lockedOptions, warn func(*event), diag *diagnostics, now func() time.Time) *lockedWatcher {
-	return &lockedWatcher{opts: opts, warn: warn, diag: diag, now: now, tracked: make(map[uint32]string)}
+	return &lockedWatcher{opts: opts, warn: warn, diag: diag, now: now, tracked: make(map[uint32]trackedProcess)}
 }
 
 // tracking reports whether processes are followed at all: for the process
 // gauges or for the warnings.
 func (w *lockedWatcher) tracking() bool { return w.opts.perProcess || w.warn != nil }
 
-// saw remembers that pid called the family, unless the most processes
-// allowed are tracked already.
-func (w *lockedWatcher) saw(pid uint32, exeName, comm string) {
+// saw remembers that pid called the family, its calls sent under res,
+// unless the most processes allowed are tracked already.
+func (w *lockedWatcher) saw(pid uint32, exeName, comm string, res *processResource) {
 	name := exeName
 	if name == "" {
 		name = comm
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	p := trackedProcess{name: name, resource: res}
 	if cur, ok := w.tracked[pid]; ok {
-		if cur != name { // the pid went to another program
-			w.tracked[pid] = name
+		if cur != p { // the pid went to another program (or process)
+			w.tracked[pid] = p
 		}
 		return
 	}
@@ -140,7 +150,7 @@ func (w *lockedWatcher) saw(pid uint32, exeName, comm string) {
 		}
 		return
 	}
-	w.tracked[pid] = name
+	w.tracked[pid] = p
 }
 
 // start takes a reading now, so that the first metric export has one,
@@ -180,8 +190,8 @@ func (w *lockedWatcher) sample() {
 
 	w.mu.Lock()
 	procs := make([]processReading, 0, len(w.tracked))
-	for pid, name := range w.tracked {
-		procs = append(procs, processReading{pid: pid, name: name})
+	for pid, p := range w.tracked {
+		procs = append(procs, processReading{pid: pid, name: p.name, resource: p.resource})
 	}
 	w.mu.Unlock()
 
@@ -208,7 +218,7 @@ func (w *lockedWatcher) sample() {
 	w.mu.Lock()
 	for _, p := range gone {
 		// Unless a new process took the pid since the snapshot.
-		if w.tracked[p.pid] == p.name {
+		if w.tracked[p.pid].resource == p.resource && w.tracked[p.pid].name == p.name {
 			delete(w.tracked, p.pid)
 		}
 	}
@@ -228,6 +238,10 @@ func (w *lockedWatcher) sample() {
 // limitNearEvent is the memlock.limit_near warning of process p, at now.
 func limitNearEvent(p processReading, now time.Time) *event {
 	t := now.UnixNano()
+	res := p.resource
+	if res == nil {
+		res = newProcessResource(p.pid, p.name, nil)
+	}
 	return &event{
 		start:    t,
 		end:      t,
@@ -236,11 +250,8 @@ func limitNearEvent(p processReading, now time.Time) *event {
 		name:     semconv.EventLimitNear,
 		body: []byte("pid " + strconv.FormatUint(uint64(p.pid), 10) + " (" + p.name + ") holds " +
 			humanBytes(p.locked) + " locked of its " + humanBytes(p.limit) + " limit"),
-		attrs: otlpwire.AppendAttrs(nil,
-			semconv.ProcessPIDKey.Int64(int64(p.pid)),
-			semconv.ProcessExecutableNameKey.String(p.name),
-			semconv.Locked(p.locked),
-			semconv.Limit(p.limit)),
+		attrs:    otlpwire.AppendAttrs(nil, semconv.Locked(p.locked), semconv.Limit(p.limit)),
+		resource: res,
 	}
 }
 

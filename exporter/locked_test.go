@@ -12,6 +12,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
 
 	"github.com/memlock-exporter/memlock-exporter/bpf"
 	"github.com/memlock-exporter/memlock-exporter/procfs"
@@ -261,7 +262,18 @@ func TestLimitNear(t *testing.T) {
 	}
 
 	rig.exp.locked.sample()
-	got := limitNearRecords(t, rig)
+	all := rig.records(t)
+	var got []received
+	// A warning goes under the very resource of its process's calls, in
+	// one group with them when they share a batch, as here.
+	callResources := map[*resourcepb.Resource]bool{}
+	for _, r := range all {
+		if r.record.GetEventName() == semconv.EventLimitNear {
+			got = append(got, r)
+		} else {
+			callResources[r.resource] = true
+		}
+	}
 	want := []string{
 		"pid 200 (gpg-agent) holds 1000 KiB locked of its 1 MiB limit",
 		"pid 400 (capped) holds 2 MiB locked of its 1 MiB limit",
@@ -280,15 +292,17 @@ func TestLimitNear(t *testing.T) {
 		if len(r.GetTraceId()) != 0 {
 			t.Errorf("a warning carries a trace ID")
 		}
-		a := attrsOf(t, r.GetAttributes())
-		pid := a[semconv.ProcessPIDKey].AsInt64()
-		wantAttrs := attrs{
-			semconv.ProcessPIDKey:            attribute.Int64Value(pid),
-			semconv.ProcessExecutableNameKey: attribute.StringValue(map[int64]string{200: "gpg-agent", 400: "capped"}[pid]),
-			semconv.LockedKey:                attribute.Int64Value(map[int64]int64{200: 1000 << 10, 400: 2 << 20}[pid]),
-			semconv.LimitKey:                 attribute.Int64Value(1 << 20),
+		// Under the resource of the process's calls.
+		res := attrsOf(t, rec.resource.GetAttributes())
+		pid := res[semconv.ProcessPIDKey].AsInt64()
+		if !callResources[rec.resource] {
+			t.Errorf("pid %d: the warning is not grouped with its process's calls (resource %v)", pid, identityOf(res))
 		}
-		for _, d := range diffAttrs(a, wantAttrs) {
+		wantAttrs := attrs{
+			semconv.LockedKey: attribute.Int64Value(map[int64]int64{200: 1000 << 10, 400: 2 << 20}[pid]),
+			semconv.LimitKey:  attribute.Int64Value(1 << 20),
+		}
+		for _, d := range diffAttrs(attrsOf(t, r.GetAttributes()), wantAttrs) {
 			t.Errorf("pid %d: %s", pid, d)
 		}
 	}

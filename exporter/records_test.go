@@ -14,21 +14,39 @@ import (
 	"github.com/memlock-exporter/memlock-exporter/semconv"
 )
 
-// process are the attributes of sampleEvent's process and thread.
+// thread are the record attributes of sampleEvent's thread.
+func thread() attrs {
+	return attrs{
+		semconv.ProcessParentPIDKey:   attribute.Int64Value(1),
+		semconv.ThreadIDKey:           attribute.Int64Value(4242),
+		semconv.ThreadNameKey:         attribute.StringValue("gpg-agent"),
+		semconv.ProcessUserIDKey:      attribute.Int64Value(1001),
+		semconv.ProcessRealUserIDKey:  attribute.Int64Value(1000),
+		semconv.ProcessGroupIDKey:     attribute.Int64Value(101),
+		semconv.ProcessRealGroupIDKey: attribute.Int64Value(100),
+		semconv.CgroupIDKey:           attribute.Int64Value(7788),
+	}
+}
 
-func process() attrs {
+// identity are the resource attributes of sampleEvent's process, whose
+// identity the kernel did not give (Process nil).
+func identity() attrs {
 	return attrs{
 		semconv.ProcessPIDKey:            attribute.Int64Value(4242),
-		semconv.ProcessParentPIDKey:      attribute.Int64Value(1),
-		semconv.ThreadIDKey:              attribute.Int64Value(4242),
-		semconv.ThreadNameKey:            attribute.StringValue("gpg-agent"),
 		semconv.ProcessExecutableNameKey: attribute.StringValue("gpg-agent"),
-		semconv.ProcessUserIDKey:         attribute.Int64Value(1001),
-		semconv.ProcessRealUserIDKey:     attribute.Int64Value(1000),
-		semconv.ProcessGroupIDKey:        attribute.Int64Value(101),
-		semconv.ProcessRealGroupIDKey:    attribute.Int64Value(100),
-		semconv.CgroupIDKey:              attribute.Int64Value(7788),
 	}
+}
+
+// identityOf returns the process identity attributes of a resource: those
+// of semconv.ProcessResourceAttributes it holds.
+func identityOf(res attrs) attrs {
+	out := attrs{}
+	for _, k := range semconv.ProcessResourceAttributes {
+		if v, ok := res[k]; ok {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 func (a attrs) with(b attrs) attrs {
@@ -57,13 +75,14 @@ var recordCases = []struct {
 	severity int32
 	body     string
 	attrs    attrs
+	identity attrs // nil: identity()
 }{
 	{
 		name:     "mlock2 onfault success",
 		event:    "memlock.mlock2",
 		severity: severityInfo,
 		body:     "mlock2(0x7f3a1c000000, 8192, MLOCK_ONFAULT) = 0",
-		attrs: process().with(attrs{
+		attrs: thread().with(attrs{
 			semconv.SyscallKey:     attribute.StringValue("mlock2"),
 			semconv.AddrKey:        attribute.Int64Value(0x7f3a1c000000),
 			semconv.LenKey:         attribute.Int64Value(8192),
@@ -83,7 +102,7 @@ var recordCases = []struct {
 		event:    "memlock.mlock2",
 		severity: severityInfo,
 		body:     "mlock2(0x1001, 4096, 0) = 0",
-		attrs: process().with(attrs{
+		attrs: thread().with(attrs{
 			semconv.SyscallKey:     attribute.StringValue("mlock2"),
 			semconv.AddrKey:        attribute.Int64Value(0x1001),
 			semconv.LenKey:         attribute.Int64Value(4096),
@@ -102,7 +121,7 @@ var recordCases = []struct {
 		event:    "memlock.mlock2",
 		severity: severityWarn,
 		body:     "mlock2(0x1000, 4096, MLOCK_ONFAULT|0x2) = -1 EINVAL",
-		attrs: process().with(attrs{
+		attrs: thread().with(attrs{
 			semconv.SyscallKey:     attribute.StringValue("mlock2"),
 			semconv.AddrKey:        attribute.Int64Value(0x1000),
 			semconv.LenKey:         attribute.Int64Value(4096),
@@ -123,7 +142,7 @@ var recordCases = []struct {
 		event:    "memlock.mlock2",
 		severity: severityWarn,
 		body:     "mlock2(0x1000, 4096, 0x100) = -1 EINVAL",
-		attrs: process().with(attrs{
+		attrs: thread().with(attrs{
 			semconv.SyscallKey:     attribute.StringValue("mlock2"),
 			semconv.AddrKey:        attribute.Int64Value(0x1000),
 			semconv.LenKey:         attribute.Int64Value(4096),
@@ -145,7 +164,7 @@ var recordCases = []struct {
 		event:    "memlock.mlock",
 		severity: severityWarn,
 		body:     "mlock(0x1000, 4096) = -1 ENOMEM",
-		attrs: process().with(attrs{
+		attrs: thread().with(attrs{
 			semconv.SyscallKey:     attribute.StringValue("mlock"),
 			semconv.AddrKey:        attribute.Int64Value(0x1000),
 			semconv.LenKey:         attribute.Int64Value(4096),
@@ -165,7 +184,8 @@ var recordCases = []struct {
 		event:    "memlock.mlock",
 		severity: severityInfo,
 		body:     "mlock(0x2000, 0) = 0",
-		attrs: process().without(semconv.ProcessExecutableNameKey, semconv.CgroupIDKey).with(attrs{
+		identity: identity().without(semconv.ProcessExecutableNameKey),
+		attrs: thread().without(semconv.CgroupIDKey).with(attrs{
 			semconv.ThreadIDKey:    attribute.Int64Value(4250),
 			semconv.ThreadNameKey:  attribute.StringValue("worker-3"),
 			semconv.SyscallKey:     attribute.StringValue("mlock"),
@@ -185,7 +205,7 @@ var recordCases = []struct {
 		event:    "memlock.munlock",
 		severity: severityInfo,
 		body:     "munlock(0x7f3a1c000000, 8192) = 0",
-		attrs: process().with(attrs{
+		attrs: thread().with(attrs{
 			semconv.SyscallKey:     attribute.StringValue("munlock"),
 			semconv.AddrKey:        attribute.Int64Value(0x7f3a1c000000),
 			semconv.LenKey:         attribute.Int64Value(8192),
@@ -204,7 +224,7 @@ var recordCases = []struct {
 		event:    "memlock.mlockall",
 		severity: severityWarn,
 		body:     "mlockall(MCL_CURRENT|MCL_FUTURE) = -1 EPERM",
-		attrs: process().with(attrs{
+		attrs: thread().with(attrs{
 			semconv.SyscallKey:     attribute.StringValue("mlockall"),
 			semconv.FlagsKey:       attribute.Int64Value(3),
 			semconv.FlagNamesKey:   attribute.StringSliceValue([]string{"MCL_CURRENT", "MCL_FUTURE"}),
@@ -222,7 +242,7 @@ var recordCases = []struct {
 		event:    "memlock.munlockall",
 		severity: severityInfo,
 		body:     "munlockall() = 0",
-		attrs: process().with(attrs{
+		attrs: thread().with(attrs{
 			semconv.SyscallKey:     attribute.StringValue("munlockall"),
 			semconv.ReturnValueKey: attribute.Int64Value(0),
 			semconv.DurationKey:    attribute.Float64Value(4.2e-6),
@@ -238,7 +258,7 @@ var recordCases = []struct {
 		event:    "memlock.mlock2",
 		severity: severityInfo,
 		body:     "mlock2(0x7f3a1c000000, 8192, MLOCK_ONFAULT) = 0",
-		attrs: process().with(attrs{
+		attrs: thread().with(attrs{
 			semconv.SyscallKey:        attribute.StringValue("mlock2"),
 			semconv.AddrKey:           attribute.Int64Value(0x7f3a1c000000),
 			semconv.LenKey:            attribute.Int64Value(8192),
@@ -264,7 +284,7 @@ var recordCases = []struct {
 		event:    "memlock.mlock",
 		severity: severityInfo,
 		body:     "mlock(0x7f3a1c000000, 8192) = 0",
-		attrs: process().with(attrs{
+		attrs: thread().with(attrs{
 			semconv.SyscallKey:        attribute.StringValue("mlock"),
 			semconv.AddrKey:           attribute.Int64Value(0x7f3a1c000000),
 			semconv.LenKey:            attribute.Int64Value(8192),
@@ -286,7 +306,7 @@ var recordCases = []struct {
 		event:    "memlock.mlockall",
 		severity: severityInfo,
 		body:     "mlockall(MCL_CURRENT) = 0",
-		attrs: process().with(attrs{
+		attrs: thread().with(attrs{
 			semconv.SyscallKey:       attribute.StringValue("mlockall"),
 			semconv.FlagsKey:         attribute.Int64Value(1),
 			semconv.FlagNamesKey:     attribute.StringSliceValue([]string{"MCL_CURRENT"}),
@@ -309,7 +329,7 @@ var recordCases = []struct {
 		event:    "memlock.munlock",
 		severity: severityInfo,
 		body:     "munlock(0x7f3a1c000000, 8192) = 0",
-		attrs: process().with(attrs{
+		attrs: thread().with(attrs{
 			semconv.SyscallKey:     attribute.StringValue("munlock"),
 			semconv.AddrKey:        attribute.Int64Value(0x7f3a1c000000),
 			semconv.LenKey:         attribute.Int64Value(8192),
@@ -327,7 +347,7 @@ var recordCases = []struct {
 		event:    "memlock.mlock",
 		severity: severityWarn,
 		body:     "mlock(0x1000, 4096) = -1 errno 4000",
-		attrs: process().with(attrs{
+		attrs: thread().with(attrs{
 			semconv.SyscallKey:     attribute.StringValue("mlock"),
 			semconv.AddrKey:        attribute.Int64Value(0x1000),
 			semconv.LenKey:         attribute.Int64Value(4096),
@@ -387,6 +407,15 @@ func TestRecords(t *testing.T) {
 			for _, d := range diffAttrs(attrsOf(t, r.GetAttributes()), tc.attrs) {
 				t.Errorf("attribute: %s", d)
 			}
+			want := tc.identity
+			if want == nil {
+				want = identity()
+			}
+			res := attrsOf(t, recs[0].resource.GetAttributes())
+			for _, d := range diffAttrs(identityOf(res), want) {
+				t.Errorf("resource: %s", d)
+			}
+			checkOurResource(t, res, "1.2.3")
 			if n := r.GetDroppedAttributesCount(); n != 0 {
 				t.Errorf("%d attributes dropped", n)
 			}
@@ -400,7 +429,9 @@ func TestRecords(t *testing.T) {
 
 // TestRecordsMatchSchema checks every record against semconv: its event is
 // defined, and it carries only the attributes the event defines, each with
-// the type the schema gives it, the process context included.
+// the type the schema gives it; its resource names its process with the
+// attributes of semconv.ProcessResourceAttributes, all of them when the
+// kernel gave the identity.
 func TestRecordsMatchSchema(t *testing.T) {
 	events := map[string]semconv.EventDef{}
 	for _, d := range semconv.Events {
@@ -444,13 +475,17 @@ func TestRecordsMatchSchema(t *testing.T) {
 					t.Errorf("%s: %s is %s, schema says %s", def.Name, k, v.Type(), want)
 				}
 			}
-			if withProcess {
-				for _, k := range []attribute.Key{semconv.ProcessExecutablePathKey, semconv.ProcessCommandArgsKey,
-					semconv.ProcessLinuxCgroupKey, semconv.ContainerIDKey, semconv.K8SPodUIDKey, semconv.ProcessVpidKey,
-					semconv.ProcessCreationTimeKey} {
-					if _, ok := got[k]; !ok {
-						t.Errorf("%s lacks %s", def.Name, k)
+			res := attrsOf(t, rec.resource.GetAttributes())
+			for _, k := range semconv.ProcessResourceAttributes {
+				v, ok := res[k]
+				if !ok {
+					if withProcess || k == semconv.ProcessPIDKey {
+						t.Errorf("%s: the resource lacks %s", def.Name, k)
 					}
+					continue
+				}
+				if want, ok := types[k]; ok && typeName(v.Type()) != want {
+					t.Errorf("%s: resource %s is %s, schema says %s", def.Name, k, v.Type(), want)
 				}
 			}
 		}
@@ -623,6 +658,9 @@ func TestHandleAllocations(t *testing.T) {
 				if c.mod != nil {
 					c.mod(&evs[i])
 				}
+				// Each case a process of its own: one process's executable
+				// name does not flip from call to call.
+				evs[i].PID += uint32(i)
 			}
 			for range 100 { // warm the caches and grow the batch
 				for i := range evs {
@@ -666,9 +704,12 @@ func containerProcess() *bpf.Process {
 	}
 }
 
-// mlock2Attrs are the kernel's attributes of sampleEvent, process included.
+// mlock2Attrs are the record attributes of sampleEvent.
 func mlock2Attrs() attrs { return recordCases[0].attrs }
 
+// TestProcessContext: the process's identity, as the kernel read it, is the
+// resource of its records and spans, which carry only the call's and the
+// thread's attributes, whatever the identity.
 func TestProcessContext(t *testing.T) {
 	needPageSize4K(t)
 	hostProcess := &bpf.Process{
@@ -683,14 +724,14 @@ func TestProcessContext(t *testing.T) {
 		},
 	}
 	tests := []struct {
-		name    string
-		process *bpf.Process // nil: the reader did not know it
-		attrs   attrs
+		name     string
+		process  *bpf.Process // nil: the reader did not know it
+		identity attrs
 	}{
 		{
 			name:    "container in a pod, with arguments",
 			process: containerProcess(),
-			attrs: mlock2Attrs().with(attrs{
+			identity: identity().with(attrs{
 				semconv.ProcessCreationTimeKey:   attribute.StringValue("2026-11-05T09:59:00.25Z"),
 				semconv.ProcessExecutablePathKey: attribute.StringValue("/usr/bin/gpg-agent"),
 				semconv.ProcessCommandArgsKey:    attribute.StringSliceValue([]string{"gpg-agent", "--daemon"}),
@@ -703,7 +744,7 @@ func TestProcessContext(t *testing.T) {
 		{
 			name:    "host process, arguments off",
 			process: hostProcess,
-			attrs: mlock2Attrs().with(attrs{
+			identity: identity().with(attrs{
 				semconv.ProcessCreationTimeKey:   attribute.StringValue("2026-11-05T09:00:00Z"),
 				semconv.ProcessExecutablePathKey: attribute.StringValue("/usr/bin/gpg-agent"),
 				semconv.ProcessLinuxCgroupKey:    attribute.StringValue("0::/user.slice/user-1000.slice/user@1000.service/app.slice/gpg-agent.service"),
@@ -714,7 +755,7 @@ func TestProcessContext(t *testing.T) {
 			// container in a v1 hierarchy only.
 			name:    "container named in cgroup v1 only",
 			process: v1Only,
-			attrs: mlock2Attrs().with(attrs{
+			identity: identity().with(attrs{
 				semconv.ProcessCreationTimeKey:   attribute.StringValue("2026-11-05T09:00:00Z"),
 				semconv.ProcessExecutablePathKey: attribute.StringValue("/usr/bin/gpg-agent"),
 				semconv.ProcessLinuxCgroupKey:    attribute.StringValue("4:memory:/docker/" + testContainerID + "\n0::/"),
@@ -722,9 +763,20 @@ func TestProcessContext(t *testing.T) {
 			}),
 		},
 		{
-			name:    "identity unknown",
-			process: nil,
-			attrs:   mlock2Attrs(),
+			// The comm the kernel gives is cut at 15 bytes; the path's
+			// base name is the executable's name.
+			name:    "name longer than a comm",
+			process: &bpf.Process{PID: 4242, StartTime: time.Date(2026, 11, 5, 9, 0, 0, 0, time.UTC), ExePath: "/opt/bin/memory-hungry-database"},
+			identity: identity().with(attrs{
+				semconv.ProcessCreationTimeKey:   attribute.StringValue("2026-11-05T09:00:00Z"),
+				semconv.ProcessExecutablePathKey: attribute.StringValue("/opt/bin/memory-hungry-database"),
+				semconv.ProcessExecutableNameKey: attribute.StringValue("memory-hungry-database"),
+			}),
+		},
+		{
+			name:     "identity unknown",
+			process:  nil,
+			identity: identity(),
 		},
 	}
 	for _, tc := range tests {
@@ -733,11 +785,20 @@ func TestProcessContext(t *testing.T) {
 			if len(recs) != 1 || len(spans) != 1 {
 				t.Fatalf("got %d records and %d spans, want 1 each", len(recs), len(spans))
 			}
-			for _, d := range diffAttrs(attrsOf(t, recs[0].record.GetAttributes()), tc.attrs) {
+			for _, d := range diffAttrs(attrsOf(t, recs[0].record.GetAttributes()), mlock2Attrs()) {
 				t.Errorf("record: %s", d)
 			}
-			for _, d := range diffAttrs(attrsOf(t, spans[0].span.GetAttributes()), tc.attrs) {
+			for _, d := range diffAttrs(attrsOf(t, spans[0].span.GetAttributes()), mlock2Attrs()) {
 				t.Errorf("span: %s", d)
+			}
+			for what, res := range map[string]attrs{
+				"record": attrsOf(t, recs[0].resource.GetAttributes()),
+				"span":   attrsOf(t, spans[0].resource.GetAttributes()),
+			} {
+				for _, d := range diffAttrs(identityOf(res), tc.identity) {
+					t.Errorf("%s's resource: %s", what, d)
+				}
+				checkOurResource(t, res, "")
 			}
 		})
 	}
@@ -754,16 +815,9 @@ func TestThreadCacheFollowsChanges(t *testing.T) {
 		{"nothing", func(ev *bpf.Event) {}},
 		{"parent", func(ev *bpf.Event) { ev.PPID++ }},
 		{"thread name", func(ev *bpf.Event) { ev.Comm = "renamed" }},
-		{"executable", func(ev *bpf.Event) { ev.ExeName = "b" }},
 		{"effective uid", func(ev *bpf.Event) { ev.EUID = 0 }},
 		{"gid", func(ev *bpf.Event) { ev.GID = 7 }},
 		{"cgroup id", func(ev *bpf.Event) { ev.CgroupID = 99 }},
-		{"identity lost", func(ev *bpf.Event) { ev.Process = nil }},
-		{"new identity (an exec)", func(ev *bpf.Event) {
-			p := *ev.Process
-			p.ExePath = "/usr/bin/b"
-			ev.Process = &p
-		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var c threadCache

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -46,6 +47,16 @@ func newResource(ctx context.Context, serviceVersion string, user []attribute.Ke
 		return res, fmt.Errorf("build resource: %w", err)
 	}
 	return res, nil
+}
+
+// withoutProcessIdentity returns attrs without the attributes that name a
+// process (semconv.ProcessResourceAttributes): under a process's resource,
+// the exporter's own (say, a container.id given in OTEL_RESOURCE_ATTRIBUTES)
+// would misname the process.
+func withoutProcessIdentity(attrs []attribute.KeyValue) []attribute.KeyValue {
+	return slices.DeleteFunc(slices.Clone(attrs), func(kv attribute.KeyValue) bool {
+		return slices.Contains(semconv.ProcessResourceAttributes, kv.Key)
+	})
 }
 
 // osVersionDetector sets os.version to the kernel's release (uname -r); the

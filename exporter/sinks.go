@@ -68,7 +68,7 @@ func (s *logSink) emit(ev *event) {
 			r.TraceFlags = traceFlagSampled
 		}
 	}
-	s.stream.add(func(dst []byte) []byte { return otlpwire.AppendLogRecord(dst, &r) })
+	s.stream.add(ev.resource, func(dst []byte) []byte { return otlpwire.AppendLogRecord(dst, &r) })
 }
 
 func (s *logSink) shutdown(ctx context.Context) error { return s.stream.shutdown(ctx) }
@@ -107,7 +107,7 @@ func (s *spanSink) emit(ev *event) {
 	if tc.status != "" {
 		sp.StatusCode, sp.StatusMessage = statusCodeError, tc.status
 	}
-	s.stream.add(func(dst []byte) []byte { return otlpwire.AppendSpan(dst, &sp) })
+	s.stream.add(ev.resource, func(dst []byte) []byte { return otlpwire.AppendSpan(dst, &sp) })
 }
 
 func (s *spanSink) shutdown(ctx context.Context) error { return s.stream.shutdown(ctx) }
@@ -127,7 +127,7 @@ func newSinks(logs, spans Destination, sc otlpwire.Scope, console io.Writer, dia
 		if err != nil {
 			return fail(fmt.Errorf("create log record client: %w", err))
 		}
-		sinks = append(sinks, &logSink{newStream(sc, otlpwire.FrameLogsRequest, send, logs.Batch, streamCounters{
+		sinks = append(sinks, &logSink{newStream(sc, otlpwire.AppendLogsGroup, send, logs.Batch, streamCounters{
 			failed:    diag.exportFailed,
 			succeeded: diag.exportSucceeded,
 			dropped:   diag.queueDropped,
@@ -138,7 +138,7 @@ func newSinks(logs, spans Destination, sc otlpwire.Scope, console io.Writer, dia
 		if err != nil {
 			return fail(fmt.Errorf("create span client: %w", err))
 		}
-		sinks = append(sinks, &spanSink{newStream(sc, otlpwire.FrameTracesRequest, send, spans.Batch, streamCounters{
+		sinks = append(sinks, &spanSink{newStream(sc, otlpwire.AppendTracesGroup, send, spans.Batch, streamCounters{
 			failed:    diag.spanExportFailed,
 			succeeded: diag.spanExportSucceeded,
 			dropped:   diag.spanQueueDropped,

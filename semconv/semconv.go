@@ -58,7 +58,8 @@ const (
 )
 
 // StandardAttributes lists every standard semantic-convention key this
-// schema uses. Treat it as read-only.
+// schema uses, on records, metrics or the process's resource. Treat it as
+// read-only.
 var StandardAttributes = []attribute.Key{
 	ErrorTypeKey,
 	ProcessPIDKey,
@@ -75,6 +76,27 @@ var StandardAttributes = []attribute.Key{
 	ProcessCommandArgsKey,
 	ProcessVpidKey,
 	ProcessCreationTimeKey,
+}
+
+// ProcessResourceAttributes lists, in order, the attributes of the resource
+// a process's log records and spans are grouped under in an export request
+// (the entity memlock.process of the registry): the process and container
+// identity, beside the exporter's own host, OS and service attributes. A
+// collector's k8sattributes processor associates that resource with its pod
+// through k8s.pod.uid or container.id. The records themselves carry none of
+// these keys. When the daemon did not get a process's identity from the
+// kernel, the resource holds only process.pid and process.executable.name.
+// Treat it as read-only.
+var ProcessResourceAttributes = []attribute.Key{
+	ProcessPIDKey,
+	ProcessCreationTimeKey,
+	ProcessExecutableNameKey,
+	ProcessExecutablePathKey,
+	ProcessCommandArgsKey,
+	ProcessLinuxCgroupKey,
+	ProcessVpidKey,
+	ContainerIDKey,
+	K8SPodUIDKey,
 }
 
 // Custom attribute keys, in the "memlock." namespace.
@@ -340,22 +362,24 @@ func EventName(syscall string) string {
 
 // EventDef describes one event: its name, the syscall it records (empty for
 // an event that is not a call) and the attributes its log record may carry.
+// Every event's record sits under its process's resource, whose attributes
+// (ProcessResourceAttributes) are not listed here.
 type EventDef struct {
 	Name       string
 	Syscall    string
 	Attributes []attribute.Key
 }
 
-// callAttributes are on every event; rangeAttributes on calls that take an
-// address range; flagAttributes on calls that take flags.
+// callAttributes are on every call's event; rangeAttributes on calls that
+// take an address range; flagAttributes on calls that take flags. The
+// process itself is named by the record's resource
+// (ProcessResourceAttributes), not by these.
 var (
 	callAttributes = []attribute.Key{
 		SyscallKey, ReturnValueKey, DurationKey, ProbeKey, ErrorTypeKey,
-		ProcessPIDKey, ProcessParentPIDKey, ThreadIDKey, ThreadNameKey,
-		ProcessExecutableNameKey, ProcessExecutablePathKey,
+		ProcessParentPIDKey, ThreadIDKey, ThreadNameKey,
 		ProcessUserIDKey, ProcessRealUserIDKey, ProcessGroupIDKey, ProcessRealGroupIDKey,
-		CgroupIDKey, ProcessLinuxCgroupKey, ContainerIDKey, K8SPodUIDKey,
-		ProcessCommandArgsKey, ProcessVpidKey, ProcessCreationTimeKey,
+		CgroupIDKey,
 	}
 	rangeAttributes = []attribute.Key{AddrKey, LenKey, PagesKey}
 	flagAttributes  = []attribute.Key{FlagsKey, FlagNamesKey}
@@ -373,8 +397,7 @@ var Events = []EventDef{
 	{Name: EventMunlock, Syscall: SyscallMunlock, Attributes: slices.Concat(callAttributes, rangeAttributes)},
 	{Name: EventMlockall, Syscall: SyscallMlockall, Attributes: slices.Concat(callAttributes, flagAttributes, libcAttributes)},
 	{Name: EventMunlockall, Syscall: SyscallMunlockall, Attributes: slices.Clone(callAttributes)},
-	{Name: EventLimitNear, Attributes: []attribute.Key{
-		ProcessPIDKey, ProcessExecutableNameKey, LockedKey, LimitKey}},
+	{Name: EventLimitNear, Attributes: []attribute.Key{LockedKey, LimitKey}},
 }
 
 // Metric names, units and descriptions.

@@ -39,6 +39,10 @@ type registryGroup struct {
 	Annotations *yaml.Node      `yaml:"annotations"`
 	Deprecated  *yaml.Node      `yaml:"deprecated"`
 	Members     []registryEnumM `yaml:"members"` // never valid on a group; caught below
+
+	// EntityAssociations names, on a signal, the entities whose resource
+	// its telemetry sits under.
+	EntityAssociations []string `yaml:"entity_associations"`
 }
 
 type registryBody struct {
@@ -60,6 +64,9 @@ type registryAttr struct {
 	Note             string    `yaml:"note"`
 	Examples         yaml.Node `yaml:"examples"`
 	RequirementLevel yaml.Node `yaml:"requirement_level"`
+	// Role is "identifying" (weaver's default) or "descriptive", on an
+	// entity's attributes only.
+	Role string `yaml:"role"`
 }
 
 type registryEnum struct {
@@ -82,9 +89,10 @@ type resolvedAttr struct {
 }
 
 type registry struct {
-	attrs   map[string]resolvedAttr  // custom attribute definitions by id
-	events  map[string]registryGroup // by event name
-	metrics map[string]registryGroup // by metric name
+	attrs    map[string]resolvedAttr  // custom attribute definitions by id
+	entities map[string]registryGroup // by entity name
+	events   map[string]registryGroup // by event name
+	metrics  map[string]registryGroup // by metric name
 }
 
 func loadRegistry(t *testing.T) registry {
@@ -103,9 +111,10 @@ func loadRegistry(t *testing.T) registry {
 		t.Fatalf("%s: no groups", registryPath)
 	}
 	r := registry{
-		attrs:   map[string]resolvedAttr{},
-		events:  map[string]registryGroup{},
-		metrics: map[string]registryGroup{},
+		attrs:    map[string]resolvedAttr{},
+		entities: map[string]registryGroup{},
+		events:   map[string]registryGroup{},
+		metrics:  map[string]registryGroup{},
 	}
 	groupIDs := map[string]bool{}
 	for _, g := range f.Groups {
@@ -126,6 +135,16 @@ func loadRegistry(t *testing.T) registry {
 		if g.Members != nil {
 			t.Errorf("group %s: members belong in an attribute's type", g.ID)
 		}
+		if g.Type != "entity" {
+			for _, a := range g.Attributes {
+				if a.Role != "" {
+					t.Errorf("group %s: attribute %s%s has a role; roles belong to an entity's attributes", g.ID, a.ID, a.Ref)
+				}
+			}
+		}
+		if g.EntityAssociations != nil && g.Type != "event" && g.Type != "metric" {
+			t.Errorf("group %s: entity_associations on a %s group; signals (events, metrics) have them", g.ID, g.Type)
+		}
 		switch g.Type {
 		case "attribute_group":
 			for _, a := range g.Attributes {
@@ -138,6 +157,39 @@ func loadRegistry(t *testing.T) registry {
 				}
 				r.attrs[a.ID] = resolveAttr(t, a)
 			}
+		case "entity":
+			if g.Name == "" {
+				t.Errorf("entity group %s: no name", g.ID)
+			}
+			if want := "entity." + g.Name; g.ID != want {
+				t.Errorf("entity group %s: id should be %s", g.ID, want)
+			}
+			if g.Stability != "development" {
+				t.Errorf("entity %s: stability %q, want development", g.Name, g.Stability)
+			}
+			if _, dup := r.entities[g.Name]; dup {
+				t.Errorf("entity %s: defined twice", g.Name)
+			}
+			identifying := 0
+			for _, a := range g.Attributes {
+				switch a.Role {
+				case "identifying":
+					identifying++
+					if a.RequirementLevel.Value != "required" {
+						t.Errorf("entity %s: identifying attribute %s is not required", g.Name, a.Ref)
+					}
+				case "descriptive":
+				case "":
+					// weaver's default is identifying: say which.
+					t.Errorf("entity %s: attribute %s has no role; say identifying or descriptive", g.Name, a.Ref)
+				default:
+					t.Errorf("entity %s: attribute %s: role %q, want identifying or descriptive", g.Name, a.Ref, a.Role)
+				}
+			}
+			if identifying == 0 {
+				t.Errorf("entity %s: no identifying attribute", g.Name)
+			}
+			r.entities[g.Name] = g
 		case "event":
 			if g.Name == "" {
 				t.Errorf("event group %s: no name", g.ID)
@@ -167,7 +219,14 @@ func loadRegistry(t *testing.T) registry {
 			}
 			r.metrics[g.MetricName] = g
 		default:
-			t.Errorf("group %s: type %q, want attribute_group, event or metric", g.ID, g.Type)
+			t.Errorf("group %s: type %q, want attribute_group, entity, event or metric", g.ID, g.Type)
+		}
+	}
+	for _, g := range f.Groups {
+		for _, name := range g.EntityAssociations {
+			if _, ok := r.entities[name]; !ok {
+				t.Errorf("group %s: entity_associations names %q, not an entity of %s", g.ID, name, registryPath)
+			}
 		}
 	}
 	return r
@@ -577,6 +636,115 @@ func TestEventsMatchRegistry(t *testing.T) {
 	}
 }
 
+// processEntity is the registry's name of the resource a process's records
+// and spans sit under (group entity.memlock.process).
+const processEntity = "memlock.process"
+
+// TestProcessResourceMatchesRegistry checks ProcessResourceAttributes
+// against the registry's entity group: the same keys in the same order (the
+// order the exporter writes them), each a known attribute, none of them on
+// any event, and every event associated with the entity.
+func TestProcessResourceMatchesRegistry(t *testing.T) {
+	r := loadRegistry(t)
+	reg, ok := r.entities[processEntity]
+	if !ok {
+		t.Fatalf("%s: no entity group named %s (id entity.%s)", registryPath, processEntity, processEntity)
+	}
+	for name := range r.entities {
+		if name != processEntity {
+			t.Errorf("entity %s is in %s but semconv.go knows only %s", name, registryPath, processEntity)
+		}
+	}
+	where := "entity " + processEntity
+	refSet(t, where, reg.Attributes)
+	var refs, code []string
+	roles := map[string]string{}
+	for _, a := range reg.Attributes {
+		refs = append(refs, a.Ref)
+		roles[a.Ref] = a.Role
+		if ra, custom := r.attrs[a.Ref]; custom {
+			checkExamples(t, where+": "+a.Ref, ra.typ, ra.members, &a.Examples, false)
+		}
+	}
+	for _, k := range ProcessResourceAttributes {
+		code = append(code, string(k))
+	}
+	if !slices.Equal(code, refs) {
+		t.Errorf("%s: the keys or their order differ\n ProcessResourceAttributes: %v\n registry refs:             %v", where, code, refs)
+	}
+
+	std := keySet(StandardAttributes)
+	seen := map[attribute.Key]bool{}
+	for _, k := range ProcessResourceAttributes {
+		if seen[k] {
+			t.Errorf("ProcessResourceAttributes: %s listed twice", k)
+		}
+		seen[k] = true
+		if _, custom := r.attrs[string(k)]; !custom && !std[string(k)] {
+			t.Errorf("ProcessResourceAttributes: %s is neither a registry attribute nor in StandardAttributes", k)
+		}
+	}
+	// pid and start time identify a process (a later one may reuse the
+	// pid); pid and executable name are what the resource keeps when the
+	// kernel's identity of the process is missing.
+	for _, k := range []attribute.Key{ProcessPIDKey, ProcessCreationTimeKey} {
+		if roles[string(k)] != "identifying" {
+			t.Errorf("%s: %s has role %q, want identifying", where, k, roles[string(k)])
+		}
+	}
+	for k, role := range roles {
+		if role == "identifying" && k != string(ProcessPIDKey) && k != string(ProcessCreationTimeKey) {
+			t.Errorf("%s: %s is identifying; only process.pid and process.creation.time identify a process", where, k)
+		}
+	}
+	if !seen[ProcessExecutableNameKey] {
+		t.Errorf("ProcessResourceAttributes lacks %s", ProcessExecutableNameKey)
+	}
+
+	// The records name their process through the resource only.
+	res := keySet(ProcessResourceAttributes)
+	for _, def := range Events {
+		for _, k := range def.Attributes {
+			if res[string(k)] {
+				t.Errorf("Events: %s lists %s, an attribute of the process's resource", def.Name, k)
+			}
+		}
+	}
+	for name, g := range r.events {
+		for _, a := range g.Attributes {
+			if res[a.Ref] {
+				t.Errorf("event %s: refs %s, an attribute of entity %s; the record's resource carries it", name, a.Ref, processEntity)
+			}
+		}
+		if !slices.Equal(g.EntityAssociations, []string{processEntity}) {
+			t.Errorf("event %s: entity_associations %v, want [%s]: its records sit under the process's resource", name, g.EntityAssociations, processEntity)
+		}
+	}
+}
+
+// TestStandardAttributesUsed checks that StandardAttributes holds no key
+// the schema does not use on an event, a metric or the process's resource
+// (TestEventsMatchRegistry, TestMetricsMatchRegistry and
+// TestProcessResourceMatchesRegistry check the other way).
+func TestStandardAttributesUsed(t *testing.T) {
+	used := keySet(ProcessResourceAttributes)
+	for _, e := range Events {
+		for k := range keySet(e.Attributes) {
+			used[k] = true
+		}
+	}
+	for _, m := range Metrics {
+		for k := range keySet(m.Attributes) {
+			used[k] = true
+		}
+	}
+	for _, k := range StandardAttributes {
+		if !used[string(k)] {
+			t.Errorf("StandardAttributes: %s is used by no event, metric or resource", k)
+		}
+	}
+}
+
 func TestMetricsMatchRegistry(t *testing.T) {
 	r := loadRegistry(t)
 	std := keySet(StandardAttributes)
@@ -585,6 +753,7 @@ func TestMetricsMatchRegistry(t *testing.T) {
 		ProcessPIDKey, ProcessParentPIDKey, ThreadIDKey, ThreadNameKey,
 		ProcessExecutablePathKey, AddrKey, LenKey, PagesKey, DurationKey, ReturnValueKey,
 		CgroupIDKey, ProcessLinuxCgroupKey, ContainerIDKey, K8SPodUIDKey,
+		ProcessCreationTimeKey, ProcessCommandArgsKey, ProcessVpidKey,
 	})
 	seen := map[string]bool{}
 	for _, def := range Metrics {

@@ -9,6 +9,8 @@
 //
 // Attributes are encoded once into an attribute list (attr.go), which a log
 // record and a span then both carry: an event is encoded once, whichever
-// signals it goes to. Requests can be framed around a batch of records
-// where the batch lies (FrameLogsRequest), so a batch is never copied.
+// signals it goes to. A request is a concatenation of groups, one per
+// resource (AppendLogsGroup), whose resource is made of attribute lists
+// too: the host's, encoded once, then a process's, encoded once per
+// process.
 package otlpwire

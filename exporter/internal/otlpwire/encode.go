@@ -270,7 +270,7 @@ func AppendSpan(dst []byte, s *Span) []byte {
 // sorted by key, the last of duplicate keys winning, empty keys dropped; it
 // is left out when that leaves no attribute, as the SDK's log exporters do.
 func AppendLogsRequest(dst []byte, sc *Scope, records []byte) []byte {
-	return appendRequest(dst, sc, records, false)
+	return AppendLogsGroup(dst, sc, records, AppendResourceAttrs(nil, sc.Resource))
 }
 
 // AppendTracesRequest appends an ExportTraceServiceRequest with one
@@ -280,131 +280,86 @@ func AppendLogsRequest(dst []byte, sc *Scope, records []byte) []byte {
 // It treats sc as AppendLogsRequest does, except that, like the SDK's trace
 // exporters, it always sends the resource, if need be empty.
 func AppendTracesRequest(dst []byte, sc *Scope, spans []byte) []byte {
-	return appendRequest(dst, sc, spans, true)
+	return AppendTracesGroup(dst, sc, spans, AppendResourceAttrs(nil, sc.Resource))
 }
 
-// appendRequest writes either request: the two share their field numbers
-// and differ only in whether an empty resource is sent.
-func appendRequest(dst []byte, sc *Scope, items []byte, emptyResource bool) []byte {
-	if len(items) == 0 {
-		return dst
-	}
-	l := requestLayout(sc, len(items), emptyResource)
-	dst = slices.Grow(dst, l.head+len(items)+l.tail)
-	dst = appendRequestHead(dst, sc, &l)
-	dst = append(dst, items...)
-	return appendRequestTail(dst, sc)
+// A request is nothing but its resource_logs (resource_spans) entries, one
+// after the other: requests whose items come from several resources (one
+// per process) are the concatenation of AppendLogsGroup (AppendTracesGroup)
+// outputs, one per resource.
+
+// AppendLogsGroup appends one ExportLogsServiceRequest.resource_logs entry:
+// a ResourceLogs whose resource holds the attribute lists resource, one
+// after the other, with sc's schema URLs and one ScopeLogs of sc's scope
+// holding records. sc.Resource is not used: pass it as a list made by
+// AppendResourceAttrs, so that it is encoded once, not per request. With no
+// records it appends nothing; with no resource attributes it leaves the
+// resource out, as AppendLogsRequest does.
+func AppendLogsGroup(dst []byte, sc *Scope, records []byte, resource ...[]byte) []byte {
+	return appendGroup(dst, sc, records, resource, false)
 }
 
-// layout holds the sizes of a request's nested messages and of what comes
-// before and after its items.
-type layout struct {
-	hasScope, hasResource                  bool
-	scopeSize, scopeItemsSize              int
-	resSize, resourceItemsSize, head, tail int
+// AppendTracesGroup is AppendLogsGroup for spans (AppendSpan outputs): an
+// ExportTraceServiceRequest.resource_spans entry, whose resource is sent
+// even when empty.
+func AppendTracesGroup(dst []byte, sc *Scope, spans []byte, resource ...[]byte) []byte {
+	return appendGroup(dst, sc, spans, resource, true)
 }
 
-func requestLayout(sc *Scope, itemsLen int, emptyResource bool) layout {
-	var l layout
-	// The SDK leaves out the scope (and so its schema URL) when it is the
-	// zero instrumentation.Scope.
-	l.hasScope = sc.Name != "" || sc.Version != "" || sc.SchemaURL != ""
-	l.scopeSize = sizeStringField(sc.Name) + sizeStringField(sc.Version)
-	l.scopeItemsSize = itemsLen + sizeStringField(sc.SchemaURL)
-	if l.hasScope {
-		l.scopeItemsSize += sizeLenField(l.scopeSize)
+// AppendResourceAttrs appends attrs to the list dst as a resource holds
+// them, in the SDK's attribute.Set order: sorted by key, the last of
+// duplicate keys winning, empty keys dropped.
+func AppendResourceAttrs(dst []byte, attrs []attribute.KeyValue) []byte {
+	if isCanonical(attrs) {
+		return appendAttrs(dst, keyListEntry, attrs)
 	}
-	l.resSize = sizeResource(sc.Resource)
-	l.hasResource = emptyResource || l.resSize > 0
-	l.resourceItemsSize = sizeLenField(l.scopeItemsSize) + sizeStringField(sc.ResourceSchemaURL)
-	if l.hasResource {
-		l.resourceItemsSize += sizeLenField(l.resSize)
-	}
-	l.tail = sizeStringField(sc.SchemaURL) + sizeStringField(sc.ResourceSchemaURL)
-	// Each length-delimited field's key and length, and the resource and
-	// scope messages: everything before the items.
-	l.head = sizeLenField(l.resourceItemsSize) - l.resourceItemsSize +
-		sizeLenField(l.scopeItemsSize) - l.scopeItemsSize
-	if l.hasResource {
-		l.head += sizeLenField(l.resSize)
-	}
-	if l.hasScope {
-		l.head += sizeLenField(l.scopeSize)
-	}
-	return l
-}
-
-// appendRequestHead writes what comes before the items: l.head bytes.
-func appendRequestHead(dst []byte, sc *Scope, l *layout) []byte {
-	dst = appendLen(append(dst, keyRequestResource), l.resourceItemsSize)
-	if l.hasResource {
-		dst = appendLen(append(dst, keyResource), l.resSize)
-		dst = appendResource(dst, sc.Resource)
-	}
-	dst = appendLen(append(dst, keyResourceScopes), l.scopeItemsSize)
-	if l.hasScope {
-		dst = appendLen(append(dst, keyScope), l.scopeSize)
-		dst = appendStringField(dst, keyScopeName, sc.Name)
-		dst = appendStringField(dst, keyScopeVersion, sc.Version)
+	for i := nextAttr(attrs, ""); i >= 0; i = nextAttr(attrs, attrs[i].Key) {
+		dst = appendKeyValue(dst, keyListEntry, &attrs[i])
 	}
 	return dst
 }
 
-// appendRequestTail writes what comes after the items.
-func appendRequestTail(dst []byte, sc *Scope) []byte {
+// appendGroup writes either entry: the two share their field numbers and
+// differ only in whether an empty resource is sent.
+func appendGroup(dst []byte, sc *Scope, items []byte, resource [][]byte, emptyResource bool) []byte {
+	if len(items) == 0 {
+		return dst
+	}
+	resSize := 0
+	for _, l := range resource {
+		resSize += len(l)
+	}
+	// The SDK leaves out the scope (and so its schema URL) when it is the
+	// zero instrumentation.Scope.
+	hasScope := sc.Name != "" || sc.Version != "" || sc.SchemaURL != ""
+	scopeSize := sizeStringField(sc.Name) + sizeStringField(sc.Version)
+	scopeItemsSize := len(items) + sizeStringField(sc.SchemaURL)
+	if hasScope {
+		scopeItemsSize += sizeLenField(scopeSize)
+	}
+	hasResource := emptyResource || resSize > 0
+	groupSize := sizeLenField(scopeItemsSize) + sizeStringField(sc.ResourceSchemaURL)
+	if hasResource {
+		groupSize += sizeLenField(resSize)
+	}
+	dst = slices.Grow(dst, sizeLenField(groupSize))
+
+	dst = appendLen(append(dst, keyRequestResource), groupSize)
+	if hasResource {
+		dst = appendLen(append(dst, keyResource), resSize)
+		for _, l := range resource {
+			dst = appendList(dst, keyResourceAttrs, l)
+		}
+	}
+	dst = appendLen(append(dst, keyResourceScopes), scopeItemsSize)
+	if hasScope {
+		dst = appendLen(append(dst, keyScope), scopeSize)
+		dst = appendStringField(dst, keyScopeName, sc.Name)
+		dst = appendStringField(dst, keyScopeVersion, sc.Version)
+	}
+	dst = append(dst, items...)
 	dst = appendStringField(dst, keyScopeSchema, sc.SchemaURL)
 	return appendStringField(dst, keyResourceSchema, sc.ResourceSchemaURL)
-}
-
-// A batch can be framed as a request where it lies, without copying its
-// items: the items are appended to a buffer that starts with
-// RequestHeadroom bytes of room, and FrameLogsRequest or
-// FrameTracesRequest writes the request's head into the end of that room
-// and its tail after the items.
-
-// maxItemsLen bounds the items of a request framed in place.
-const maxItemsLen = 1 << 28
-
-// RequestHeadroom is the room to leave before the items of a request with
-// scope sc for FrameLogsRequest and FrameTracesRequest: the head of the
-// longest request (the head only grows with the items' length, through
-// its length prefixes), so enough for any.
-func RequestHeadroom(sc *Scope) int {
-	return requestLayout(sc, maxItemsLen, true).head
-}
-
-// FrameLogsRequest turns buf, headroom bytes of room followed by
-// AppendLogRecord outputs, into what AppendLogsRequest would write for
-// those records, and returns it: a subslice of buf, or of buf grown for
-// the tail. With no records it returns an empty slice. It panics if
-// headroom is less than RequestHeadroom(sc) or the records exceed 256 MiB.
-func FrameLogsRequest(buf []byte, headroom int, sc *Scope) []byte {
-	return frameRequest(buf, headroom, sc, false)
-}
-
-// FrameTracesRequest is FrameLogsRequest for AppendSpan outputs and
-// AppendTracesRequest.
-func FrameTracesRequest(buf []byte, headroom int, sc *Scope) []byte {
-	return frameRequest(buf, headroom, sc, true)
-}
-
-func frameRequest(buf []byte, headroom int, sc *Scope, emptyResource bool) []byte {
-	items := len(buf) - headroom
-	if items == 0 {
-		return buf[:0]
-	}
-	if items > maxItemsLen {
-		panic("otlpwire: items too long to frame in place")
-	}
-	l := requestLayout(sc, items, emptyResource)
-	start := headroom - l.head
-	if start < 0 {
-		panic("otlpwire: headroom smaller than RequestHeadroom")
-	}
-	if head := appendRequestHead(buf[start:start], sc, &l); len(head) != l.head {
-		panic("otlpwire: request head size miscomputed")
-	}
-	return appendRequestTail(buf, sc)[start:]
 }
 
 // The SDK's exporters see a resource as an attribute.Set: sorted by key,
@@ -412,7 +367,7 @@ func frameRequest(buf []byte, headroom int, sc *Scope, emptyResource bool) []byt
 // them, without empty keys. Resources are usually built that way already
 // (resource.Resource.Attributes returns them so); others we walk in that
 // order by selection, which allocates nothing and, for the dozen attributes
-// of a resource once per request, costs little.
+// of a resource encoded once, costs little.
 
 // isCanonical reports whether attrs are in attribute.Set order.
 func isCanonical(attrs []attribute.KeyValue) bool {
@@ -435,25 +390,4 @@ func nextAttr(attrs []attribute.KeyValue, key attribute.Key) int {
 		}
 	}
 	return next
-}
-
-func sizeResource(attrs []attribute.KeyValue) int {
-	if isCanonical(attrs) {
-		return sizeAttrs(attrs)
-	}
-	n := 0
-	for i := nextAttr(attrs, ""); i >= 0; i = nextAttr(attrs, attrs[i].Key) {
-		n += sizeLenField(sizeKeyValue(&attrs[i]))
-	}
-	return n
-}
-
-func appendResource(b []byte, attrs []attribute.KeyValue) []byte {
-	if isCanonical(attrs) {
-		return appendAttrs(b, keyResourceAttrs, attrs)
-	}
-	for i := nextAttr(attrs, ""); i >= 0; i = nextAttr(attrs, attrs[i].Key) {
-		b = appendKeyValue(b, keyResourceAttrs, &attrs[i])
-	}
-	return b
 }

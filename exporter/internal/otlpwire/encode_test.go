@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -891,9 +892,11 @@ func TestZeroAllocs(t *testing.T) {
 		Name: "mlock2", Kind: 1, Start: t0, End: t0 + 1, Attributes: zeroAllocRecord.Attributes,
 		StatusCode: 2, StatusMessage: "ENOMEM",
 	}
-	unsorted := Scope{Resource: []attribute.KeyValue{
+	unsorted := []attribute.KeyValue{
 		attribute.String("z", "1"), attribute.String("", "x"), attribute.String("a", "2"), attribute.String("z", "3"),
-	}}
+	}
+	host := AppendResourceAttrs(nil, testScope.Resource)
+	proc := AppendIntAttr(nil, "process.pid", 7)
 	records := AppendLogRecord(nil, &zeroAllocRecord)
 	spans := AppendSpan(nil, &span)
 	buf := make([]byte, 0, 1<<16)
@@ -904,9 +907,9 @@ func TestZeroAllocs(t *testing.T) {
 	}{
 		{"AppendLogRecord", func() { buf = AppendLogRecord(buf[:0], &zeroAllocRecord) }},
 		{"AppendSpan", func() { buf = AppendSpan(buf[:0], &span) }},
-		{"AppendLogsRequest", func() { buf = AppendLogsRequest(buf[:0], &testScope, records) }},
-		{"AppendTracesRequest", func() { buf = AppendTracesRequest(buf[:0], &testScope, spans) }},
-		{"AppendLogsRequest unsorted resource", func() { buf = AppendLogsRequest(buf[:0], &unsorted, records) }},
+		{"AppendLogsGroup", func() { buf = AppendLogsGroup(buf[:0], &testScope, records, host, proc) }},
+		{"AppendTracesGroup", func() { buf = AppendTracesGroup(buf[:0], &testScope, spans, host, proc) }},
+		{"AppendResourceAttrs unsorted", func() { buf = AppendResourceAttrs(buf[:0], unsorted) }},
 		{"typed attributes", func() {
 			buf = AppendStringAttr(buf[:0], "memlock.syscall", "mlock2")
 			buf = AppendIntAttr(buf, "memlock.len", 8192)
@@ -1200,44 +1203,53 @@ func TestAttributeParts(t *testing.T) {
 	}
 }
 
-// TestFrameRequest: a request framed in place is byte for byte the one
-// AppendLogsRequest or AppendTracesRequest writes, for every scope and for
-// item lengths whose varints take one to four bytes, whatever the room's
-// old content.
-func TestFrameRequest(t *testing.T) {
-	rec := AppendLogRecord(nil, logCases[0].rec.wire())
-	span := AppendSpan(nil, spanCases[0].span.wire())
-	for _, tc := range scopeCases {
-		for _, copies := range []int{0, 1, 3, 200, 40000} {
-			for _, kind := range []struct {
-				name   string
-				item   []byte
-				frame  func([]byte, int, *Scope) []byte
-				append func([]byte, *Scope, []byte) []byte
-			}{
-				{"logs", rec, FrameLogsRequest, AppendLogsRequest},
-				{"traces", span, FrameTracesRequest, AppendTracesRequest},
-			} {
-				items := bytes.Repeat(kind.item, copies)
-				want := kind.append(nil, &tc.sc, items)
-				room := RequestHeadroom(&tc.sc)
-				for _, extra := range []int{0, 5} {
-					buf := append(bytes.Repeat([]byte{0xee}, room+extra), items...)
-					got := kind.frame(buf, room+extra, &tc.sc)
-					if !bytes.Equal(got, want) {
-						t.Errorf("%s, %s, %d items (%d bytes), %d spare bytes of room: framed %d bytes, want %d",
-							tc.name, kind.name, copies, len(items), extra, len(got), len(want))
-					}
-				}
-			}
-		}
+// TestGroups: a request of several resources is the concatenation of one
+// group per resource, each with the host's attributes and then the
+// process's, decoding to (and encoded as proto.Marshal encodes) one
+// ResourceLogs or ResourceSpans per group, in order.
+func TestGroups(t *testing.T) {
+	rec, recPB := logCases[0].rec.wire(), logCases[0].want
+	span, spanPB := spanCases[0].span.wire(), spanCases[0].want
+	host := AppendResourceAttrs(nil, testScope.Resource)
+	procs := []struct {
+		list []byte
+		pb   []*cpb.KeyValue
+	}{
+		{AppendIntAttr(AppendStringAttr(nil, "container.id", "c1"), "process.pid", 7),
+			[]*cpb.KeyValue{kv("container.id", str("c1")), kv("process.pid", i64(7))}},
+		{AppendIntAttr(nil, "process.pid", 8), []*cpb.KeyValue{kv("process.pid", i64(8))}},
+		{nil, nil}, // only the host's
 	}
-	defer func() {
-		if recover() == nil {
-			t.Error("no panic with too little room")
+	for _, copies := range []int{1, 3, 300} { // lengths of one to three varint bytes
+		var logs, traces []byte
+		wantLogs := &collogspb.ExportLogsServiceRequest{}
+		wantTraces := &coltracepb.ExportTraceServiceRequest{}
+		for _, p := range procs {
+			logs = AppendLogsGroup(logs, &testScope, bytes.Repeat(AppendLogRecord(nil, rec), copies), host, p.list)
+			traces = AppendTracesGroup(traces, &testScope, bytes.Repeat(AppendSpan(nil, span), copies), host, p.list)
+			res := &rpb.Resource{Attributes: slices.Concat(testResourcePB, p.pb)}
+			wantLogs.ResourceLogs = append(wantLogs.ResourceLogs, &lpb.ResourceLogs{
+				Resource:  res,
+				ScopeLogs: []*lpb.ScopeLogs{{Scope: testScopePB, LogRecords: slices.Repeat([]*lpb.LogRecord{recPB}, copies), SchemaUrl: testScope.SchemaURL}},
+				SchemaUrl: testScope.ResourceSchemaURL,
+			})
+			wantTraces.ResourceSpans = append(wantTraces.ResourceSpans, &tpb.ResourceSpans{
+				Resource:   res,
+				ScopeSpans: []*tpb.ScopeSpans{{Scope: testScopePB, Spans: slices.Repeat([]*tpb.Span{spanPB}, copies), SchemaUrl: testScope.SchemaURL}},
+				SchemaUrl:  testScope.ResourceSchemaURL,
+			})
 		}
-	}()
-	FrameLogsRequest(append(make([]byte, 3), rec...), 3, &testScope)
+		checkLogs(t, logs, wantLogs)
+		checkTraces(t, traces, wantTraces)
+	}
+	// A group of the request's own resource is the request.
+	items := AppendLogRecord(nil, rec)
+	if got, want := AppendLogsGroup(nil, &testScope, items, host), AppendLogsRequest(nil, &testScope, items); !bytes.Equal(got, want) {
+		t.Error("a group with the scope's resource differs from AppendLogsRequest")
+	}
+	if got := AppendLogsGroup([]byte("x"), &testScope, nil, host); string(got) != "x" {
+		t.Errorf("a group without items appended %q", got[1:])
+	}
 }
 
 // TestAppendList: a list written under another field's key is the same

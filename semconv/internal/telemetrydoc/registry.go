@@ -31,6 +31,9 @@ type group struct {
 	SpanKind    string    `yaml:"span_kind"`
 	Events      []string  `yaml:"events"`
 	Attributes  []attr    `yaml:"attributes"`
+	// EntityAssociations names, on a signal, the entities whose resource
+	// its telemetry sits under.
+	EntityAssociations []string `yaml:"entity_associations"`
 }
 
 type body struct {
@@ -52,6 +55,9 @@ type attr struct {
 	Note             string    `yaml:"note"`
 	Examples         yaml.Node `yaml:"examples"`
 	RequirementLevel yaml.Node `yaml:"requirement_level"`
+	// Role is an entity attribute's: "identifying" (the default) or
+	// "descriptive".
+	Role string `yaml:"role"`
 }
 
 type member struct {
@@ -71,17 +77,18 @@ type definition struct {
 	members []member
 }
 
-// signal is an event, metric or span group, named.
+// signal is an event, metric, span or entity group, named.
 type signal struct {
 	group
 	name string
 }
 
 type model struct {
-	defs    map[string]definition
-	events  []signal
-	metrics []signal
-	spans   []signal
+	defs     map[string]definition
+	entities []signal
+	events   []signal
+	metrics  []signal
+	spans    []signal
 }
 
 func parseRegistry(data []byte) (*model, error) {
@@ -119,11 +126,13 @@ func parseRegistry(data []byte) (*model, error) {
 			m.metrics = append(m.metrics, signal{g, name})
 		case "span":
 			m.spans = append(m.spans, signal{g, scalarOr(g.Name, strings.TrimPrefix(g.ID, "span."))})
+		case "entity":
+			m.entities = append(m.entities, signal{g, scalarOr(g.Name, strings.TrimPrefix(g.ID, "entity."))})
 		default:
 			return nil, fmt.Errorf("%s: group %s: type %q is not shown by semconv/internal/telemetrydoc; teach it that type", RegistryPath, g.ID, g.Type)
 		}
 	}
-	for _, list := range [][]signal{m.events, m.metrics, m.spans} {
+	for _, list := range [][]signal{m.entities, m.events, m.metrics, m.spans} {
 		seen := map[string]bool{}
 		for _, s := range list {
 			if seen[s.name] {

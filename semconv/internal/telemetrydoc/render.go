@@ -1,5 +1,5 @@
 // Package telemetrydoc renders docs/telemetry.md, the reference of every
-// event, span, metric and attribute memlock-exporter emits, from the
+// resource, event, span, metric and attribute memlock-exporter emits, from the
 // semconv package: its registry (registry/memlock.yaml, weaver's format)
 // and its Go tables (units, standard keys, histogram buckets, schema URL).
 //
@@ -46,6 +46,7 @@ func Render(src *Source) ([]byte, error) {
 		return nil, err
 	}
 	r.header()
+	r.resourceSection()
 	r.eventsSection()
 	r.spansSection()
 	r.metricsSection()
@@ -59,22 +60,30 @@ type renderer struct {
 	m   *model
 	b   strings.Builder
 
-	version  string                 // of the standard semantic conventions, "1.43.0"
-	units    map[string]string      // custom attribute id -> unit
-	standard []string               // standard keys, sorted
-	usedBy   map[string][3][]string // attribute -> event, span, metric names, by kind
+	version  string                        // of the standard semantic conventions, "1.43.0"
+	units    map[string]string             // custom attribute id -> unit
+	standard []string                      // standard keys, sorted
+	usedBy   map[string][numKinds][]string // attribute -> entity, event, span, metric names, by kind
 }
 
 const (
-	kindEvent = iota
+	kindEntity = iota
+	kindEvent
 	kindSpan
 	kindMetric
+	numKinds
 )
 
-var kindNames = [3][2]string{kindEvent: {"event", "events"}, kindSpan: {"span", "spans"}, kindMetric: {"metric", "metrics"}}
+var kindNames = [numKinds][2]string{
+	kindEntity: {"resource", "resources"},
+	kindEvent:  {"event", "events"},
+	kindSpan:   {"span", "spans"},
+	kindMetric: {"metric", "metrics"},
+}
 
 func (r *renderer) prepare() error {
 	byName := func(a, b signal) int { return cmp.Compare(a.name, b.name) }
+	slices.SortFunc(r.m.entities, byName)
 	slices.SortFunc(r.m.events, byName)
 	slices.SortFunc(r.m.metrics, byName)
 	slices.SortFunc(r.m.spans, byName)
@@ -109,8 +118,8 @@ func (r *renderer) prepare() error {
 	for _, k := range semconv.StandardAttributes {
 		std[string(k)] = true
 	}
-	r.usedBy = map[string][3][]string{}
-	for kind, list := range [3][]signal{kindEvent: r.m.events, kindSpan: r.m.spans, kindMetric: r.m.metrics} {
+	r.usedBy = map[string][numKinds][]string{}
+	for kind, list := range r.byKind() {
 		for _, s := range list {
 			for _, a := range s.Attributes {
 				id := cmp.Or(a.Ref, a.ID)
@@ -133,12 +142,31 @@ func (r *renderer) prepare() error {
 	}
 	slices.Sort(r.standard)
 
+	entities := map[string]bool{}
+	for _, e := range r.m.entities {
+		entities[e.name] = true
+	}
+	for _, list := range r.byKind() {
+		for _, s := range list {
+			for _, name := range s.EntityAssociations {
+				if !entities[name] {
+					return fmt.Errorf("%s %s: entity_associations names %q, which is not an entity of %s", s.Type, s.name, name, RegistryPath)
+				}
+			}
+		}
+	}
+
 	for _, s := range r.m.metrics {
 		if s.Instrument == string(semconv.InstrumentHistogram) && buckets[s.name] == nil {
 			return fmt.Errorf("histogram %s: no bucket boundaries; add its semconv.*Buckets function to buckets in semconv/internal/telemetrydoc", s.name)
 		}
 	}
 	return nil
+}
+
+// byKind returns the groups that carry attributes, by kind.
+func (r *renderer) byKind() [numKinds][]signal {
+	return [numKinds][]signal{kindEntity: r.m.entities, kindEvent: r.m.events, kindSpan: r.m.spans, kindMetric: r.m.metrics}
 }
 
 func (r *renderer) p(format string, args ...any) { fmt.Fprintf(&r.b, format, args...) }
@@ -178,6 +206,13 @@ func (r *renderer) header() {
 	if n := len(r.m.spans); n > 0 {
 		r.p("- **Spans.** %d [span](#spans) definitions (%s), with their kind and attributes.\n", n, strings.Join(names(r.m.spans), ", "))
 	}
+	if n := len(r.m.entities); n == 1 {
+		r.p("- **Resource.** 1 [entity](#resource) (%s): the attributes memlock-exporter puts on the resource of the telemetry associated with it, "+
+			"beside its own resource attributes.\n", names(r.m.entities)[0])
+	} else if n > 1 {
+		r.p("- **Resource.** %d [entities](#resource) (%s): the attributes memlock-exporter puts on the resource of the telemetry associated with each, "+
+			"beside its own resource attributes.\n", n, strings.Join(names(r.m.entities), ", "))
+	}
 	r.p("\nEvery logger, meter and tracer uses the instrumentation scope %s with the schema URL %s.\n\n",
 		code(semconv.ScopeName), code(semconv.SchemaURL))
 	r.p("Attributes memlock-exporter defines%s are under [Custom attributes](#custom-attributes); "+
@@ -211,12 +246,71 @@ func (r *renderer) namespaces() string {
 	return " (the " + strings.Join(ns, ", ") + " namespaces)"
 }
 
+func (r *renderer) resourceSection() {
+	if len(r.m.entities) == 0 {
+		return
+	}
+	r.p("## Resource\n\n")
+	r.p("Each entity below is part of the resource of the telemetry associated with it: in an export request, " +
+		"the records and spans of one entity are grouped under one resource that carries its attributes, " +
+		"beside memlock-exporter's own resource attributes. Its identifying attributes tell one entity from another; " +
+		"the others describe it.\n\n")
+	for _, e := range r.m.entities {
+		r.p("### %s\n\n", code(e.name))
+		r.para(e.Brief)
+		r.para(e.Note)
+		r.bullet("Stability", text(e.Stability))
+		var ids []string
+		for _, a := range e.Attributes {
+			if a.Role == "" || a.Role == "identifying" { // weaver's default
+				ids = append(ids, code(cmp.Or(a.Ref, a.ID)))
+			}
+		}
+		r.bullet("Identified by", strings.Join(ids, ", "))
+		r.bullet("Associated with", r.associated(e.name))
+		r.p("\n")
+		r.attributeTable(e.Attributes)
+	}
+}
+
+// associated says which events, spans and metrics are associated with an
+// entity: "all events; metric `a`".
+func (r *renderer) associated(entity string) string {
+	var u [numKinds][]string
+	for kind, list := range r.byKind() {
+		for _, s := range list {
+			if slices.Contains(s.EntityAssociations, entity) {
+				u[kind] = append(u[kind], s.name)
+			}
+		}
+	}
+	return r.listByKind(u)
+}
+
+// resources spells a signal's entity associations as links to the
+// Resource section.
+func resources(s signal) string {
+	var out []string
+	for _, name := range s.EntityAssociations {
+		out = append(out, code(name))
+	}
+	if len(out) == 0 {
+		return ""
+	}
+	return strings.Join(out, ", ") + " (see [Resource](#resource))"
+}
+
 func (r *renderer) eventsSection() {
 	if len(r.m.events) == 0 {
 		return
 	}
 	r.p("## Events\n\n")
-	r.p("Each event is one log record whose EventName is the event's name.\n\n")
+	r.p("Each event is one log record whose EventName is the event's name.")
+	if slices.ContainsFunc(r.m.events, func(e signal) bool { return len(e.EntityAssociations) > 0 }) {
+		r.p(" A record sits under the resource of the entity its event is associated with (see [Resource](#resource)), " +
+			"which carries that entity's attributes; the attributes listed here are the record's own.")
+	}
+	r.p("\n\n")
 	var rows [][]string
 	for _, e := range r.m.events {
 		ex := ""
@@ -242,6 +336,7 @@ func (r *renderer) eventsSection() {
 			r.bullet("Body", code(e.Body.Type)+" ("+strings.ToLower(level)+"). "+
 				sentences(text(e.Body.Brief), text(e.Body.Note), ex))
 		}
+		r.bullet("Resource", resources(e))
 		r.p("\n")
 		r.attributeTable(e.Attributes)
 	}
@@ -448,12 +543,21 @@ func (r *renderer) attributeTable(attrs []attr) {
 	table(&r.b, []string{"Attribute", "Type", "Requirement level", "Description"}, cells)
 }
 
-// usedByText says which events, metrics and spans carry an attribute:
-// "all events; metrics `a`, `b`", in the order of the sections.
+// usedByText says which resources, events, metrics and spans carry an
+// attribute: "resource `r`; all events; metrics `a`, `b`", in the order of
+// the sections.
 func (r *renderer) usedByText(id string) string {
-	totals := [3]int{kindEvent: len(r.m.events), kindSpan: len(r.m.spans), kindMetric: len(r.m.metrics)}
+	return r.listByKind(r.usedBy[id])
+}
+
+// listByKind spells names of groups by kind: "all events; metrics `a`, `b`".
+func (r *renderer) listByKind(u [numKinds][]string) string {
+	var totals [numKinds]int
+	for kind, list := range r.byKind() {
+		totals[kind] = len(list)
+	}
 	var parts []string
-	for kind, list := range r.usedBy[id] {
+	for kind, list := range u {
 		switch {
 		case len(list) == 0:
 		case len(list) == totals[kind] && len(list) > 1:

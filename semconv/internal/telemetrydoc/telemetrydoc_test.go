@@ -170,11 +170,56 @@ func TestRenderCoversEverything(t *testing.T) {
 			t.Errorf("standard attribute %s not listed", k)
 		}
 	}
+	// The process's identity is in the Resource section, and in no event's
+	// table: the events section says where it is.
+	resource, events := section(doc, "## Resource"), section(doc, "## Events")
+	if resource == "" || events == "" {
+		t.Fatalf("no Resource section (%d bytes) or Events section (%d bytes)", len(resource), len(events))
+	}
+	if strings.Index(string(doc), "## Resource") > strings.Index(string(doc), "## Events") {
+		t.Errorf("the Resource section comes after the Events section, which refers to it")
+	}
+	for _, k := range semconv.ProcessResourceAttributes {
+		row := "\n| `" + string(k) + "` | "
+		if !strings.Contains(resource, row) {
+			t.Errorf("resource attribute %s not listed in the Resource section", k)
+		}
+		if strings.Contains(events, row) {
+			t.Errorf("resource attribute %s listed in the Events section", k)
+		}
+	}
+	for _, s := range []string{"- Identified by: `process.pid`, `process.creation.time`\n", "- Associated with: all events\n"} {
+		if !strings.Contains(resource, s) {
+			t.Errorf("Resource section lacks %q", s)
+		}
+	}
+	if n, want := strings.Count(events, "\n- Resource: `memlock.process` (see [Resource](#resource))\n"), len(semconv.Events); n != want {
+		t.Errorf("%d events name their resource, want %d", n, want)
+	}
+	if !strings.Contains(events, "sits under the resource") {
+		t.Errorf("the Events section does not say its records sit under a resource")
+	}
 	for _, s := range []string{"`0.0000025` (2.5 µs)", "`17179869184` (16 GiB)", "DO NOT EDIT", "go generate ./semconv", "1.43.0"} {
 		if !bytes.Contains(doc, []byte(s)) {
 			t.Errorf("document lacks %q", s)
 		}
 	}
+}
+
+// section returns the part of doc from the heading line to the next heading
+// of the same level, or "".
+func section(doc []byte, heading string) string {
+	s := string(doc)
+	i := strings.Index(s, "\n"+heading+"\n")
+	if i < 0 {
+		return ""
+	}
+	s = s[i+1:]
+	level := heading[:strings.IndexByte(heading, ' ')+1] // "## "
+	if j := strings.Index(s[len(heading):], "\n"+level); j >= 0 {
+		return s[:len(heading)+j+1]
+	}
+	return s
 }
 
 // withGroups renders the real registry with extra groups appended.
@@ -189,7 +234,7 @@ func withGroups(t *testing.T, extra string) ([]byte, error) {
 }
 
 // TestNewGroups checks that what the registry gains is documented without
-// changing the generator: a span, a gauge, a new attribute.
+// changing the generator: a span, a gauge, a new attribute, a second entity.
 func TestNewGroups(t *testing.T) {
 	doc, err := withGroups(t, `
   - id: registry.memlock.test
@@ -219,12 +264,22 @@ func TestNewGroups(t *testing.T) {
     unit: By
     stability: development
     brief: A test gauge.
+    entity_associations: [memlock.test.thing]
+  - id: entity.memlock.test.thing
+    type: entity
+    name: memlock.test.thing
+    stability: development
+    brief: A test entity.
+    attributes:
+      - ref: memlock.test.flag
+      - ref: container.id
+        role: descriptive
 `)
 	if err != nil {
 		t.Fatal(err)
 	}
 	h := checkDoc(t, doc)
-	for _, want := range []string{"## Spans", "### `memlock.call`", "### `memlock.test.gauge`", "### `memlock.test.flag`"} {
+	for _, want := range []string{"## Spans", "### `memlock.call`", "### `memlock.test.gauge`", "### `memlock.test.flag`", "### `memlock.test.thing`"} {
 		if !h[want] {
 			t.Errorf("no heading %q", want)
 		}
@@ -234,6 +289,11 @@ func TestNewGroups(t *testing.T) {
 		"| `process.vpid` | `int` |",
 		"- **Spans.** 1 [span](#spans)",
 		"; span `memlock.call`; metrics ",
+		"- **Resource.** 2 [entities](#resource) (`memlock.process`, `memlock.test.thing`)",
+		// A ref without a role is identifying, as in weaver.
+		"- Identified by: `memlock.test.flag`\n- Associated with: metric `memlock.test.gauge`\n",
+		"- Used by: resource `memlock.test.thing`; span `memlock.call`\n",
+		"| `container.id` | `string` | stable | The id of the container the process runs in. | all resources |",
 	} {
 		if !bytes.Contains(doc, []byte(want)) {
 			t.Errorf("document lacks %q", want)
@@ -252,9 +312,24 @@ func TestRenderErrors(t *testing.T) {
     brief: A test histogram.
 `,
 		"unknown group type": `
-  - id: entity.memlock
-    type: entity
+  - id: scope.memlock
+    type: scope
     brief: Something new.
+`,
+		"unknown entity": `
+  - id: metric.memlock.test.counter
+    type: metric
+    metric_name: memlock.test.counter
+    instrument: counter
+    unit: "{call}"
+    brief: A test counter.
+    entity_associations: [memlock.no_such_entity]
+`,
+		"entity twice": `
+  - id: entity.memlock.process.again
+    type: entity
+    name: memlock.process
+    brief: Again.
 `,
 		"unknown attribute": `
   - id: span.memlock.x
