@@ -75,6 +75,7 @@ bench: $(BIN)/memlock-exporter $(BIN)/otelcol
 	$(GO) run ./cmd/memlock-bench -exporter $(BIN)/memlock-exporter -collector $(BIN)/otelcol
 	$(GO) test -run '^$$' -bench . -benchmem ./bpf ./exporter/...
 	$(GO) run ./cmd/memlock-bench -tax
+	$(GO) run ./cmd/memlock-bench -exec -exporter $(BIN)/memlock-exporter
 	$(MAKE) bench-vm
 
 # memlock-bench -tax inside QEMU (vmtest/run.sh, VMTEST_TESTS=tax): what each
@@ -112,6 +113,8 @@ vmtest:
 deps:
 	@if ! command -v clang-14 >/dev/null || [ ! -e /usr/include/bpf/bpf_helpers.h ] || ! command -v llvm-strip-14 >/dev/null; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(GEN_DEPS) >/dev/null; fi
+	@# libc.a, for the static program memlock-bench -exec builds (make bench).
+	@[ -e /usr/lib/x86_64-linux-gnu/libc.a ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libc6-dev >/dev/null; }
 	$(GO) mod download
 
 run: $(BIN)/memlock-exporter

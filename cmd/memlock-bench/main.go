@@ -39,6 +39,11 @@ func main() {
 	flag.DurationVar(&e2e.duration, "e2e-duration", 10*time.Second, "measured window of the end-to-end measurement, after a warm-up")
 	tax := flag.Bool("tax", false, "measure instead the tax on an unrelated syscall (getppid) of each hook kind, as ratios (see tax.go)")
 	taxCalls := flag.Int("tax-calls", 200_000, "getppid calls per -tax measurement (mlock2+munlock pairs: a tenth of that)")
+	execMode := flag.Bool("exec", false, "measure instead what the running daemon (-exporter) adds to fork, exec and exit of a tiny static program, as a ratio (see exec.go)")
+	execRounds := flag.Int("exec-rounds", 16, "rounds of each side of the -exec measurement, alternated (ABBA)")
+	execIterations := flag.Int("exec-iterations", 300, "fork+exec+wait iterations per -exec round")
+	execAA := flag.Bool("exec-aa", false, "A/A check of -exec: stop the daemon before the \"with\" rounds too (the ratio should be 1)")
+	execProg := flag.String("exec-prog", "", "static program exiting 0 for -exec (default: build testdata/exit0.c with cc -static)")
 	flag.BoolVar(&e2e.only, "e2e-only", false, "run only the end-to-end measurement")
 	flag.IntVar(&e2e.rounds, "e2e-rounds", 3, "rounds of the end-to-end measurement, each setup in turn; the median round is reported")
 	setups := flag.String("setups", "", "run only the end-to-end setups whose label matches this regular expression")
@@ -53,6 +58,13 @@ func main() {
 	}
 	if *tax {
 		if err := runTax(*rounds, *taxCalls); err != nil {
+			fmt.Fprintln(os.Stderr, "memlock-bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if *execMode {
+		if err := runExec(execOptions{exporter: e2e.exporter, prog: *execProg, rounds: *execRounds, iterations: *execIterations, aa: *execAA}); err != nil {
 			fmt.Fprintln(os.Stderr, "memlock-bench:", err)
 			os.Exit(1)
 		}
