@@ -97,7 +97,7 @@ func TestStreamBatches(t *testing.T) {
 				fs.block = make(chan struct{})
 			}
 			var c counts
-			s := newStream(otlpwire.Scope{Name: "test"}, otlpwire.AppendLogsGroup, fs,
+			s := newStream(otlpwire.Scope{Name: "test"}, otlpwire.AppendLogsGroupHead, fs,
 				BatchOptions{ScheduleDelay: time.Hour, MaxExportBatch: tc.batch, MaxQueueSize: tc.queue, MaxBatchBytes: tc.maxBytes}, c.counters())
 			if tc.block {
 				// Let the sender take the first batch before the rest.
@@ -150,7 +150,7 @@ func TestStreamBatches(t *testing.T) {
 func TestStreamScheduleDelay(t *testing.T) {
 	fs := &fakeSender{}
 	var c counts
-	s := newStream(otlpwire.Scope{}, otlpwire.AppendLogsGroup, fs,
+	s := newStream(otlpwire.Scope{}, otlpwire.AppendLogsGroupHead, fs,
 		BatchOptions{ScheduleDelay: 20 * time.Millisecond, MaxExportBatch: 512}, c.counters())
 	defer s.shutdown(context.Background())
 	appendN(s, 0, 3)
@@ -167,7 +167,7 @@ func TestStreamAddAllocatesNothing(t *testing.T) {
 		t.Skip("allocation counts differ under the race detector")
 	}
 	var c counts
-	s := newStream(otlpwire.Scope{}, otlpwire.AppendLogsGroup, &fakeSender{},
+	s := newStream(otlpwire.Scope{}, otlpwire.AppendLogsGroupHead, &fakeSender{},
 		BatchOptions{ScheduleDelay: time.Hour, MaxExportBatch: 1 << 20, MaxQueueSize: 1 << 20}, c.counters())
 	defer s.shutdown(context.Background())
 	r := otlpwire.LogRecord{Body: []byte("mlock(0x1000, 4096) = 0"), Time: 1}

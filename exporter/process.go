@@ -20,6 +20,14 @@ type processResource struct {
 	attrs []byte // an otlpwire attribute list
 }
 
+// attributes returns r's attribute list; none for a nil r.
+func (r *processResource) attributes() []byte {
+	if r == nil {
+		return nil
+	}
+	return r.attrs
+}
+
 // processCache keeps the resources of the processes seen lately. A full
 // cache is emptied and refilled; a process met again then gets a new,
 // equal resource.

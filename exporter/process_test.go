@@ -3,6 +3,7 @@ package exporter
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -149,5 +150,62 @@ func TestGroupedByProcess(t *testing.T) {
 	}
 	if v, ok := rm.Resource.Set().Value(semconv.ContainerIDKey); !ok || v.AsString() != "the-exporters-own" {
 		t.Errorf("the metrics' resource lost the exporter's own container.id (%v)", v)
+	}
+}
+
+// TestRequestFraming: a batch of one process is framed where it lies, one
+// of several is copied, and a head too long for the batch's room is copied
+// too: all three give the same records under the same resources.
+func TestRequestFraming(t *testing.T) {
+	longArgs := []string{"postgres", strings.Repeat("-c shared_buffers=1GB ", 300)} // a head beyond batchHeadroom
+	for _, tc := range []struct {
+		name   string
+		pids   []uint32
+		args   []string
+		copied bool
+	}{
+		{"one process, in place", []uint32{10, 10, 10}, nil, false},
+		{"two processes, copied", []uint32{10, 20, 10}, nil, true},
+		{"one process, head too long, copied", []uint32{10, 10}, longArgs, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rig := newRig(t, on(Options{}))
+			procs := map[uint32]*bpf.Process{} // the reader shares one per process
+			for i, pid := range tc.pids {
+				if procs[pid] == nil {
+					procs[pid] = &bpf.Process{PID: pid, ExePath: "/usr/bin/p", Args: tc.args}
+				}
+				ev := sampleEvent()
+				ev.PID, ev.Addr, ev.Process = pid, uint64(i+1)<<12, procs[pid]
+				rig.exp.Handle(&ev)
+			}
+			recs := rig.records(t)
+			if len(recs) != len(tc.pids) {
+				t.Fatalf("%d records, want %d", len(recs), len(tc.pids))
+			}
+			got := map[int64][]int64{}
+			for _, r := range recs {
+				res := attrsOf(t, r.resource.GetAttributes())
+				pid := res[semconv.ProcessPIDKey].AsInt64()
+				got[pid] = append(got[pid], attrsOf(t, r.record.GetAttributes())[semconv.AddrKey].AsInt64())
+				if tc.args != nil && fmt.Sprint(res[semconv.ProcessCommandArgsKey].AsStringSlice()) != fmt.Sprint(tc.args) {
+					t.Errorf("pid %d: the resource's arguments are not the process's", pid)
+				}
+				checkOurResource(t, res, "")
+			}
+			want := map[int64][]int64{}
+			for i, pid := range tc.pids {
+				want[int64(pid)] = append(want[int64(pid)], int64(i+1)<<12)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("records by pid %v, want %v", got, want)
+			}
+			if copied := len(rig.exp.sinks[0].(*logSink).stream.request) > 0; copied != tc.copied {
+				t.Errorf("the records were copied: %v, want %v", copied, tc.copied)
+			}
+			if n := len(rig.spans.traceRequests(t)[0].GetResourceSpans()); n != len(want) {
+				t.Errorf("the spans came under %d resources, want %d", n, len(want))
+			}
+		})
 	}
 }

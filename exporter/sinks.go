@@ -127,7 +127,7 @@ func newSinks(logs, spans Destination, sc otlpwire.Scope, console io.Writer, dia
 		if err != nil {
 			return fail(fmt.Errorf("create log record client: %w", err))
 		}
-		sinks = append(sinks, &logSink{newStream(sc, otlpwire.AppendLogsGroup, send, logs.Batch, streamCounters{
+		sinks = append(sinks, &logSink{newStream(sc, otlpwire.AppendLogsGroupHead, send, logs.Batch, streamCounters{
 			failed:    diag.exportFailed,
 			succeeded: diag.exportSucceeded,
 			dropped:   diag.queueDropped,
@@ -138,7 +138,7 @@ func newSinks(logs, spans Destination, sc otlpwire.Scope, console io.Writer, dia
 		if err != nil {
 			return fail(fmt.Errorf("create span client: %w", err))
 		}
-		sinks = append(sinks, &spanSink{newStream(sc, otlpwire.AppendTracesGroup, send, spans.Batch, streamCounters{
+		sinks = append(sinks, &spanSink{newStream(sc, otlpwire.AppendTracesGroupHead, send, spans.Batch, streamCounters{
 			failed:    diag.spanExportFailed,
 			succeeded: diag.spanExportSucceeded,
 			dropped:   diag.spanQueueDropped,

@@ -319,12 +319,37 @@ func AppendResourceAttrs(dst []byte, attrs []attribute.KeyValue) []byte {
 	return dst
 }
 
+// AppendLogsGroupHead appends what AppendLogsGroup writes before the
+// records, for records of itemsLen bytes in all (itemsLen > 0). The caller
+// then appends the records and AppendGroupTail: for records that do not
+// lie in one slice.
+func AppendLogsGroupHead(dst []byte, sc *Scope, itemsLen int, resource ...[]byte) []byte {
+	return appendGroupHead(dst, sc, itemsLen, resource, false)
+}
+
+// AppendTracesGroupHead is AppendLogsGroupHead for spans.
+func AppendTracesGroupHead(dst []byte, sc *Scope, itemsLen int, resource ...[]byte) []byte {
+	return appendGroupHead(dst, sc, itemsLen, resource, true)
+}
+
+// AppendGroupTail appends what comes after a group's items.
+func AppendGroupTail(dst []byte, sc *Scope) []byte {
+	dst = appendStringField(dst, keyScopeSchema, sc.SchemaURL)
+	return appendStringField(dst, keyResourceSchema, sc.ResourceSchemaURL)
+}
+
 // appendGroup writes either entry: the two share their field numbers and
 // differ only in whether an empty resource is sent.
 func appendGroup(dst []byte, sc *Scope, items []byte, resource [][]byte, emptyResource bool) []byte {
 	if len(items) == 0 {
 		return dst
 	}
+	dst = appendGroupHead(dst, sc, len(items), resource, emptyResource)
+	dst = append(dst, items...)
+	return AppendGroupTail(dst, sc)
+}
+
+func appendGroupHead(dst []byte, sc *Scope, itemsLen int, resource [][]byte, emptyResource bool) []byte {
 	resSize := 0
 	for _, l := range resource {
 		resSize += len(l)
@@ -333,7 +358,7 @@ func appendGroup(dst []byte, sc *Scope, items []byte, resource [][]byte, emptyRe
 	// zero instrumentation.Scope.
 	hasScope := sc.Name != "" || sc.Version != "" || sc.SchemaURL != ""
 	scopeSize := sizeStringField(sc.Name) + sizeStringField(sc.Version)
-	scopeItemsSize := len(items) + sizeStringField(sc.SchemaURL)
+	scopeItemsSize := itemsLen + sizeStringField(sc.SchemaURL)
 	if hasScope {
 		scopeItemsSize += sizeLenField(scopeSize)
 	}
@@ -357,9 +382,7 @@ func appendGroup(dst []byte, sc *Scope, items []byte, resource [][]byte, emptyRe
 		dst = appendStringField(dst, keyScopeName, sc.Name)
 		dst = appendStringField(dst, keyScopeVersion, sc.Version)
 	}
-	dst = append(dst, items...)
-	dst = appendStringField(dst, keyScopeSchema, sc.SchemaURL)
-	return appendStringField(dst, keyResourceSchema, sc.ResourceSchemaURL)
+	return dst
 }
 
 // The SDK's exporters see a resource as an attribute.Set: sorted by key,
