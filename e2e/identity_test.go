@@ -38,7 +38,7 @@ func containerCgroup(t *testing.T) (*testutil.Cgroup, string) {
 }
 
 // TestShortLivedProcessesAreNamed is the promise of naming every caller: a
-// process that starts, calls mlock2 and exits within a millisecond, in a
+// process that execs, calls mlock2 and exits half a millisecond later, in a
 // container's cgroup that is removed as soon as it is gone (as a container
 // runtime does), reaches the collector with the same identity as a
 // long-lived one: executable path, cgroups, container id, creation time.
@@ -74,7 +74,8 @@ func TestShortLivedProcessesAreNamed(t *testing.T) {
 	shortCg, shortID := containerCgroup(t)
 	start := time.Now()
 	short := shortCg.RunWorkload(t, workload, "--once", "0")
-	lived := time.Since(start)
+	exited := time.Now()
+	lived := exited.Sub(start)
 	shortCg.Remove(t) // at once, as a container runtime does
 	t.Logf("the short-lived process (pid %d) ran for %v, start to exit as its parent saw it, and its cgroup is gone", short[0].PID, lived)
 
@@ -122,8 +123,16 @@ func TestShortLivedProcessesAreNamed(t *testing.T) {
 			if err != nil || created.Before(start.Add(-time.Minute)) || created.After(r.record.Timestamp().AsTime()) {
 				t.Errorf("%s: process.creation.time %q (%v), want before its call", tc.name, str(attrs, "process.creation.time"), err)
 			}
-			if tc.name == "short-lived" && created.Before(start.Add(-time.Second)) {
-				t.Errorf("short-lived: created at %v, before the test started it at %v", created, start)
+			if tc.name == "short-lived" {
+				if created.Before(start.Add(-time.Second)) {
+					t.Errorf("short-lived: created at %v, before the test started it at %v", created, start)
+				}
+				// The workload's own life, as the kernel timed it, and when
+				// the daemon read the record: after the process was gone,
+				// unless a read happened to fall in the half millisecond
+				// between its call and its exit (logged, not asserted).
+				t.Logf("short-lived: %s %v after the process was created; read %v after its parent saw it exit",
+					r.record.EventName(), r.record.Timestamp().AsTime().Sub(created), r.record.ObservedTimestamp().AsTime().Sub(exited))
 			}
 		}
 	}
