@@ -142,16 +142,12 @@ func (c *cgroupIndex) scanHierarchy(m cgroupMount) {
 const rescanEvery = time.Second
 
 // seedCgroups fills c from the hierarchies mounted as procRoot/self sees
-// them, and sets it to walk a hierarchy again, at most once a second, for
-// a cgroup it does not know.
-func seedCgroups(c *cgroupIndex, procRoot string) error {
+// them (mountinfo is its mountinfo file), and sets it to walk a hierarchy
+// again, at most once a second, for a cgroup it does not know.
+func seedCgroups(c *cgroupIndex, procRoot string, mountinfo []byte) error {
 	self, err := os.ReadFile(filepath.Join(procRoot, "self", "cgroup"))
 	if err != nil {
 		return fmt.Errorf("read the daemon's cgroups: %w", err)
-	}
-	mountinfo, err := readMountinfo(procRoot)
-	if err != nil {
-		return err
 	}
 	c.controllers = hierarchiesOf(self)
 	mounts := cgroupMounts(mountinfo, c.controllers)
@@ -185,9 +181,11 @@ func readMountinfo(procRoot string) ([]byte, error) {
 // ids are the whole host's. A mount the daemon does not see is another
 // mount namespace's (a container's root), where the path already starts
 // at the root. The table is read again, at most once a second, for a mount
-// it does not know.
+// it does not know; one still unknown then is another namespace's, and is
+// not worth reading again for (every process of a container is on one).
 type mountTable struct {
 	points   map[uint32]string // mount id -> mount point
+	foreign  map[uint32]bool   // unknown when the table was last read
 	reread   func() []byte     // nil: never read again
 	lastRead time.Time
 }
@@ -200,6 +198,7 @@ func newMountTable(mountinfo []byte, reread func() []byte) *mountTable {
 
 func (m *mountTable) load(mountinfo []byte) {
 	m.points = make(map[uint32]string)
+	m.foreign = make(map[uint32]bool)
 	for line := range bytes.Lines(mountinfo) {
 		f := strings.Fields(string(line))
 		if len(f) < 5 {
@@ -217,12 +216,14 @@ func (m *mountTable) path(id uint32, inMount string) string {
 		return inMount
 	}
 	point, ok := m.points[id]
-	if !ok && m.reread != nil && time.Since(m.lastRead) >= rescanEvery {
+	if !ok && !m.foreign[id] && m.reread != nil && time.Since(m.lastRead) >= rescanEvery {
 		m.lastRead = time.Now()
 		if b := m.reread(); b != nil {
 			m.load(b)
 		}
-		point, ok = m.points[id]
+		if point, ok = m.points[id]; !ok {
+			m.foreign[id] = true
+		}
 	}
 	if !ok || point == "/" {
 		return inMount

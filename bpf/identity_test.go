@@ -294,7 +294,8 @@ func TestReaderJoinsIdentities(t *testing.T) {
 
 // TestMountTable: a path within a mount goes under the mount point; one
 // on a mount the daemon does not see (a container's root) stays as it is;
-// an unknown mount has mountinfo read again, at most once a second.
+// an unknown mount has mountinfo read again, at most once a second, and a
+// mount still unknown then never again.
 func TestMountTable(t *testing.T) {
 	info := `22 1 8:1 / / rw - ext4 /dev/sda1 rw
 30 22 8:2 / /opt/my\040apps rw - ext4 /dev/sda2 rw
@@ -309,13 +310,20 @@ func TestMountTable(t *testing.T) {
 		id        uint32
 		in, want  string
 		wantReads int
+		later     bool // a second after the last read
 	}{
-		{22, "/usr/bin/gpg-agent", "/usr/bin/gpg-agent", 0},
-		{30, "/bin/tool", "/opt/my apps/bin/tool", 0},
-		{40, "/x", "/srv/x", 1},
-		{99, "/usr/bin/app", "/usr/bin/app", 1}, // read again just now: not yet
-		{22, "", "", 1},
+		{22, "/usr/bin/gpg-agent", "/usr/bin/gpg-agent", 0, false},
+		{30, "/bin/tool", "/opt/my apps/bin/tool", 0, false},
+		{40, "/x", "/srv/x", 1, false},
+		{99, "/usr/bin/app", "/usr/bin/app", 1, false}, // read again just now: not yet
+		{22, "", "", 1, false},
+		{99, "/usr/bin/app", "/usr/bin/app", 2, true}, // read again: another namespace's
+		{99, "/usr/bin/app", "/usr/bin/app", 2, true}, // and so not again
+		{41, "/y", "/y", 3, true},                     // another unknown one is
 	} {
+		if tc.later {
+			m.lastRead = time.Time{}
+		}
 		if got := m.path(tc.id, tc.in); got != tc.want || reads != tc.wantReads {
 			t.Errorf("path(%d, %q) = %q after %d reads, want %q after %d", tc.id, tc.in, got, reads, tc.want, tc.wantReads)
 		}

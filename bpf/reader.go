@@ -115,12 +115,12 @@ func newReader(rb *ringbuf.Reader, events, counters *ebpf.Map, opts ReaderOption
 	if procRoot == "" {
 		procRoot = "/proc"
 	}
-	if err := seedCgroups(r.ids.cgroups, procRoot); err != nil {
+	mountinfo, err := readMountinfo(procRoot)
+	if err != nil {
 		src.close()
 		return nil, err
 	}
-	mountinfo, err := readMountinfo(procRoot)
-	if err != nil {
+	if err := seedCgroups(r.ids.cgroups, procRoot, mountinfo); err != nil {
 		src.close()
 		return nil, err
 	}
