@@ -36,6 +36,8 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/memlock-exporter/memlock-exporter/internal/testutil"
 )
 
 // collectorModule is the test-only collector's module, relative to this
@@ -176,8 +178,8 @@ func startCollector(t testing.TB, args ...string) *collector {
 
 func tryStartCollector(t testing.TB, bin, config string, args []string) (*collector, error) {
 	c := &collector{
-		grpcAddr: freeLoopbackAddr(t),
-		httpAddr: freeLoopbackAddr(t),
+		grpcAddr: testutil.FreeLoopbackAddr(t),
+		httpAddr: testutil.FreeLoopbackAddr(t),
 		dir:      t.TempDir(),
 		exited:   make(chan struct{}),
 	}
@@ -244,16 +246,6 @@ func (c *collector) waitReady(timeout time.Duration) error {
 	case <-time.After(100 * time.Millisecond):
 		return nil
 	}
-}
-
-func freeLoopbackAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("find a free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 func acceptsTCP(addr string) bool {

@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"net"
 	"regexp"
 	"strconv"
 	"strings"
@@ -14,18 +13,6 @@ import (
 	"github.com/memlock-exporter/memlock-exporter/internal/testutil"
 )
 
-// closedPort returns a loopback port nothing listens on.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
-
 // TestCollectorDownIsNotFatal: with no collector listening, the daemon keeps
 // tracing, says so once (not once per failed export), counts what it could
 // not send, and still exits 0 within its shutdown budget on SIGTERM.
@@ -33,7 +20,7 @@ func TestCollectorDownIsNotFatal(t *testing.T) {
 	testutil.RequireRoot(t)
 	bin := buildDaemon(t)
 	workload := testutil.BuildWorkload(t)
-	endpoint := "http://" + closedPort(t)
+	endpoint := "http://" + testutil.FreeLoopbackAddr(t)
 
 	d := startDaemon(t, bin,
 		"OTEL_EXPORTER_OTLP_ENDPOINT="+endpoint,

@@ -11,7 +11,6 @@ import (
 	"os"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/memlock-exporter/memlock-exporter/internal/testutil"
 	"github.com/memlock-exporter/memlock-exporter/semconv"
 )
 
@@ -234,7 +234,7 @@ func TestBadTargetStopsNew(t *testing.T) {
 // when its context ends, the records and spans are counted as undelivered
 // and the operator is told once of each.
 func TestShutdownWhenCollectorDown(t *testing.T) {
-	endpoint := "http://" + closedLoopbackPort(t)
+	endpoint := "http://" + testutil.FreeLoopbackAddr(t)
 	sink := &diagLog{}
 	opts := otlpOptions("grpc", endpoint)
 	opts.Metrics = MetricsOptions{}
@@ -336,29 +336,11 @@ func TestResource(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestConsole: log records and spans go to the console as OTLP/JSON
 // export requests, one per line, which decode to what a collector would
 // receive; metrics too, in the SDK's console format.
 func TestConsole(t *testing.T) {
-	var out syncBuffer
+	var out testutil.SyncBuffer
 	e, err := New(context.Background(), Options{
 		Console: &out,
 		Logs:    Destination{Kind: ToConsole},
@@ -411,7 +393,7 @@ func TestConsole(t *testing.T) {
 // TestPrometheus: the metrics are served for scraping, histograms
 // included.
 func TestPrometheus(t *testing.T) {
-	addr := closedLoopbackPort(t)
+	addr := testutil.FreeLoopbackAddr(t)
 	e, err := New(context.Background(), Options{Metrics: MetricsOptions{Kind: MetricsToPrometheus, PrometheusAddr: addr}})
 	if err != nil {
 		t.Fatal(err)

@@ -434,18 +434,6 @@ func waitFor(t testing.TB, cond func() bool) {
 	}
 }
 
-// closedLoopbackPort returns a loopback address nothing listens on.
-func closedLoopbackPort(t testing.TB) string {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := lis.Addr().String()
-	lis.Close()
-	return addr
-}
-
 var errUnreachable = errors.New("rpc error: code = Unavailable desc = connection refused")
 
 // fakeCollector is an OTLP receiver over gRPC or HTTP that keeps what it
