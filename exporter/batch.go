@@ -210,27 +210,34 @@ func (s *stream) getBatch() *batch {
 	}
 }
 
-// addRef notes the item at items[start:end], of res's process.
+// addRef notes the item at items[start:end], of res's process, at the end
+// of its group's chain.
 func (b *batch) addRef(res *processResource, start, end int) {
 	i := len(b.refs)
 	b.refs = append(b.refs, itemRef{start: start, end: end, next: -1})
-	gi := b.last
-	if len(b.groups) == 0 || b.groups[gi].resource != res {
-		var ok bool
-		if gi, ok = b.index[res]; !ok {
-			gi = len(b.groups)
-			b.groups = append(b.groups, group{resource: res, first: i, last: i})
-			b.index[res] = gi
-			b.last = gi
-			b.groups[gi].size = end - start
-			return
-		}
-		b.last = gi
+	g := b.groupOf(res)
+	if g.last >= 0 {
+		b.refs[g.last].next = i
+	} else {
+		g.first = i
 	}
-	g := &b.groups[gi]
-	b.refs[g.last].next = i
 	g.last = i
 	g.size += end - start
+}
+
+// groupOf returns res's group, new (empty) if need be.
+func (b *batch) groupOf(res *processResource) *group {
+	if len(b.groups) > 0 && b.groups[b.last].resource == res {
+		return &b.groups[b.last]
+	}
+	gi, ok := b.index[res]
+	if !ok {
+		gi = len(b.groups)
+		b.groups = append(b.groups, group{resource: res, first: -1, last: -1})
+		b.index[res] = gi
+	}
+	b.last = gi
+	return &b.groups[gi]
 }
 
 func (s *stream) putBatch(b *batch) {
