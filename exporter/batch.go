@@ -16,16 +16,30 @@ import (
 // records, OTEL_BSP_* for spans). Zero fields take the OpenTelemetry
 // specification's defaults.
 type BatchOptions struct {
-	ScheduleDelay  time.Duration // the longest an item waits before it is sent
-	ExportTimeout  time.Duration // bounds one export, retries included
-	MaxQueueSize   int           // the most items waiting; beyond, whole batches are dropped and counted
-	MaxExportBatch int           // items per export
+	ScheduleDelay time.Duration // the longest an item waits before it is sent
+	// ExportTimeout bounds one export, retries included, for senders that
+	// give up (tests); an OTLP client holds a batch until the collector
+	// takes it (otlpsend.RetryForever), each attempt bounded by the OTLP
+	// timeout, so that an outage costs nothing while the queue has room.
+	ExportTimeout time.Duration
+	// MaxQueueSize is the most items waiting, the batch being filled
+	// included; beyond, the newest batch is dropped and counted: the
+	// oldest are kept because they are the start of an outage, which
+	// whoever looks at it later needs most.
+	MaxQueueSize   int
+	MaxExportBatch int // items per export
 	// MaxBatchBytes ends a batch early once its encoded items reach this
 	// size, so that a request stays within what a collector accepts (the
 	// OpenTelemetry Collector's gRPC receiver refuses messages over 4 MiB
 	// by default; records with long command lines can be 16 KiB each).
 	// 0 means DefaultMaxBatchBytes.
 	MaxBatchBytes int
+
+	// holdUntilDelivered: the sender retries a batch until it is
+	// delivered, refused for good, or shutdown cuts it short, so no
+	// ExportTimeout applies (set for OTLP clients made with
+	// otlpsend.RetryForever).
+	holdUntilDelivered bool
 }
 
 // DefaultMaxBatchBytes is BatchOptions.MaxBatchBytes when left zero: half
@@ -320,8 +334,11 @@ func (s *stream) run() {
 // export sends b, bounded by ExportTimeout within ctx, counts the outcome
 // and recycles b. It returns why items were lost, if they were.
 func (s *stream) export(ctx context.Context, b *batch) error {
-	ctx, cancel := context.WithTimeout(ctx, s.opts.ExportTimeout)
-	defer cancel()
+	if !s.opts.holdUntilDelivered {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.opts.ExportTimeout)
+		defer cancel()
+	}
 	rejected, err := s.send.Send(ctx, b.request(s))
 	var refusal error
 	var partial *otlpsend.PartialSuccessError

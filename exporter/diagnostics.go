@@ -30,6 +30,10 @@ type diagnostics struct {
 	undelivered atomic.Uint64
 	// spansUndelivered counts the same of spans: SpanExportFailures.
 	spansUndelivered atomic.Uint64
+	// queueFull counts the log records of undelivered that were dropped
+	// because the export queue was full, rather than refused or cut
+	// short at shutdown.
+	queueFull atomic.Uint64
 
 	mu sync.Mutex
 	// Export failures of log records and of spans (the collector is
@@ -51,9 +55,9 @@ type outage struct {
 	droppedKey               string // the count's key: "dropped_records", "dropped_spans"
 
 	down    bool
-	since   time.Time
+	since   time.Time // the first failed attempt
 	last    time.Time // when the outage was last reported
-	calls   uint64    // failed Export calls since last
+	calls   uint64    // failed attempts since last
 	dropped uint64    // items lost since last
 	total   uint64    // items lost in this outage
 	err     error     // the latest error
@@ -71,14 +75,14 @@ func newDiagnostics(logger *slog.Logger, endpoint, spanEndpoint string) *diagnos
 		log: logger,
 		now: time.Now,
 		logs: outage{
-			failMsg:    "cannot reach " + logs + "; will keep trying; events are being dropped",
-			stillMsg:   "still cannot reach " + logs + "; events are being dropped",
+			failMsg:    "cannot reach " + logs + "; will keep trying; records wait in the export queue, and are dropped only when it is full",
+			stillMsg:   "still cannot reach " + logs + "; records wait in the export queue",
 			okMsg:      "exports to " + logs + " succeed again",
 			droppedKey: "dropped_records",
 		},
 		spans: outage{
-			failMsg:    "cannot export spans to " + spans + "; will keep trying; spans are being dropped",
-			stillMsg:   "still cannot export spans to " + spans + "; spans are being dropped",
+			failMsg:    "cannot export spans to " + spans + "; will keep trying; spans wait in the export queue, and are dropped only when it is full",
+			stillMsg:   "still cannot export spans to " + spans + "; spans wait in the export queue",
 			okMsg:      "span exports to " + spans + " succeed again",
 			droppedKey: "dropped_spans",
 		},
@@ -92,18 +96,28 @@ func collectorName(endpoint string) string {
 	return "the collector at " + endpoint
 }
 
-// exportFailed records that an Export call of n log records failed.
+// exportRetrying records that an attempt to export log records failed
+// and will be retried after wait: the records are kept.
+func (d *diagnostics) exportRetrying(err error, _ time.Duration) { d.failed(&d.logs, 0, err) }
+
+// spanExportRetrying is exportRetrying for spans.
+func (d *diagnostics) spanExportRetrying(err error, _ time.Duration) { d.failed(&d.spans, 0, err) }
+
+// exportFailed records that an export of n log records failed for good:
+// the collector refused them, or shutdown cut the retries short.
 func (d *diagnostics) exportFailed(n int, err error) {
 	d.undelivered.Add(uint64(n))
 	d.failed(&d.logs, n, err)
 }
 
-// spanExportFailed records that an Export call of n spans failed.
+// spanExportFailed records that an export of n spans failed for good.
 func (d *diagnostics) spanExportFailed(n int, err error) {
 	d.spansUndelivered.Add(uint64(n))
 	d.failed(&d.spans, n, err)
 }
 
+// failed records a failed attempt that lost n items (0: they are kept for
+// the next attempt).
 func (d *diagnostics) failed(o *outage, n int, err error) {
 	now := d.now()
 	d.mu.Lock()
@@ -126,7 +140,7 @@ func (d *diagnostics) failed(o *outage, n int, err error) {
 // d.mu is held.
 func (d *diagnostics) reportDown(o *outage, now time.Time, msg string) {
 	d.log.Warn(msg,
-		slog.Uint64("failed_exports", o.calls),
+		slog.Uint64("failed_attempts", o.calls),
 		slog.Uint64(o.droppedKey, o.dropped),
 		slog.Duration("since", now.Sub(o.since).Round(time.Second)),
 		slog.Any("error", o.err))
@@ -164,7 +178,7 @@ func (d *diagnostics) succeeded(o *outage) {
 	}
 	d.log.Info(o.okMsg,
 		slog.Uint64(o.droppedKey, o.total),
-		slog.Duration("outage", d.now().Sub(o.since).Round(time.Second)))
+		slog.Duration("outage", d.now().Sub(o.since).Round(time.Millisecond)))
 	o.down, o.calls, o.dropped, o.total, o.err = false, 0, 0, 0, nil
 }
 
@@ -175,6 +189,7 @@ func (d *diagnostics) queueDropped(n int) {
 		return
 	}
 	d.undelivered.Add(uint64(n))
+	d.queueFull.Add(uint64(n))
 	now := d.now()
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -18,43 +18,51 @@ func (c *fakeClock) advance(d time.Duration) { c.t = c.t.Add(d) }
 
 // TestOutageReports: an outage is told once when it starts, then at most
 // once a minute with the counts since, and once when it ends, with its
-// total; a new outage is told at once again.
+// real length (from its first failed attempt) and what it cost; a new
+// outage is told at once again. Failed attempts that will be retried lose
+// nothing; only a full queue or a final failure does.
 func TestOutageReports(t *testing.T) {
 	sink := &diagLog{}
 	clock := &fakeClock{t: time.Date(2026, 11, 5, 10, 0, 0, 0, time.UTC)}
 	diag := newDiagnostics(slog.New(sink), "http://localhost:4317", "http://localhost:4317")
 	diag.now = clock.now
 
-	// Three failures within a minute: one warning.
+	// Three failed attempts within a minute: one warning, nothing lost.
 	for range 3 {
-		diag.exportFailed(10, errUnreachable)
+		diag.exportRetrying(errUnreachable, time.Second)
 		clock.advance(10 * time.Second)
 	}
-	if got := diag.undelivered.Load(); got != 30 {
-		t.Errorf("undelivered = %d, want 30", got)
+	if got := diag.undelivered.Load(); got != 0 {
+		t.Errorf("undelivered = %d after attempts that will be retried, want 0", got)
 	}
 	logs := sink.take()
 	if len(logs) != 1 {
 		t.Fatalf("logged %d messages for 3 failures in 30s, want 1: %v", len(logs), logs)
 	}
 	if logs[0].Level != slog.LevelWarn ||
-		logs[0].Message != "cannot reach the collector at http://localhost:4317; will keep trying; events are being dropped" {
+		logs[0].Message != "cannot reach the collector at http://localhost:4317; will keep trying; records wait in the export queue, and are dropped only when it is full" {
 		t.Errorf("first message = %s %q", logs[0].Level, logs[0].Message)
 	}
 	if v, _ := attrOf(logs[0], "error"); !strings.Contains(v.String(), "connection refused") {
 		t.Errorf("first message's error = %v, want the exporter's error", v)
 	}
 
+	// The queue overflows during the outage: counted, reported with it.
+	diag.queueDropped(24)
+	if logs := sink.take(); len(logs) != 0 {
+		t.Errorf("a full queue during the outage logged %v, want it in the outage's reports", logs)
+	}
+
 	// A minute after the first report, the next failure reports the counts
 	// since then.
 	clock.advance(31 * time.Second)
-	diag.exportFailed(4, errUnreachable)
+	diag.exportRetrying(errUnreachable, time.Second)
 	logs = sink.take()
 	if len(logs) != 1 || logs[0].Level != slog.LevelWarn || !strings.HasPrefix(logs[0].Message, "still cannot reach the collector") {
 		t.Fatalf("after a minute: %v, want one 'still cannot reach' warning", logs)
 	}
-	if v, _ := attrOf(logs[0], "failed_exports"); v.Uint64() != 3 {
-		t.Errorf("failed_exports = %v, want 3", v)
+	if v, _ := attrOf(logs[0], "failed_attempts"); v.Uint64() != 3 {
+		t.Errorf("failed_attempts = %v, want 3", v)
 	}
 	if v, _ := attrOf(logs[0], "dropped_records"); v.Uint64() != 24 {
 		t.Errorf("dropped_records = %v, want 24", v)
@@ -64,11 +72,13 @@ func TestOutageReports(t *testing.T) {
 	if logs := sink.take(); len(logs) != 0 {
 		t.Errorf("failures within the minute logged %v", logs)
 	}
-	if got := diag.undelivered.Load(); got != 38 {
-		t.Errorf("undelivered = %d, want 38", got)
+	if got, full := diag.undelivered.Load(), diag.queueFull.Load(); got != 28 || full != 27 {
+		t.Errorf("undelivered = %d (queue full %d), want 28 (27)", got, full)
 	}
 
-	// Recovery: one INFO with the outage's total, then silence.
+	// Recovery, 85 s after the first failed attempt: one INFO with the
+	// outage's length and total, then silence.
+	clock.advance(24 * time.Second)
 	for range 3 {
 		diag.exportSucceeded()
 	}
@@ -76,8 +86,11 @@ func TestOutageReports(t *testing.T) {
 	if len(logs) != 1 || logs[0].Level != slog.LevelInfo || logs[0].Message != "exports to the collector at http://localhost:4317 succeed again" {
 		t.Fatalf("recovery logged %v, want one INFO", logs)
 	}
-	if v, _ := attrOf(logs[0], "dropped_records"); v.Uint64() != 38 {
-		t.Errorf("recovery dropped_records = %v, want 38", v)
+	if v, _ := attrOf(logs[0], "dropped_records"); v.Uint64() != 28 {
+		t.Errorf("recovery dropped_records = %v, want 28", v)
+	}
+	if v, _ := attrOf(logs[0], "outage"); v.Duration() != 85*time.Second {
+		t.Errorf("recovery outage = %v, want 1m25s: from the first failed attempt", v)
 	}
 
 	// A new outage warns at once again.
@@ -91,6 +104,7 @@ func TestOutageReports(t *testing.T) {
 	}
 
 	// Spans are followed apart.
+	diag.spanExportRetrying(errUnreachable, time.Second)
 	diag.spanExportFailed(5, errUnreachable)
 	diag.spanQueueDropped(2)
 	logs = sink.take()
@@ -107,7 +121,7 @@ func TestCollectorNameWithoutEndpoint(t *testing.T) {
 	d := newDiagnostics(slog.New(sink), "", "")
 	d.exportFailed(1, errUnreachable)
 	logs := sink.take()
-	if len(logs) != 1 || logs[0].Message != "cannot reach the collector; will keep trying; events are being dropped" {
+	if len(logs) != 1 || logs[0].Message != "cannot reach the collector; will keep trying; records wait in the export queue, and are dropped only when it is full" {
 		t.Errorf("logged %v", logs)
 	}
 }

@@ -294,7 +294,9 @@ func (e *Exporter) observeLost(_ context.Context, o metric.Int64Observer) error 
 		malformed += e.losses.Malformed()
 	}
 	o.Observe(clampInt64(malformed), lostOpts[lostMalformed]...)
-	o.Observe(clampInt64(e.ExportFailures()), lostOpts[lostExportFailed]...)
+	queueFull := e.diag.queueFull.Load()
+	o.Observe(clampInt64(e.ExportFailures()-queueFull), lostOpts[lostExportFailed]...)
+	o.Observe(clampInt64(queueFull), lostOpts[lostQueueFull]...)
 	return err
 }
 

@@ -277,6 +277,69 @@ func TestShutdownWhenCollectorDown(t *testing.T) {
 	}
 }
 
+// TestOutageHoldsRecords: records and spans made while the collector is
+// down wait in their queues and are all delivered, once each, when it
+// comes up; nothing is counted lost, and the end of the outage is told
+// with its real length.
+func TestOutageHoldsRecords(t *testing.T) {
+	addr := testutil.FreeLoopbackAddr(t)
+	sink := &diagLog{}
+	opts := otlpOptions("grpc", "http://"+addr)
+	opts.Metrics = MetricsOptions{}
+	opts.Logger = slog.New(sink)
+	opts.Logs.Batch.ScheduleDelay = 20 * time.Millisecond
+	opts.Spans.Batch.ScheduleDelay = 20 * time.Millisecond
+	e, err := New(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = e.Shutdown(context.Background()) }()
+
+	const calls = 25
+	ev := sampleEvent()
+	for i := range calls {
+		ev.Len = uint64(4096 * (i + 1)) // tell them apart
+		e.Handle(&ev)
+	}
+	sink.await(t, "the outage's first warning", func(r slog.Record) bool {
+		return strings.HasPrefix(r.Message, "cannot reach the collector at http://"+addr)
+	})
+	down := time.Now()
+	time.Sleep(700 * time.Millisecond) // several failed attempts
+	c := startGRPCCollectorAt(t, addr)
+	up := time.Now()
+
+	waitFor(t, func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return len(logsOf(c.logs)) >= calls && len(spansOf(c.traces)) >= calls
+	})
+	c.mu.Lock()
+	got, spans := logsOf(c.logs), spansOf(c.traces)
+	c.mu.Unlock()
+	seen := map[int64]int{}
+	for _, r := range got {
+		seen[attrsOf(t, r.record.GetAttributes())[semconv.LenKey].AsInt64()]++
+	}
+	for i := range calls {
+		if n := seen[int64(4096*(i+1))]; n != 1 {
+			t.Errorf("call %d arrived %d times, want once", i, n)
+		}
+	}
+	if len(got) != calls || len(spans) != calls {
+		t.Errorf("the collector got %d records and %d spans, want %d each", len(got), len(spans), calls)
+	}
+	if f, sf := e.ExportFailures(), e.SpanExportFailures(); f != 0 || sf != 0 {
+		t.Errorf("ExportFailures = %d, SpanExportFailures = %d after the collector came back, want 0", f, sf)
+	}
+	ok := sink.await(t, "the end of the outage", func(r slog.Record) bool {
+		return strings.HasPrefix(r.Message, "exports to the collector at http://"+addr+" succeed again")
+	})
+	if v, _ := attrOf(ok, "outage"); v.Duration() < up.Sub(down) {
+		t.Errorf("outage = %v, but the collector was down at least %v", v.Duration(), up.Sub(down))
+	}
+}
+
 func TestResource(t *testing.T) {
 	var u unix.Utsname
 	if err := unix.Uname(&u); err != nil {

@@ -485,7 +485,13 @@ func (s tracesService) Export(_ context.Context, req *coltracepb.ExportTraceServ
 
 func startGRPCCollector(t testing.TB) *fakeCollector {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	return startGRPCCollectorAt(t, "127.0.0.1:0")
+}
+
+// startGRPCCollectorAt starts a collector listening on addr.
+func startGRPCCollectorAt(t testing.TB, addr string) *fakeCollector {
+	t.Helper()
+	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -242,6 +242,7 @@ const (
 	lostProgramBusy
 	lostMalformed
 	lostExportFailed
+	lostQueueFull
 	numLostReasons
 )
 
@@ -253,6 +254,7 @@ var lostOpts = func() (t [numLostReasons][]metric.ObserveOption) {
 		lostProgramBusy:  semconv.ReasonProgramBusy,
 		lostMalformed:    semconv.ReasonMalformed,
 		lostExportFailed: semconv.ReasonExportFailed,
+		lostQueueFull:    semconv.ReasonQueueFull,
 	} {
 		t[i] = []metric.ObserveOption{metric.WithAttributeSet(attribute.NewSet(semconv.Reason(reason)))}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/memlock-exporter/memlock-exporter/exporter/internal/otlpsend"
 	"github.com/memlock-exporter/memlock-exporter/exporter/internal/otlpwire"
@@ -123,7 +124,7 @@ func newSinks(logs, spans Destination, sc otlpwire.Scope, console io.Writer, dia
 		return nil, err
 	}
 	if logs.Kind != ToNone {
-		send, err := newSender(otlpsend.Logs, logs, console)
+		send, err := newSender(otlpsend.Logs, &logs, console, diag.exportRetrying)
 		if err != nil {
 			return fail(fmt.Errorf("create log record client: %w", err))
 		}
@@ -134,7 +135,7 @@ func newSinks(logs, spans Destination, sc otlpwire.Scope, console io.Writer, dia
 		})})
 	}
 	if spans.Kind != ToNone {
-		send, err := newSender(otlpsend.Traces, spans, console)
+		send, err := newSender(otlpsend.Traces, &spans, console, diag.spanExportRetrying)
 		if err != nil {
 			return fail(fmt.Errorf("create span client: %w", err))
 		}
@@ -147,13 +148,18 @@ func newSinks(logs, spans Destination, sc otlpwire.Scope, console io.Writer, dia
 	return sinks, nil
 }
 
-// newSender returns what delivers d's requests of signal sig.
-func newSender(sig otlpsend.Signal, d Destination, console io.Writer) (sender, error) {
+// newSender returns what delivers d's requests of signal sig. An OTLP
+// client holds each request until the collector takes it, telling
+// retrying of each failed attempt; d's batching is set to match.
+func newSender(sig otlpsend.Signal, d *Destination, console io.Writer, retrying func(error, time.Duration)) (sender, error) {
 	switch {
 	case d.send != nil:
 		return d.send, nil
 	case d.Kind == ToConsole:
 		return &consoleSender{sig: sig, w: console}, nil
 	}
-	return otlpsend.New(sig, d.OTLP)
+	cfg := d.OTLP
+	cfg.RetryMaxElapsed, cfg.OnRetry = otlpsend.RetryForever, retrying
+	d.Batch.holdUntilDelivered = true
+	return otlpsend.New(sig, cfg)
 }

@@ -126,7 +126,7 @@ func TestMetrics(t *testing.T) {
 	}
 	wantLost := map[string]int64{
 		semconv.ReasonRingbufFull: 7, semconv.ReasonMissedEntry: 2, semconv.ReasonEntryMapFull: 1, semconv.ReasonProgramBusy: 4,
-		semconv.ReasonMalformed: 3 + 5, semconv.ReasonExportFailed: 5,
+		semconv.ReasonMalformed: 3 + 5, semconv.ReasonExportFailed: 5, semconv.ReasonQueueFull: 0,
 	}
 	if !mapsEqual(gotLost, wantLost) {
 		t.Errorf("%s = %v, want %v", m.Name, gotLost, wantLost)
@@ -157,7 +157,7 @@ func TestLostWithoutSourceAndOnError(t *testing.T) {
 	t.Run("no source", func(t *testing.T) {
 		rig := newRig(t, Options{})
 		got := lostByReason(t, rig, false)
-		want := map[string]int64{semconv.ReasonMalformed: 0, semconv.ReasonExportFailed: 0}
+		want := map[string]int64{semconv.ReasonMalformed: 0, semconv.ReasonExportFailed: 0, semconv.ReasonQueueFull: 0}
 		if !mapsEqual(got, want) {
 			t.Errorf("lost = %v, want %v", got, want)
 		}
@@ -165,7 +165,7 @@ func TestLostWithoutSourceAndOnError(t *testing.T) {
 	t.Run("kernel counters unreadable", func(t *testing.T) {
 		rig := newRig(t, Options{Losses: &fakeLosses{err: errors.New("map gone"), malformed: 4}})
 		got := lostByReason(t, rig, true)
-		want := map[string]int64{semconv.ReasonMalformed: 4, semconv.ReasonExportFailed: 0}
+		want := map[string]int64{semconv.ReasonMalformed: 4, semconv.ReasonExportFailed: 0, semconv.ReasonQueueFull: 0}
 		if !mapsEqual(got, want) {
 			t.Errorf("lost = %v, want %v", got, want)
 		}

@@ -169,8 +169,12 @@ const (
 	ReasonProgramBusy = "program_busy"
 	// ReasonMalformed: a record could not be decoded.
 	ReasonMalformed = "malformed"
-	// ReasonExportFailed: the OpenTelemetry SDK failed to export records.
+	// ReasonExportFailed: the collector refused the records for good, or
+	// shutdown came before they could be delivered.
 	ReasonExportFailed = "export_failed"
+	// ReasonQueueFull: the export queue had no room for the records (the
+	// collector was down or slower than the calls for too long).
+	ReasonQueueFull = "queue_full"
 )
 
 // Syscall returns the memlock.syscall attribute.
@@ -309,7 +313,7 @@ var CustomAttributes = []AttributeDef{
 		Members: []string{ProbeTracepoint, ProbeKprobe, ProbeFentry, ProbeUprobe}},
 	{Key: ReasonKey, Type: TypeString,
 		Brief:   "Why events were lost.",
-		Members: []string{ReasonRingbufFull, ReasonMissedEntry, ReasonEntryMapFull, ReasonProgramBusy, ReasonMalformed, ReasonExportFailed}},
+		Members: []string{ReasonRingbufFull, ReasonMissedEntry, ReasonEntryMapFull, ReasonProgramBusy, ReasonMalformed, ReasonExportFailed, ReasonQueueFull}},
 	{Key: CgroupIDKey, Type: TypeInt,
 		Brief: "The kernel's id of the calling thread's cgroup v2."},
 	{Key: ProcessGroupIDKey, Type: TypeInt,

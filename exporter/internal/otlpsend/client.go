@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"strings"
 	"sync"
@@ -77,9 +78,19 @@ type Config struct {
 	ClientCertificateFile string
 	ClientKeyFile         string
 	// RetryMaxElapsed bounds retries of retryable failures; 0 means 1 minute;
-	// negative means no retry.
+	// negative means no retry; RetryForever retries until the context ends
+	// or the client is closed.
 	RetryMaxElapsed time.Duration
+	// OnRetry, if set, is told of each failed attempt that will be
+	// retried, with the wait before the next one, so that an outage is
+	// known from its first failure rather than when Send gives up.
+	OnRetry func(err error, wait time.Duration)
 }
+
+// RetryForever as Config.RetryMaxElapsed keeps retrying a retryable failure
+// until the caller's context ends: a request is held until the collector
+// takes it, refuses it for good, or the caller stops.
+const RetryForever = time.Duration(math.MaxInt64)
 
 const (
 	defaultTimeout         = 10 * time.Second
@@ -115,7 +126,8 @@ type Client struct {
 	sig        Signal
 	endpoint   string
 	timeout    time.Duration
-	maxElapsed time.Duration // negative: no retry
+	maxElapsed time.Duration // negative: no retry; RetryForever: no bound
+	onRetry    func(err error, wait time.Duration)
 	tr         transport
 
 	// life ends at Close so that waits and attempts in flight end with it.
@@ -172,7 +184,7 @@ func New(sig Signal, cfg Config) (*Client, error) {
 		return nil, errors.New("create OTLP client: client certificate and client key must be set together for mutual TLS")
 	}
 
-	c := &Client{sig: sig, timeout: cfg.Timeout, maxElapsed: cfg.RetryMaxElapsed}
+	c := &Client{sig: sig, timeout: cfg.Timeout, maxElapsed: cfg.RetryMaxElapsed, onRetry: cfg.OnRetry}
 	if c.timeout == 0 {
 		c.timeout = defaultTimeout
 	}
@@ -275,9 +287,12 @@ func (c *Client) Send(ctx context.Context, body []byte) (rejected int64, err err
 			bo.Reset()
 		}
 		delay := max(bo.NextBackOff(), re.throttle)
-		if elapsed := time.Since(start); elapsed+delay > c.maxElapsed {
+		if elapsed := time.Since(start); c.maxElapsed != RetryForever && elapsed+delay > c.maxElapsed {
 			return 0, c.wrap(fmt.Errorf("give up after %s in %v%s: %w",
 				countAttempts(attempts), elapsed.Round(time.Millisecond), giveUpHint(err), err))
+		}
+		if c.onRetry != nil {
+			c.onRetry(c.wrap(fmt.Errorf("%w%s", err, giveUpHint(err))), delay)
 		}
 		if werr := c.wait(ctx, delay); werr != nil {
 			return 0, c.wrap(fmt.Errorf("stop retrying after %s: %w: %w", countAttempts(attempts), werr, err))
