@@ -35,6 +35,9 @@ func defaults() Config {
 		ProcessMetrics:     false,
 		ProcessMetricsMax:  1000,
 		LimitWarnFraction:  0.9,
+		FoldWindow:         time.Second,
+		FoldAfter:          1000,
+		QueueMaxBytes:      256 << 20,
 		Telemetry:          telemetryDefaults(),
 	}
 }
@@ -168,6 +171,14 @@ func TestGoodValues(t *testing.T) {
 		{"MEMLOCK_EXPORTER_LIMIT_WARN_FRACTION=0.5", func(c *Config) { c.LimitWarnFraction = 0.5 }},
 		{"MEMLOCK_EXPORTER_LIMIT_WARN_FRACTION=.75", func(c *Config) { c.LimitWarnFraction = 0.75 }},
 		{"MEMLOCK_EXPORTER_LIMIT_WARN_FRACTION=1e-3", func(c *Config) { c.LimitWarnFraction = 0.001 }},
+		{"MEMLOCK_EXPORTER_FOLD_WINDOW=0s", func(c *Config) { c.FoldWindow = 0 }},
+		{"MEMLOCK_EXPORTER_FOLD_WINDOW=250ms", func(c *Config) { c.FoldWindow = 250 * time.Millisecond }},
+		{"MEMLOCK_EXPORTER_FOLD_WINDOW=1h", func(c *Config) { c.FoldWindow = time.Hour }},
+		{"MEMLOCK_EXPORTER_FOLD_AFTER=1", func(c *Config) { c.FoldAfter = 1 }},
+		{"MEMLOCK_EXPORTER_FOLD_AFTER=1000000000", func(c *Config) { c.FoldAfter = 1000000000 }},
+		{"MEMLOCK_EXPORTER_QUEUE_DIR=/var/lib/q/", func(c *Config) { c.QueueDir = "/var/lib/q" }},
+		{"MEMLOCK_EXPORTER_QUEUE_MAX_BYTES=1MiB", func(c *Config) { c.QueueMaxBytes = 1 << 20 }},
+		{"MEMLOCK_EXPORTER_QUEUE_MAX_BYTES=8GiB", func(c *Config) { c.QueueMaxBytes = 8 << 30 }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.env, func(t *testing.T) {
@@ -198,6 +209,10 @@ func TestAllTogether(t *testing.T) {
 		"MEMLOCK_EXPORTER_PROCESS_METRICS=ON",
 		"MEMLOCK_EXPORTER_PROCESS_METRICS_MAX=50",
 		"MEMLOCK_EXPORTER_LIMIT_WARN_FRACTION=0.8",
+		"MEMLOCK_EXPORTER_FOLD_WINDOW=2s",
+		"MEMLOCK_EXPORTER_FOLD_AFTER=10",
+		"MEMLOCK_EXPORTER_QUEUE_DIR=/var/q",
+		"MEMLOCK_EXPORTER_QUEUE_MAX_BYTES=1GiB",
 		"OTEL_SDK_DISABLED=true",
 	)
 	want := Config{
@@ -217,6 +232,10 @@ func TestAllTogether(t *testing.T) {
 		ProcessMetrics:     true,
 		ProcessMetricsMax:  50,
 		LimitWarnFraction:  0.8,
+		FoldWindow:         2 * time.Second,
+		FoldAfter:          10,
+		QueueDir:           "/var/q",
+		QueueMaxBytes:      1 << 30,
 		Telemetry:          telemetryDefaults(),
 	}
 	want.Telemetry.Disabled = true
@@ -248,6 +267,10 @@ const (
 	errCacheSize  = "must be a whole number from 1 to 1048576 (e.g. 4096)"
 	errMetricsMax = "must be a whole number from 1 to 100000 (e.g. 1000)"
 	errFraction   = "must be a number above 0 and at most 1 (e.g. 0.9)"
+	errFoldWindow = "must be a duration with a unit from 0s to 1h (e.g. 1s)"
+	errFoldAfter  = "must be a whole number from 1 to 1000000000 (e.g. 1000)"
+	errQueueDir   = "must be an absolute directory path (e.g. /var/lib/memlock-exporter/queue), or empty to queue in memory"
+	errQueueBytes = "must be a byte count (digits, with an optional KiB, MiB or GiB suffix in any case) from 1MiB to 1024GiB (e.g. 256MiB)"
 )
 
 func TestBadValues(t *testing.T) {
@@ -273,6 +296,10 @@ func TestBadValues(t *testing.T) {
 		"MEMLOCK_EXPORTER_PROCESS_METRICS":      {errSwitch, []string{"1", "enable"}},
 		"MEMLOCK_EXPORTER_PROCESS_METRICS_MAX":  {errMetricsMax, []string{"0", "100001", "-5", "1e3", "1k"}},
 		"MEMLOCK_EXPORTER_LIMIT_WARN_FRACTION":  {errFraction, []string{"0", "1.01", "-0.5", "90%", "NaN", "Inf", "-Inf", "half"}},
+		"MEMLOCK_EXPORTER_FOLD_WINDOW":          {errFoldWindow, []string{"1", "-1s", "1h1s", "off", "1 s"}},
+		"MEMLOCK_EXPORTER_FOLD_AFTER":           {errFoldAfter, []string{"0", "-1", "1000000001", "1e3", "many"}},
+		"MEMLOCK_EXPORTER_QUEUE_DIR":            {errQueueDir, []string{"queue", "./queue", "~/queue"}},
+		"MEMLOCK_EXPORTER_QUEUE_MAX_BYTES":      {errQueueBytes, []string{"1KiB", "1025GiB", "-1MiB", "lots", "0"}},
 	}
 	for _, f := range fields() {
 		if len(bad[f.name].values) == 0 {
@@ -345,7 +372,9 @@ func TestUnknownVariable(t *testing.T) {
 		"MEMLOCK_EXPORTER_SYSCALLS, MEMLOCK_EXPORTER_KERNEL_HOOK, MEMLOCK_EXPORTER_KERNEL_FUNCTION_HOOK, " +
 		"MEMLOCK_EXPORTER_UPROBES, MEMLOCK_EXPORTER_LIBC_PATHS, MEMLOCK_EXPORTER_PROCESS_CACHE_SIZE, " +
 		"MEMLOCK_EXPORTER_COMMAND_ARGS, MEMLOCK_EXPORTER_PROCESS_METRICS, " +
-		"MEMLOCK_EXPORTER_PROCESS_METRICS_MAX, MEMLOCK_EXPORTER_LIMIT_WARN_FRACTION"
+		"MEMLOCK_EXPORTER_PROCESS_METRICS_MAX, MEMLOCK_EXPORTER_LIMIT_WARN_FRACTION, " +
+		"MEMLOCK_EXPORTER_FOLD_WINDOW, MEMLOCK_EXPORTER_FOLD_AFTER, MEMLOCK_EXPORTER_QUEUE_DIR, " +
+		"MEMLOCK_EXPORTER_QUEUE_MAX_BYTES"
 	tests := []struct {
 		environ        []string
 		varName, value string
@@ -443,8 +472,8 @@ func TestFieldTags(t *testing.T) {
 		}
 		seen[name] = true
 		def, ok := sf.Tag.Lookup("envDefault")
-		if !ok || (def == "") != (sf.Name == "LibcPaths") {
-			t.Errorf("%s: envDefault %q (present %v); only LibcPaths may have an empty one", sf.Name, def, ok)
+		if emptyOK := sf.Name == "LibcPaths" || sf.Name == "QueueDir"; !ok || (def == "") != emptyOK {
+			t.Errorf("%s: envDefault %q (present %v); only LibcPaths and QueueDir may have an empty one", sf.Name, def, ok)
 		}
 		help := sf.Tag.Get("help")
 		if help == "" || !strings.HasSuffix(help, ".") || strings.ContainsAny(help, "\t\n|") {

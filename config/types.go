@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -203,6 +204,25 @@ func (p *LibcPaths) UnmarshalText(text []byte) error {
 		}
 	}
 	*p = paths
+	return nil
+}
+
+// QueueDir is the persistent queue's directory: an absolute path, or empty
+// for none.
+type QueueDir string
+
+// Allowed says what UnmarshalText accepts.
+func (QueueDir) Allowed() string {
+	return "an absolute directory path (e.g. /var/lib/memlock-exporter/queue), or empty to queue in memory"
+}
+
+// UnmarshalText accepts an absolute path: a daemon's working directory is
+// nobody's choice.
+func (d *QueueDir) UnmarshalText(text []byte) error {
+	if !strings.HasPrefix(string(text), "/") {
+		return fmt.Errorf("not an absolute path: %q", text)
+	}
+	*d = QueueDir(filepath.Clean(string(text)))
 	return nil
 }
 

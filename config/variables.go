@@ -88,9 +88,9 @@ func otelVariables() []Variable {
 			{b.prefix + "SCHEDULE_DELAY", ms(delay), millisAllowed,
 				"Longest time a " + b.what + " waits to be sent."},
 			{b.prefix + "EXPORT_TIMEOUT", ms(defaultBatchExportTimeout), millisAllowed,
-				"Longest time one export of " + b.per + " may take, retries included."},
+				"Longest time one console export of " + b.per + " may take; an OTLP export is retried until the collector takes it, refuses it for good or the daemon stops, each attempt bounded by OTEL_EXPORTER_OTLP_TIMEOUT."},
 			{b.prefix + "MAX_QUEUE_SIZE", strconv.Itoa(defaultMaxQueueSize), countAllowed,
-				"Most " + b.per + " waiting to be sent; the specification's 2048 holds only 40 ms of calls at 50 000 a second."},
+				"Most " + b.per + " waiting to be sent, held while the collector is down; beyond, the newest are dropped (memlock.events.lost{queue_full}). The specification's 2048 holds only 40 ms of calls at 50 000 a second."},
 			{b.prefix + "MAX_EXPORT_BATCH_SIZE", strconv.Itoa(defaultMaxExportBatch), "a whole number from 1 to " + b.prefix + "MAX_QUEUE_SIZE",
 				"Most " + b.per + " per export; the specification says 512, but each export has a fixed cost (a batch also ends at 2 MiB, half the collector's default message limit)."},
 		}...)

@@ -52,8 +52,13 @@ type Options struct {
 	// Console is where console destinations write; nil means os.Stdout.
 	Console io.Writer
 
+	// Fold folds a thread's floods of one repeated call into one record
+	// and span (fold.go); a zero Window turns folding off.
+	Fold FoldOptions
+
 	// Losses, if set, feeds memlock.events.lost with the kernel's and the
-	// reader's loss counts.
+	// reader's loss counts, and memlock.calls with the calls the kernel
+	// counted without a record.
 	Losses LossSource
 
 	// Locked, if set, is read every metric interval for
@@ -75,11 +80,14 @@ type Options struct {
 }
 
 // LossSource reports events lost before they reached the exporter: the
-// kernel's counters and the reader's count of malformed records.
-// *bpf.Reader satisfies it.
+// kernel's counters and the reader's count of malformed records, and the
+// calls behind the kernel's losses by syscall and errno, which keep
+// memlock.calls exact. *bpf.Reader satisfies it.
 type LossSource interface {
 	Losses() (bpf.LossCounts, error)
 	Malformed() uint64
+	// LostCalls returns cumulative counts, each one only growing.
+	LostCalls() ([]bpf.LostCalls, error)
 }
 
 // Exporter turns events into OpenTelemetry log records, spans and metrics.
@@ -97,6 +105,7 @@ type Exporter struct {
 
 	diag   *diagnostics
 	losses LossSource
+	fold   *folder // guarded by mu; nil: no folding
 	// invalid counts events Handle refused (unknown syscall); they are
 	// reported as memlock.events.lost{memlock.reason=malformed}.
 	invalid atomic.Uint64
@@ -140,7 +149,7 @@ func New(ctx context.Context, opts Options) (*Exporter, error) {
 
 	e := &Exporter{
 		now:    time.Now,
-		stats:  &callStats{},
+		stats:  &callStats{losses: opts.Losses},
 		diag:   diag,
 		losses: opts.Losses,
 	}
@@ -158,6 +167,9 @@ func New(ctx context.Context, opts Options) (*Exporter, error) {
 	}
 	if opts.Spans.Kind != ToNone {
 		e.enc.ids = newIDSource(opts.Sampler)
+	}
+	if len(e.sinks) > 0 {
+		e.fold = newFolder(opts.Fold)
 	}
 	var first []func(context.Context) error
 	for _, s := range e.sinks {
@@ -201,6 +213,10 @@ func New(ctx context.Context, opts Options) (*Exporter, error) {
 		e.locked.start(interval)
 		// Stopped first: it emits into the sinks.
 		e.shutdowns = append(e.shutdowns, []func(context.Context) error{e.locked.shutdown})
+	}
+	if e.fold != nil {
+		// Stopped before the sinks, into which it emits what was folded.
+		e.shutdowns = append(e.shutdowns, []func(context.Context) error{e.startFolding()})
 	}
 	e.shutdowns = append(e.shutdowns, first, last)
 	return e, nil
@@ -250,16 +266,63 @@ func (e *Exporter) Handle(ev *bpf.Event) {
 		}
 		return
 	}
-	observed := e.now()
 
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	enc := e.enc.encode(ev, calls.errName, observed)
+	if e.fold != nil && e.fold.observe(ev, calls.errName, e.emitFold) {
+		if tracking {
+			e.locked.saw(ev.PID, ev.ExeName, ev.Comm, nil)
+		}
+		return
+	}
+	enc := e.enc.encode(ev, calls.errName, e.now())
 	if tracking {
 		// Its warnings go under the resource of its calls.
 		e.locked.saw(ev.PID, ev.ExeName, ev.Comm, enc.resource)
 	}
 	e.emit(enc)
+}
+
+// emitFold exports the record and span of the calls fd stands for: the
+// first call's, with how many they were and when the first and last were
+// made; the span lasts from the first call's entry to the last's exit.
+// e.mu is held.
+func (e *Exporter) emitFold(fd *fold) {
+	enc := e.enc.encode(&fd.first, fd.errName, e.now())
+	e.enc.attrs = appendRepeatAttrs(enc.attrs, fd)
+	e.enc.body = appendRepeatBody(enc.body, fd)
+	enc.attrs, enc.body = e.enc.attrs, e.enc.body
+	enc.end = fd.lastEnd.UnixNano()
+	e.emit(enc)
+}
+
+// startFolding starts exporting what the folder holds once its window
+// has passed, and returns what stops it, exporting everything folded.
+func (e *Exporter) startFolding() func(context.Context) error {
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(max(e.fold.opts.Window/2, 10*time.Millisecond))
+		defer tick.Stop()
+		for {
+			select {
+			case <-tick.C:
+				e.mu.Lock()
+				e.fold.flushDue(e.now(), e.emitFold)
+				e.mu.Unlock()
+			case <-stop:
+				return
+			}
+		}
+	}()
+	return func(context.Context) error {
+		close(stop)
+		<-done
+		e.mu.Lock()
+		e.fold.flushAll(e.emitFold)
+		e.mu.Unlock()
+		return nil
+	}
 }
 
 // emit hands ev to every sink.

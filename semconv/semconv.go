@@ -130,6 +130,12 @@ const (
 	// process holds locked and its soft RLIMIT_MEMLOCK.
 	LockedKey = attribute.Key("memlock.locked")
 	LimitKey  = attribute.Key("memlock.limit")
+	// RepeatCountKey, RepeatFirstTimeKey and RepeatLastTimeKey are on a
+	// folded record: how many identical calls of one thread it stands
+	// for, and when the first and the last of them were made.
+	RepeatCountKey     = attribute.Key("memlock.repeat.count")
+	RepeatFirstTimeKey = attribute.Key("memlock.repeat.first_time")
+	RepeatLastTimeKey  = attribute.Key("memlock.repeat.last_time")
 )
 
 // Values of memlock.libc.function: the C library function called.
@@ -255,6 +261,21 @@ func Locked(n uint64) attribute.KeyValue { return LockedKey.Int64(clamp(n)) }
 // math.MaxInt64 are reported as math.MaxInt64.
 func Limit(n uint64) attribute.KeyValue { return LimitKey.Int64(clamp(n)) }
 
+// RepeatCount returns the memlock.repeat.count attribute.
+func RepeatCount(n int) attribute.KeyValue { return RepeatCountKey.Int(n) }
+
+// RepeatFirstTime returns the memlock.repeat.first_time attribute, in
+// RFC 3339 with nanoseconds, in UTC.
+func RepeatFirstTime(t time.Time) attribute.KeyValue {
+	return RepeatFirstTimeKey.String(t.UTC().Format(time.RFC3339Nano))
+}
+
+// RepeatLastTime returns the memlock.repeat.last_time attribute, as
+// RepeatFirstTime.
+func RepeatLastTime(t time.Time) attribute.KeyValue {
+	return RepeatLastTimeKey.String(t.UTC().Format(time.RFC3339Nano))
+}
+
 func clamp(n uint64) int64 {
 	if n > math.MaxInt64 {
 		return math.MaxInt64
@@ -327,6 +348,12 @@ var CustomAttributes = []AttributeDef{
 		Members: []string{LibcMlock, LibcMlock2, LibcMlockall}},
 	{Key: CallerAddressKey, Type: TypeInt,
 		Brief: "The return address into the code that called the C library function."},
+	{Key: RepeatCountKey, Type: TypeInt,
+		Brief: "The number of identical calls a folded record stands for."},
+	{Key: RepeatFirstTimeKey, Type: TypeString,
+		Brief: "When the first of the calls a folded record stands for was made (RFC 3339)."},
+	{Key: RepeatLastTimeKey, Type: TypeString,
+		Brief: "When the last of the calls a folded record stands for was made (RFC 3339)."},
 	{Key: LockedKey, Type: TypeInt, Unit: "By",
 		Brief: "The bytes of memory the process holds locked."},
 	{Key: LimitKey, Type: TypeInt, Unit: "By",
@@ -384,6 +411,7 @@ var (
 		ProcessParentPIDKey, ThreadIDKey, ThreadNameKey,
 		ProcessUserIDKey, ProcessRealUserIDKey, ProcessGroupIDKey, ProcessRealGroupIDKey,
 		CgroupIDKey,
+		RepeatCountKey, RepeatFirstTimeKey, RepeatLastTimeKey,
 	}
 	rangeAttributes = []attribute.Key{AddrKey, LenKey, PagesKey}
 	flagAttributes  = []attribute.Key{FlagsKey, FlagNamesKey}

@@ -460,6 +460,9 @@ func TestConstructorsMatchTypes(t *testing.T) {
 		CallerAddress(0x55d0c0de1234),
 		Locked(900 << 10),
 		Limit(1 << 20),
+		RepeatCount(287514),
+		RepeatFirstTime(time.Unix(1, 2)),
+		RepeatLastTime(time.Unix(3, 4)),
 	}
 	wantType := map[AttrType]attribute.Type{
 		TypeString:      attribute.STRING,

@@ -29,6 +29,7 @@ func exporterOptions(cfg config.Config, console io.Writer) exporter.Options {
 		ProcessMetrics:    bool(cfg.ProcessMetrics),
 		ProcessMetricsMax: cfg.ProcessMetricsMax,
 		LimitWarnFraction: cfg.LimitWarnFraction,
+		Fold:              exporter.FoldOptions{Window: cfg.FoldWindow, After: cfg.FoldAfter},
 	}
 }
 
