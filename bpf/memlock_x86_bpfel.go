@@ -98,6 +98,7 @@ const (
 	memlockMapEntries              = "entries"
 	memlockMapEvents               = "events"
 	memlockMapLibcCalls            = "libc_calls"
+	memlockMapLostCalls            = "lost_calls"
 	memlockMapSeenProcesses        = "seen_processes"
 	memlockMapTaskEntries          = "task_entries"
 	memlockProgFeEnterDoMlock      = "fe_enter_do_mlock"
@@ -246,6 +247,7 @@ type memlockMapSpecs struct {
 	Entries       *ebpf.MapSpec `ebpf:"entries"`
 	Events        *ebpf.MapSpec `ebpf:"events"`
 	LibcCalls     *ebpf.MapSpec `ebpf:"libc_calls"`
+	LostCalls     *ebpf.MapSpec `ebpf:"lost_calls"`
 	SeenProcesses *ebpf.MapSpec `ebpf:"seen_processes"`
 	TaskEntries   *ebpf.MapSpec `ebpf:"task_entries"`
 }
@@ -286,6 +288,7 @@ type memlockMaps struct {
 	Entries       *ebpf.Map `ebpf:"entries"`
 	Events        *ebpf.Map `ebpf:"events"`
 	LibcCalls     *ebpf.Map `ebpf:"libc_calls"`
+	LostCalls     *ebpf.Map `ebpf:"lost_calls"`
 	SeenProcesses *ebpf.Map `ebpf:"seen_processes"`
 	TaskEntries   *ebpf.Map `ebpf:"task_entries"`
 }
@@ -296,6 +299,7 @@ func (m *memlockMaps) Close() error {
 		m.Entries,
 		m.Events,
 		m.LibcCalls,
+		m.LostCalls,
 		m.SeenProcesses,
 		m.TaskEntries,
 	)

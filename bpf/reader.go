@@ -36,6 +36,8 @@ type ReaderOptions struct {
 }
 
 // LossCounts are the kernel's counts of calls it saw but could not report.
+// The calls behind RingbufFull and MissedEntry are also counted by syscall
+// and result: see Reader.LostCalls.
 type LossCounts struct {
 	RingbufFull  uint64 // the ring buffer had no room
 	MissedEntry  uint64 // an exit arrived without its entry (e.g. attached mid-call)
@@ -63,6 +65,10 @@ type Reader struct {
 	dec      *Decoder
 	ids      *identities // the processes' identities and the cgroups' paths
 	opts     ReaderOptions
+
+	// lostCalls counts the calls behind RingbufFull and MissedEntry by
+	// syscall and errno (LostCalls); nil: none counted.
+	lostCalls *ebpf.Map
 
 	events    atomic.Uint64
 	malformed atomic.Uint64

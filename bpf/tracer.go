@@ -233,6 +233,7 @@ func (t *Tracer) loadPrograms(prepare func(map[string]*ebpf.ProgramSpec) error, 
 		memlockMapTaskEntries:   t.maps.TaskEntries,
 		memlockMapLibcCalls:     t.maps.LibcCalls,
 		memlockMapCounters:      t.maps.Counters,
+		memlockMapLostCalls:     t.maps.LostCalls,
 		memlockMapSeenProcesses: t.maps.SeenProcesses,
 	}
 	// Only the read-only data is created anew; the other maps are shared.
@@ -294,6 +295,7 @@ func (t *Tracer) NewReader(opts ReaderOptions) (*Reader, error) {
 	if err != nil {
 		return nil, err
 	}
+	r.lostCalls = t.maps.LostCalls
 	r.busy = t.exitProgramMisses
 	seen := t.maps.SeenProcesses
 	r.ids.forget = func(pid uint32) { _ = seen.Delete(pid) }

@@ -418,10 +418,13 @@ type fakeLosses struct {
 	counts    bpf.LossCounts
 	err       error
 	malformed uint64
+	lost      []bpf.LostCalls
+	lostErr   error
 }
 
-func (f *fakeLosses) Losses() (bpf.LossCounts, error) { return f.counts, f.err }
-func (f *fakeLosses) Malformed() uint64               { return f.malformed }
+func (f *fakeLosses) Losses() (bpf.LossCounts, error)     { return f.counts, f.err }
+func (f *fakeLosses) Malformed() uint64                   { return f.malformed }
+func (f *fakeLosses) LostCalls() ([]bpf.LostCalls, error) { return f.lost, f.lostErr }
 
 func waitFor(t testing.TB, cond func() bool) {
 	t.Helper()

@@ -2,6 +2,7 @@ package exporter
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"slices"
 	"sort"
@@ -28,6 +29,12 @@ import (
 // the reader; both read callStats at collection time. The histograms are
 // the SDK's explicit-bucket aggregation, point for point
 // (TestHistogramsMatchSDK).
+//
+// memlock.calls also counts the calls whose records the kernel lost (ring
+// buffer full, exit without entry) but counted by syscall and errno
+// (bpf.Reader.LostCalls), read at each collection: it stays exact however
+// many records are lost. The histograms cannot: a lost call's duration and
+// length are not known.
 
 // series is one (syscall, error.type) pair of the call metrics.
 type series struct {
@@ -35,7 +42,8 @@ type series struct {
 	set     attribute.Set
 	observe []metric.ObserveOption
 	// Guarded by callStats.mu.
-	calls    uint64
+	calls    uint64 // events handled
+	lost     uint64 // calls the kernel counted without a record, as last read
 	duration histogram[float64]
 	size     histogram[int64] // only for the calls that take a range
 }
@@ -50,12 +58,22 @@ type callKey struct {
 // go to a map.
 const smallErrno = 160
 
+// errorTypeOther is the semantic conventions' error.type for an error
+// whose type is not known: that of the calls the kernel counted lost with
+// an errno its table has no slot for (bpf.LostErrnoOther and up).
+const errorTypeOther = "_OTHER"
+
 // callStats holds every series seen so far. Its methods are safe for
 // concurrent use.
 type callStats struct {
+	// losses, if set, counts the calls whose records never reached
+	// Handle (LossSource.LostCalls).
+	losses LossSource
+
 	mu    sync.Mutex
 	small [numSyscalls][smallErrno]*series
 	large map[callKey]*series
+	other [numSyscalls]*series // lost calls of errno bpf.LostErrnoOther and up
 }
 
 // record counts ev, whose syscall must be valid, and returns its series.
@@ -77,7 +95,7 @@ func (s *callStats) get(sys bpf.Syscall, errno bpf.Errno) *series {
 		if se := s.small[sys][errno]; se != nil {
 			return se
 		}
-		se := newSeries(sys, errno)
+		se := newSeries(sys, errName(errno))
 		s.small[sys][errno] = se
 		return se
 	}
@@ -88,17 +106,42 @@ func (s *callStats) get(sys bpf.Syscall, errno bpf.Errno) *series {
 	if s.large == nil {
 		s.large = make(map[callKey]*series)
 	}
-	se := newSeries(sys, errno)
+	se := newSeries(sys, errName(errno))
 	s.large[k] = se
 	return se
 }
 
-func newSeries(sys bpf.Syscall, errno bpf.Errno) *series {
+// getLost returns the series of calls the kernel counted lost as l,
+// creating it; nil if l's syscall is not valid. s.mu is held.
+func (s *callStats) getLost(l *bpf.LostCalls) *series {
+	switch {
+	case !l.Syscall.Valid():
+		return nil
+	case l.Errno < bpf.LostErrnoOther:
+		return s.get(l.Syscall, l.Errno)
+	}
+	// Any errno from LostErrnoOther up: which one is not known, so it
+	// cannot be named, nor added to the series of any errno.
+	if s.other[l.Syscall] == nil {
+		s.other[l.Syscall] = newSeries(l.Syscall, errorTypeOther)
+	}
+	return s.other[l.Syscall]
+}
+
+// errName is a series' error.type: the errno's name, "" on success.
+func errName(errno bpf.Errno) string {
+	if errno == 0 {
+		return ""
+	}
+	return errno.String()
+}
+
+// newSeries returns the series of sys with error.type errName, none if "".
+func newSeries(sys bpf.Syscall, errName string) *series {
 	kvs := []attribute.KeyValue{semconv.Syscall(sys.String())}
-	se := &series{}
-	if errno != 0 {
-		se.errName = errno.String()
-		kvs = append(kvs, semconv.ErrorTypeKey.String(se.errName))
+	se := &series{errName: errName}
+	if errName != "" {
+		kvs = append(kvs, semconv.ErrorTypeKey.String(errName))
 	}
 	se.set = attribute.NewSet(kvs...)
 	se.observe = []metric.ObserveOption{metric.WithAttributeSet(se.set)}
@@ -109,6 +152,10 @@ func newSeries(sys bpf.Syscall, errno bpf.Errno) *series {
 func (s *callStats) each(fn func(*series)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.eachLocked(fn)
+}
+
+func (s *callStats) eachLocked(fn func(*series)) {
 	for sys := range s.small {
 		for _, se := range s.small[sys] {
 			if se != nil {
@@ -119,16 +166,38 @@ func (s *callStats) each(fn func(*series)) {
 	for _, se := range s.large {
 		fn(se)
 	}
+	for _, se := range s.other {
+		if se != nil {
+			fn(se)
+		}
+	}
 }
 
-// observeCalls reports memlock.calls.
+// observeCalls reports memlock.calls: the calls handled, plus those the
+// kernel counted without a record. When the kernel's counts cannot be
+// read, the last ones read stand in, so that no series goes down, and the
+// error goes to the SDK's handler.
 func (s *callStats) observeCalls(_ context.Context, o metric.Int64Observer) error {
-	s.each(func(se *series) {
-		if se.calls > 0 {
-			o.Observe(clampInt64(se.calls), se.observe...)
+	var lost []bpf.LostCalls
+	var err error
+	if s.losses != nil {
+		if lost, err = s.losses.LostCalls(); err != nil {
+			lost, err = nil, fmt.Errorf("read calls lost in the kernel: %w", err)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range lost {
+		if se := s.getLost(&lost[i]); se != nil {
+			se.lost = lost[i].Calls
+		}
+	}
+	s.eachLocked(func(se *series) {
+		if n := se.calls + se.lost; n > 0 {
+			o.Observe(clampInt64(n), se.observe...)
 		}
 	})
-	return nil
+	return err
 }
 
 // histogram is one series of an explicit-bucket histogram: the SDK's

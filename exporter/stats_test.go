@@ -450,3 +450,125 @@ func histogramsOf(t *testing.T, r sdkmetric.Reader) map[string]metricdata.Metric
 	}
 	return out
 }
+
+var _ LossSource = (*bpf.Reader)(nil)
+
+// callsBySeries collects and returns memlock.calls by "syscall/error.type",
+// its temporality, every metric collected and the collection's error.
+func callsBySeries(t *testing.T, rig *testRig) (map[string]int64, metricdata.Temporality, map[string]metricdata.Metrics, error) {
+	t.Helper()
+	ms, err := collectErr(t, rig)
+	m, ok := ms[semconv.MetricCalls]
+	if !ok {
+		t.Fatalf("no %s", semconv.MetricCalls)
+	}
+	sum := m.Data.(metricdata.Sum[int64])
+	got := map[string]int64{}
+	for _, dp := range sum.DataPoints {
+		if _, dup := got[attrKey(dp.Attributes)]; dup {
+			t.Errorf("%s: series %s twice", m.Name, attrKey(dp.Attributes))
+		}
+		got[attrKey(dp.Attributes)] = dp.Value
+	}
+	return got, sum.Temporality, ms, err
+}
+
+// TestCallsCountLostCalls: memlock.calls counts, in each series, the calls
+// handled and those whose records the kernel lost but counted by syscall
+// and errno; the histograms only the calls handled.
+func TestCallsCountLostCalls(t *testing.T) {
+	enomem, eperm := bpf.Errno(12), bpf.Errno(1)
+	losses := &fakeLosses{lost: []bpf.LostCalls{
+		{Syscall: bpf.SyscallMlock2, Errno: 0, Calls: 5},                 // beside 3 handled
+		{Syscall: bpf.SyscallMlock2, Errno: enomem, Calls: 1},            // beside 2 handled
+		{Syscall: bpf.SyscallMunlock, Errno: 0, Calls: 4},                // lost only
+		{Syscall: bpf.SyscallMlockall, Errno: eperm, Calls: 2},           // lost only, failed
+		{Syscall: bpf.SyscallMlock, Errno: bpf.LostErrnoOther, Calls: 6}, // errno 159 or more
+		{Syscall: bpf.SyscallUnknown, Errno: 0, Calls: 9},                // not a series: left out
+	}}
+	for name, temporality := range map[string]Temporality{"cumulative": TemporalityCumulative, "delta": TemporalityDelta} {
+		t.Run(name, func(t *testing.T) {
+			losses := &fakeLosses{lost: slices.Clone(losses.lost)}
+			opts := Options{Losses: losses}
+			opts.Metrics.Temporality = temporality
+			rig := newRig(t, opts)
+			handle := func(sys bpf.Syscall, ret int64, n int) {
+				for range n {
+					ev := sampleEvent()
+					ev.Syscall, ev.Ret = sys, ret
+					rig.exp.Handle(&ev)
+				}
+			}
+			handle(bpf.SyscallMlock2, 0, 3)
+			handle(bpf.SyscallMlock2, -12, 2)
+			// An event of errno 200 is named; the lost calls of errno 159
+			// and up are not, and stay apart from it.
+			handle(bpf.SyscallMlock, -200, 1)
+
+			got, _, ms, err := callsBySeries(t, rig)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := map[string]int64{
+				"mlock2": 3 + 5, "mlock2/ENOMEM": 2 + 1, "munlock": 4, "mlockall/EPERM": 2,
+				"mlock/_OTHER": 6, "mlock/errno 200": 1,
+			}
+			if !mapsEqual(got, want) {
+				t.Errorf("%s = %v, want %v", semconv.MetricCalls, got, want)
+			}
+			// The histograms count what was handled, only.
+			checkHistogramCounts(t, ms[semconv.MetricCallDuration], map[string]uint64{
+				"mlock2": 3, "mlock2/ENOMEM": 2, "mlock/errno 200": 1,
+			})
+
+			// The kernel loses more; then its counters cannot be read.
+			losses.lost[0].Calls += 10
+			handle(bpf.SyscallMunlock, 0, 1)
+			got, gotTemporality, _, err := callsBySeries(t, rig)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if temporality == TemporalityDelta {
+				want = map[string]int64{"mlock2": 10, "munlock": 1, "mlock2/ENOMEM": 0, "mlockall/EPERM": 0, "mlock/_OTHER": 0, "mlock/errno 200": 0}
+			} else {
+				want["mlock2"] += 10
+				want["munlock"]++
+			}
+			if !mapsEqual(got, want) || gotTemporality != temporality.selector()(sdkmetric.InstrumentKindObservableCounter) {
+				t.Errorf("%s after more losses = %v (%v), want %v", semconv.MetricCalls, got, gotTemporality, want)
+			}
+
+			losses.lostErr = errors.New("map gone")
+			handle(bpf.SyscallMlock2, 0, 1)
+			got, _, _, err = callsBySeries(t, rig)
+			if err == nil {
+				t.Error("collection with unreadable lost calls: no error")
+			}
+			// The last counts read stand: no series goes down.
+			if temporality == TemporalityDelta {
+				want = map[string]int64{"mlock2": 1, "munlock": 0, "mlock2/ENOMEM": 0, "mlockall/EPERM": 0, "mlock/_OTHER": 0, "mlock/errno 200": 0}
+			} else {
+				want["mlock2"]++
+			}
+			if !mapsEqual(got, want) {
+				t.Errorf("%s with unreadable lost calls = %v, want %v", semconv.MetricCalls, got, want)
+			}
+		})
+	}
+}
+
+// checkHistogramCounts checks each series' count of a histogram.
+func checkHistogramCounts(t *testing.T, m metricdata.Metrics, want map[string]uint64) {
+	t.Helper()
+	h, ok := m.Data.(metricdata.Histogram[float64])
+	if !ok {
+		t.Fatalf("%s is %T, want a float64 histogram", m.Name, m.Data)
+	}
+	got := map[string]uint64{}
+	for _, dp := range h.DataPoints {
+		got[attrKey(dp.Attributes)] = dp.Count
+	}
+	if !mapsEqual(got, want) {
+		t.Errorf("%s counts = %v, want %v", m.Name, got, want)
+	}
+}

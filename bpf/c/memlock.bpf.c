@@ -4,7 +4,8 @@
  * remembers the arguments per thread, the exit hook joins them with the
  * return value and the process context and emits one struct event into a
  * ring buffer. Every record that cannot be emitted is counted, never lost
- * silently.
+ * silently, and so is the call it stood for, by syscall and result, where
+ * the exit saw them (lost_calls).
  */
 #include "vmlinux_min.h"
 #include <bpf/bpf_helpers.h>
@@ -116,6 +117,14 @@ struct {
 	__type(value, __u64);
 } counters SEC(".maps");
 
+/* Only the paths that lose a record touch it: the fast path pays nothing. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, LOST_CALL_SLOTS);
+	__type(key, __u32);
+	__type(value, __u64);
+} lost_calls SEC(".maps");
+
 /* Layout of the syscall tracepoints' records (see the format files in tracefs). */
 struct syscall_enter_ctx {
 	__u64 common;
@@ -137,6 +146,26 @@ static __always_inline void count(__u32 idx)
 
 	if (value)
 		*value += 1; /* per-CPU slot: no other writer */
+}
+
+/*
+ * Counts a call that happened but whose record is lost, for the call
+ * metrics; the reason is counted apart. syscall is a constant of the hook,
+ * never SYSCALL_UNKNOWN.
+ */
+static __always_inline void count_lost_call(__u32 syscall, __s64 ret)
+{
+	/* Negated as unsigned: -ret overflows for the smallest __s64. */
+	__u64 err = ret < 0 ? 0 - (__u64)ret : 0;
+	__u32 idx;
+	__u64 *value;
+
+	if (err > ERRNO_SLOTS - 1)
+		err = ERRNO_SLOTS - 1;
+	idx = (syscall - 1) * ERRNO_SLOTS + (__u32)err;
+	value = bpf_map_lookup_elem(&lost_calls, &idx);
+	if (value)
+		*value += 1;
 }
 
 static __always_inline void on_enter(__u32 syscall, __u64 addr, __u64 len, __u64 flags)
@@ -372,7 +401,12 @@ static __always_inline void on_exit(__u32 syscall, __u32 probe, __s64 ret)
 	if (use_task_btf)
 		task = bpf_get_current_task_btf();
 	if (!take_entry(syscall, tid, task, &e)) {
+		/* Still a call: one under way when the hooks were attached,
+		 * or whose entry could not be stored, skipped or overwritten.
+		 * Its syscall and result are known, its arguments and
+		 * duration are not. */
 		count(COUNTER_MISSED_ENTRY);
+		count_lost_call(syscall, ret);
 		return;
 	}
 
@@ -387,6 +421,7 @@ static __always_inline void on_exit(__u32 syscall, __u32 probe, __s64 ret)
 	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
 	if (!ev) {
 		count(COUNTER_RINGBUF_FULL);
+		count_lost_call(syscall, ret);
 		return;
 	}
 

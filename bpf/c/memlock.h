@@ -46,6 +46,19 @@ enum memlock_counter {
 	COUNTER_MAX = 3,
 };
 
+/*
+ * The calls whose record is lost although their syscall and result are
+ * known (COUNTER_RINGBUF_FULL, COUNTER_MISSED_ENTRY), counted per CPU by
+ * (syscall, errno) so that the call counts stay exact: slot
+ * (syscall - 1) * ERRNO_SLOTS + errno, errno 0 for success. Linux's errnos
+ * end at 133; the last slot of each syscall takes every errno from
+ * ERRNO_SLOTS - 1 up (a kernel-internal code such as ERESTARTSYS, 512, or a
+ * kretprobe's odd return), which the reader cannot name. Mirrored by
+ * bpf.lostErrnoSlots and bpf.LostErrnoOther.
+ */
+#define ERRNO_SLOTS 160
+#define LOST_CALL_SLOTS (SYSCALL_MUNLOCKALL * ERRNO_SLOTS)
+
 struct event {
 	__u64 entry_ns;    /* bpf_ktime_get_boot_ns() at syscall entry */
 	__u64 duration_ns; /* exit minus entry */
