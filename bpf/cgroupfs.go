@@ -48,9 +48,9 @@ func cgroupMounts(mountinfo []byte, hierarchies map[uint32]string) []cgroupMount
 	var out []cgroupMount
 	seen := map[uint32]bool{}
 	for line := range bytes.Lines(mountinfo) {
-		f := strings.Fields(string(line))
+		f := mountFields(line)
 		sep := slices.Index(f, "-")
-		if sep < 5 || sep+3 > len(f) {
+		if sep < 5 || sep+3 >= len(f) {
 			continue
 		}
 		root, dir, fstype, opts := unescapeMount(f[3]), unescapeMount(f[4]), f[sep+1], f[sep+3]
@@ -78,6 +78,13 @@ func cgroupMounts(mountinfo []byte, hierarchies map[uint32]string) []cgroupMount
 		}
 	}
 	return out
+}
+
+// mountFields splits a mountinfo line at its spaces. The kernel escapes
+// spaces, tabs, newlines and backslashes in paths, but no other white
+// space: strings.Fields would cut a mount point at a \r or a U+00A0.
+func mountFields(line []byte) []string {
+	return strings.FieldsFunc(strings.TrimSuffix(string(line), "\n"), func(r rune) bool { return r == ' ' })
 }
 
 // sameControllers reports whether a mount's options name exactly the
@@ -200,7 +207,7 @@ func (m *mountTable) load(mountinfo []byte) {
 	m.points = make(map[uint32]string)
 	m.foreign = make(map[uint32]bool)
 	for line := range bytes.Lines(mountinfo) {
-		f := strings.Fields(string(line))
+		f := mountFields(line)
 		if len(f) < 5 {
 			continue
 		}
