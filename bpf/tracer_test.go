@@ -82,10 +82,28 @@ func startTracer(t *testing.T, opts bpf.Options) (tr *bpf.Tracer, r *bpf.Reader,
 // availableHooks tries every kind of hook alone and returns those this
 // kernel accepts, in preference order. MEMLOCK_TEST_EXPECT_HOOKS (a comma
 // list, set by make vmtest for each kernel) makes a missing kind a failure
-// instead of a fact to report.
+// instead of a fact to report. The answer is found once per test binary:
+// under make vmtest's emulation each try costs seconds.
 func availableHooks(t *testing.T) []bpf.Probe {
 	t.Helper()
 	testutil.RequireRoot(t)
+	hooksMu.Lock()
+	defer hooksMu.Unlock()
+	if hooksFound == nil {
+		hooksFound = findHooks(t)
+	} else {
+		t.Logf("hooks that attach on this kernel (found before): %v", hooksFound)
+	}
+	return slices.Clone(hooksFound)
+}
+
+var (
+	hooksMu    sync.Mutex
+	hooksFound []bpf.Probe
+)
+
+func findHooks(t *testing.T) []bpf.Probe {
+	t.Helper()
 	var ok []bpf.Probe
 	for _, kind := range bpf.HookPreference {
 		tr, err := bpf.Open(bpf.Options{Hooks: []bpf.Probe{kind}})
