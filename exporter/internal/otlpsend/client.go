@@ -278,16 +278,12 @@ func (c *Client) Send(ctx context.Context, body []byte) (rejected int64, err err
 		}
 
 		if bo == nil {
-			bo = &backoff.ExponentialBackOff{
-				InitialInterval:     retryInitialInterval,
-				RandomizationFactor: backoff.DefaultRandomizationFactor,
-				Multiplier:          backoff.DefaultMultiplier,
-				MaxInterval:         retryMaxInterval,
-			}
-			bo.Reset()
+			bo = newRetryBackOff()
 		}
 		delay := max(bo.NextBackOff(), re.throttle)
-		if elapsed := time.Since(start); c.maxElapsed != RetryForever && elapsed+delay > c.maxElapsed {
+		// Not elapsed+delay > maxElapsed: a server may ask for a delay
+		// near the largest Duration, and the sum would wrap negative.
+		if elapsed := time.Since(start); c.maxElapsed != RetryForever && delay > c.maxElapsed-elapsed {
 			return 0, c.wrap(fmt.Errorf("give up after %s in %v%s: %w",
 				countAttempts(attempts), elapsed.Round(time.Millisecond), giveUpHint(err), err))
 		}
@@ -298,6 +294,20 @@ func (c *Client) Send(ctx context.Context, body []byte) (rejected int64, err err
 			return 0, c.wrap(fmt.Errorf("stop retrying after %s: %w: %w", countAttempts(attempts), werr, err))
 		}
 	}
+}
+
+// newRetryBackOff returns the waits between attempts: growing
+// exponentially, and jittered so that clients that failed together do not
+// all come back together.
+func newRetryBackOff() *backoff.ExponentialBackOff {
+	bo := &backoff.ExponentialBackOff{
+		InitialInterval:     retryInitialInterval,
+		RandomizationFactor: backoff.DefaultRandomizationFactor,
+		Multiplier:          backoff.DefaultMultiplier,
+		MaxInterval:         retryMaxInterval,
+	}
+	bo.Reset()
+	return bo
 }
 
 func (c *Client) attempt(ctx context.Context, payload []byte) (partialSuccess, error) {
