@@ -177,10 +177,17 @@ func startCollector(t testing.TB, args ...string) *collector {
 }
 
 func tryStartCollector(t testing.TB, bin, config string, args []string) (*collector, error) {
+	return startCollectorOn(t, bin, config, args, testutil.FreeLoopbackAddr(t), testutil.FreeLoopbackAddr(t), t.TempDir())
+}
+
+// startCollectorOn starts the collector on the given addresses, writing into
+// dir, and waits until it is ready. It fails nothing: a test may call it
+// from another goroutine (see restartableCollector).
+func startCollectorOn(t testing.TB, bin, config string, args []string, grpcAddr, httpAddr, dir string) (*collector, error) {
 	c := &collector{
-		grpcAddr: testutil.FreeLoopbackAddr(t),
-		httpAddr: testutil.FreeLoopbackAddr(t),
-		dir:      t.TempDir(),
+		grpcAddr: grpcAddr,
+		httpAddr: httpAddr,
+		dir:      dir,
 		exited:   make(chan struct{}),
 	}
 	out, err := os.Create(c.outputPath())

@@ -5,13 +5,25 @@
  * against what was really done.
  *
  * Build:  gcc -O2 -Wall -Wextra -Werror -pthread -o workload workload.c
- * Usage:  workload [--repeat N] [--sleep-ms N] [--hold-ms N]
+ * Usage:  workload [--repeat N] [--for-ms N] [--sleep-ms N] [--pause-ms N]
+ *                  [--hold-ms N]
  *         workload --noise-ms N
  *         workload --once N
+ *         workload --flood N
  *
- *   --repeat N     run the whole script N times (default 1)
+ *   --repeat N     run the whole script N times (default 1, or no limit
+ *                  with --for-ms)
+ *   --for-ms N     run the whole script again and again until N
+ *                  milliseconds have passed since the first run began: the
+ *                  last run starts before then and is finished, so there is
+ *                  at least one.  With --repeat too, whichever limit comes
+ *                  first ends the runs.  With --pause-ms, the calls come at
+ *                  a steady rate for a known time, however long a run takes
  *   --sleep-ms N   sleep N milliseconds before the first call (default 0), so
  *                  a tracer can be told the pid before anything happens
+ *   --pause-ms N   sleep N milliseconds between two runs of the script
+ *                  (default 0), so that --repeat makes its calls at a
+ *                  steady rate over a long time rather than all at once
  *   --hold-ms N    after the last repetition, map HOLD_PAGES (64) pages and
  *                  mlock them (step hold_mlock, printed like every call),
  *                  then print nothing more and sleep N milliseconds before
@@ -35,6 +47,13 @@
  *                  exit at once, within a millisecond of starting: the
  *                  short-lived process a container's entrypoint or a CLI
  *                  tool is).  It takes no other option.
+ *   --flood N      run no script: make N (1 to 4294967295) identical raw
+ *                  calls syscall(mlock2, buf, 4096, 0xdead) from the main
+ *                  thread, one right after the other, as fast as it can:
+ *                  unknown flag bits, so the kernel refuses each at once
+ *                  with EINVAL.  Then print one line, step
+ *                  flood_mlock2_bad_flags, standing for all of them (its
+ *                  "count" is N).  It takes no other option.
  *
  * Every call of the family the program makes is printed as one JSON object
  * on its own line on stdout, in the order the calls were made (per thread),
@@ -56,6 +75,10 @@
  *            munlockall none, mlock and munlock no flags)
  *   ret      what the kernel returned: 0 or -errno
  *   expect   what the script expects ret to be
+ *   count    only on a line that stands for several identical calls
+ *            (--flood): how many; a line without it is one call.  ret is
+ *            then what every one of them returned, or, if some returned
+ *            something else, the first such return
  *
  * One run of the script, in order (tid: m = main thread, t = a second
  * thread, c1 and c2 = two forked children):
@@ -147,6 +170,10 @@
 /* What --hold-ms locks and keeps locked until the program exits. */
 #define HOLD_PAGES 64UL
 
+/* The flags of every --flood call: MLOCK_ONFAULT with unknown bits around
+ * it, which the kernel refuses with EINVAL before looking at memory. */
+#define FLOOD_FLAGS 0xdeadU
+
 /* One traced call as it is printed. */
 struct call {
 	const char *step;
@@ -188,8 +215,10 @@ static void print_json_string(const char *s)
 }
 
 /* Prints c as one JSON line with the caller's identity, read now, and counts
- * it if the kernel's answer was not the expected one. */
-static void report(const struct call *c)
+ * it if the kernel's answer was not the expected one.  A line that stands
+ * for count identical calls carries their number; count 0 is one call, whose
+ * line has no "count" key. */
+static void report_calls(const struct call *c, unsigned long count)
 {
 	/* PR_GET_NAME fills at most 16 bytes, NUL included. */
 	char comm[17] = {0};
@@ -204,9 +233,12 @@ static void report(const struct call *c)
 	       (unsigned int)getgid(), (unsigned int)getegid());
 	print_json_string(comm);
 	printf(",\"syscall\":\"%s\",\"libc\":\"%s\",\"addr\":%" PRIuPTR
-	       ",\"len\":%zu,\"flags\":%u,\"ret\":%ld,\"expect\":%ld}\n",
+	       ",\"len\":%zu,\"flags\":%u,\"ret\":%ld,\"expect\":%ld",
 	       c->syscall, c->libc, c->addr, c->len, c->flags, c->ret,
 	       c->expect);
+	if (count != 0)
+		printf(",\"count\":%lu", count);
+	printf("}\n");
 
 	if (c->ret != c->expect) {
 		fprintf(stderr,
@@ -214,6 +246,12 @@ static void report(const struct call *c)
 			c->step, c->ret, c->expect);
 		mismatches++;
 	}
+}
+
+/* Prints the line of one call: report_calls. */
+static void report(const struct call *c)
+{
+	report_calls(c, 0);
 }
 
 /* Undoes a lock with munlock, reported as the step named step, so the next
@@ -609,9 +647,10 @@ static int noise(unsigned long ms)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: workload [--repeat N] [--sleep-ms N] [--hold-ms N]\n"
+	fprintf(stderr, "usage: workload [--repeat N] [--for-ms N] [--sleep-ms N] [--pause-ms N] [--hold-ms N]\n"
 			"       workload --noise-ms N\n"
-			"       workload --once N\n");
+			"       workload --once N\n"
+			"       workload --flood N\n");
 	exit(2);
 }
 
@@ -631,6 +670,15 @@ static unsigned long parse_number(const char *opt, const char *s,
 		usage();
 	}
 	return v;
+}
+
+/* Milliseconds on the monotonic clock. */
+static unsigned long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (unsigned long long)ts.tv_sec * 1000 + (unsigned long long)ts.tv_nsec / 1000000;
 }
 
 static void sleep_ms(unsigned long ms)
@@ -668,19 +716,54 @@ static int once(unsigned long ms)
 	return mismatches != 0;
 }
 
+/* --flood: n identical calls that fail at once, flat out, then one line
+ * for all of them.  Nothing else happens between two calls, so that the
+ * rate is what a runaway caller could reach. */
+static int flood(unsigned long n)
+{
+	char *buf = map(PAGE);
+	unsigned long other = 0;
+	long first_other = 0;
+
+	for (unsigned long i = 0; i < n; i++) {
+		long ret = kernel_ret(syscall(SYS_mlock2, buf, PAGE, FLOOD_FLAGS));
+
+		if (ret != -EINVAL && other++ == 0)
+			first_other = ret;
+	}
+	if (other != 0)
+		fprintf(stderr, "workload: flood: %lu of %lu calls did not fail with EINVAL\n",
+			other, n);
+	report_calls(&(struct call){"flood_mlock2_bad_flags", "mlock2", "syscall",
+				    (uintptr_t)buf, PAGE, FLOOD_FLAGS,
+				    other != 0 ? first_other : -EINVAL, -EINVAL},
+		     n);
+	fflush(stdout);
+	return mismatches != 0;
+}
+
 int main(int argc, char **argv)
 {
-	unsigned long repeat = 1, delay_ms = 0, hold_ms = 0, noise_ms = 0, once_ms = 0;
-	int holding = 0, only_once = 0;
+	unsigned long repeat = 1, delay_ms = 0, pause_ms = 0, hold_ms = 0,
+		      noise_ms = 0, once_ms = 0, flood_calls = 0, for_ms = 0;
+	int holding = 0, only_once = 0, repeat_set = 0, timed = 0;
 
 	/* Every option takes a value, so arguments come in pairs. */
 	for (int i = 1; i < argc; i += 2) {
 		if (i + 1 >= argc)
 			usage();
-		if (strcmp(argv[i], "--repeat") == 0)
+		if (strcmp(argv[i], "--repeat") == 0) {
 			repeat = parse_number(argv[i], argv[i + 1], 1, INT_MAX);
-		else if (strcmp(argv[i], "--sleep-ms") == 0)
+			repeat_set = 1;
+		} else if (strcmp(argv[i], "--for-ms") == 0) {
+			for_ms = parse_number(argv[i], argv[i + 1], 0,
+					      86400000UL);
+			timed = 1;
+		} else if (strcmp(argv[i], "--sleep-ms") == 0)
 			delay_ms = parse_number(argv[i], argv[i + 1], 0,
+						86400000UL);
+		else if (strcmp(argv[i], "--pause-ms") == 0)
+			pause_ms = parse_number(argv[i], argv[i + 1], 0,
 						86400000UL);
 		else if (strcmp(argv[i], "--hold-ms") == 0) {
 			hold_ms = parse_number(argv[i], argv[i + 1], 0,
@@ -691,13 +774,18 @@ int main(int argc, char **argv)
 		else if (strcmp(argv[i], "--once") == 0 && argc == 3) {
 			once_ms = parse_number(argv[i], argv[i + 1], 0, 86400000UL);
 			only_once = 1;
-		} else
+		} else if (strcmp(argv[i], "--flood") == 0 && argc == 3)
+			flood_calls = parse_number(argv[i], argv[i + 1], 1,
+						   4294967295UL);
+		else
 			usage();
 	}
 	if (noise_ms != 0)
 		return noise(noise_ms);
 	if (only_once)
 		return once(once_ms);
+	if (flood_calls != 0)
+		return flood(flood_calls);
 
 	/* A reader of a pipe (a test, a tracer harness) sees each call as soon
 	 * as it is made, not when a block buffer fills. */
@@ -714,8 +802,19 @@ int main(int argc, char **argv)
 
 	sleep_ms(delay_ms);
 
-	for (unsigned long i = 0; i < repeat; i++)
+	if (timed && !repeat_set)
+		repeat = ULONG_MAX;
+
+	unsigned long long began = now_ms();
+
+	for (unsigned long i = 0; i < repeat; i++) {
+		if (i > 0) {
+			sleep_ms(pause_ms);
+			if (timed && now_ms() - began >= for_ms)
+				break;
+		}
 		run_script(privileged);
+	}
 	if (holding)
 		hold(hold_ms);
 

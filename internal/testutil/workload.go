@@ -57,7 +57,27 @@ type WorkloadCall struct {
 	Ret int64 `json:"ret"`
 	// Expect is the return the workload's script expected.
 	Expect int64 `json:"expect"`
+
+	// Count is how many identical calls the line stands for, on the one
+	// line --flood prints for all its calls; 0 (the key absent) on a line
+	// of one call. Calls says how many calls a line stands for either way.
+	Count uint64 `json:"count,omitempty"`
 }
+
+// Calls is how many calls c stands for: Count, or 1 for a line without it.
+func (c WorkloadCall) Calls() uint64 {
+	if c.Count == 0 {
+		return 1
+	}
+	return c.Count
+}
+
+// WorkloadFloodStep is the step of the line --flood prints for all its
+// calls: raw mlock2 calls with WorkloadFloodFlags, which fail with EINVAL.
+const (
+	WorkloadFloodStep  = "flood_mlock2_bad_flags"
+	WorkloadFloodFlags = 0xdead
+)
 
 // WorkloadSyscalls are the syscalls the workload makes and reports, as the
 // kernel names them: the whole mlock family.
@@ -71,16 +91,20 @@ const (
 	WorkloadHoldPages = 64
 )
 
-// workloadKeys are the JSON keys every line must carry, read from the struct
+// workloadKeys are the JSON keys every line must carry, and optionalKeys
+// those only some lines carry (the omitempty fields), read from the struct
 // tags so that the two cannot drift apart.
-var workloadKeys = func() []string {
+var workloadKeys, optionalKeys = func() (required, optional []string) {
 	t := reflect.TypeFor[WorkloadCall]()
-	keys := make([]string, 0, t.NumField())
 	for f := range t.Fields() {
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		keys = append(keys, name)
+		name, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if opts == "omitempty" {
+			optional = append(optional, name)
+		} else {
+			required = append(required, name)
+		}
 	}
-	return keys
+	return required, optional
 }()
 
 // RequireRoot skips the test unless it runs as root.
@@ -169,6 +193,16 @@ func (cg *Cgroup) RunWorkload(tb testing.TB, bin string, args ...string) []Workl
 func (cg *Cgroup) StartWorkload(tb testing.TB, bin string, args ...string) *Workload {
 	tb.Helper()
 	return startWorkload(tb, cg, bin, args)
+}
+
+// WorkloadCommand returns a command that runs the workload binary bin with
+// args in cg, for a test that must run it away from the test's goroutine
+// (where RunWorkload's failures could not stop the test): the caller runs
+// it, and parses its output with ParseWorkloadOutput.
+func (cg *Cgroup) WorkloadCommand(bin string, args ...string) *exec.Cmd {
+	cmd := exec.Command(bin, args...)
+	cmd.SysProcAttr = cg.sysProcAttr()
+	return cmd
 }
 
 func startWorkload(tb testing.TB, cg *Cgroup, bin string, args []string) *Workload {
@@ -288,6 +322,14 @@ func parseWorkloadLine(line []byte) (WorkloadCall, error) {
 		if string(v) == "null" {
 			return WorkloadCall{}, fmt.Errorf("field %q is null", k)
 		}
+	}
+	for _, k := range optionalKeys {
+		if v, ok := raw[k]; ok && string(v) == "null" {
+			return WorkloadCall{}, fmt.Errorf("field %q is null", k)
+		}
+	}
+	if _, ok := raw["count"]; ok && call.Count == 0 {
+		return WorkloadCall{}, errors.New("count 0: a line stands for at least one call")
 	}
 
 	if call.Step == "" {

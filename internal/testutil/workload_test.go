@@ -19,6 +19,8 @@ const (
 	goodLineC = `{"step":"libc_mlock2_zero_munlock","pid":123,"tid":123,"ppid":1,"uid":0,"euid":0,"gid":0,"egid":0,"comm":"workload","syscall":"munlock","libc":"munlock","addr":140000000000,"len":4096,"flags":0,"ret":0,"expect":0}`
 	goodLineD = `{"step":"libc_mlockall_current_future","pid":123,"tid":123,"ppid":1,"uid":0,"euid":0,"gid":0,"egid":0,"comm":"workload","syscall":"mlockall","libc":"mlockall","addr":0,"len":0,"flags":3,"ret":0,"expect":0}`
 	goodLineE = `{"step":"libc_mlockall_current_future_munlockall","pid":123,"tid":123,"ppid":1,"uid":0,"euid":0,"gid":0,"egid":0,"comm":"workload","syscall":"munlockall","libc":"munlockall","addr":0,"len":0,"flags":0,"ret":0,"expect":0}`
+	// The line --flood prints for all its calls.
+	goodLineF = `{"step":"flood_mlock2_bad_flags","pid":125,"tid":125,"ppid":1,"uid":0,"euid":0,"gid":0,"egid":0,"comm":"workload","syscall":"mlock2","libc":"syscall","addr":140000000000,"len":4096,"flags":57005,"ret":-22,"expect":-22,"count":2500000}`
 )
 
 var (
@@ -44,6 +46,11 @@ var (
 	goodCallE = WorkloadCall{
 		Step: "libc_mlockall_current_future_munlockall", Syscall: "munlockall", Libc: "munlockall", Comm: "workload",
 		PID: 123, TID: 123, PPID: 1,
+	}
+	goodCallF = WorkloadCall{
+		Step: WorkloadFloodStep, Syscall: "mlock2", Libc: "syscall", Comm: "workload",
+		PID: 125, TID: 125, PPID: 1,
+		Addr: 140000000000, Len: 4096, Flags: WorkloadFloodFlags, Ret: -22, Expect: -22, Count: 2500000,
 	}
 )
 
@@ -78,6 +85,14 @@ func TestParseWorkloadOutput(t *testing.T) {
 		{name: "unknown libc", in: strings.Replace(goodLineA, `"libc":"mlock2"`, `"libc":"munmap"`, 1), wantErr: `libc "munmap"`},
 		{name: "empty libc", in: strings.Replace(goodLineE, `"libc":"munlockall"`, `"libc":""`, 1), wantErr: `libc ""`},
 		{name: "empty step", in: strings.Replace(goodLineA, `"step":"libc_mlock2_zero"`, `"step":""`, 1), wantErr: "empty step"},
+		{name: "a line for many calls", in: goodLineA + "\n" + goodLineF + "\n", want: []WorkloadCall{goodCallA, goodCallF}},
+		{name: "count of one", in: strings.Replace(goodLineF, `"count":2500000`, `"count":1`, 1), want: []WorkloadCall{{
+			Step: goodCallF.Step, Syscall: "mlock2", Libc: "syscall", Comm: "workload", PID: 125, TID: 125, PPID: 1,
+			Addr: goodCallF.Addr, Len: 4096, Flags: WorkloadFloodFlags, Ret: -22, Expect: -22, Count: 1,
+		}}},
+		{name: "count of none", in: strings.Replace(goodLineF, `"count":2500000`, `"count":0`, 1), wantErr: "count 0"},
+		{name: "null count", in: strings.Replace(goodLineF, `"count":2500000`, `"count":null`, 1), wantErr: `field "count" is null`},
+		{name: "negative count", in: strings.Replace(goodLineF, `"count":2500000`, `"count":-1`, 1), wantErr: "line 1"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := ParseWorkloadOutput(strings.NewReader(tt.in))
@@ -94,6 +109,15 @@ func TestParseWorkloadOutput(t *testing.T) {
 				t.Fatalf("ParseWorkloadOutput() =\n%+v\nwant\n%+v", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestWorkloadCallCalls(t *testing.T) {
+	if got := goodCallA.Calls(); got != 1 {
+		t.Errorf("a line without a count stands for %d calls, want 1", got)
+	}
+	if got := goodCallF.Calls(); got != 2500000 {
+		t.Errorf("the flood's line stands for %d calls, want its count, 2500000", got)
 	}
 }
 
@@ -197,6 +221,71 @@ func TestWorkload(t *testing.T) {
 		}
 		checkWorkloadRun(t, calls[:len(workloadScript)])
 		checkWorkloadRun(t, calls[len(workloadScript):])
+	})
+	t.Run("pause", func(t *testing.T) {
+		const pauseMs = 150
+		start := time.Now()
+		calls := RunWorkload(t, bin, "--repeat", "3", "--pause-ms", strconv.Itoa(pauseMs))
+		took := time.Since(start)
+		if len(calls) != 3*len(workloadScript) {
+			t.Fatalf("got %d calls, want %d", len(calls), 3*len(workloadScript))
+		}
+		for i := range 3 {
+			checkWorkloadRun(t, calls[i*len(workloadScript):(i+1)*len(workloadScript)])
+		}
+		// Two pauses, between the three runs.
+		if took < 2*pauseMs*time.Millisecond {
+			t.Errorf("three runs with --pause-ms %d took %v, want at least two pauses", pauseMs, took)
+		}
+	})
+	t.Run("for", func(t *testing.T) {
+		const forMs, pauseMs = 600, 100
+		start := time.Now()
+		calls := RunWorkload(t, bin, "--for-ms", strconv.Itoa(forMs), "--pause-ms", strconv.Itoa(pauseMs))
+		took := time.Since(start)
+		runs := len(calls) / len(workloadScript)
+		if len(calls)%len(workloadScript) != 0 || runs < 2 {
+			t.Fatalf("got %d calls, want whole runs of %d, at least two in %d ms", len(calls), len(workloadScript), forMs)
+		}
+		for i := range runs {
+			checkWorkloadRun(t, calls[i*len(workloadScript):(i+1)*len(workloadScript)])
+		}
+		// No run starts after forMs: the last ends a run's length later.
+		if took < forMs*time.Millisecond {
+			t.Errorf("--for-ms %d ended after %v", forMs, took)
+		}
+		if most := forMs/pauseMs + 1; runs > most {
+			t.Errorf("%d runs in %d ms with %d ms between them, want at most %d", runs, forMs, pauseMs, most)
+		}
+		// --repeat bounds it too.
+		if calls := RunWorkload(t, bin, "--for-ms", "60000", "--repeat", "2"); len(calls) != 2*len(workloadScript) {
+			t.Errorf("--for-ms 60000 --repeat 2: %d calls, want two runs' %d", len(calls), 2*len(workloadScript))
+		}
+	})
+	t.Run("flood", func(t *testing.T) {
+		const n = 100000
+		start := time.Now()
+		calls := RunWorkload(t, bin, "--flood", strconv.Itoa(n))
+		took := time.Since(start)
+		if len(calls) != 1 {
+			t.Fatalf("--flood %d printed %d lines, want one for all its calls: %+v", n, len(calls), calls)
+		}
+		c := calls[0]
+		want := WorkloadCall{
+			Step: WorkloadFloodStep, Syscall: "mlock2", Libc: "syscall", Comm: "workload",
+			PID: c.PID, TID: c.PID, PPID: uint32(os.Getpid()),
+			Addr: c.Addr, Len: 4096, Flags: WorkloadFloodFlags, Ret: errno(syscall.EINVAL), Expect: errno(syscall.EINVAL), Count: n,
+		}
+		if c != want {
+			t.Errorf("--flood %d printed\n%+v\nwant\n%+v", n, c, want)
+		}
+		if c.Addr == 0 || c.Addr%4096 != 0 {
+			t.Errorf("addr %#x is not a page-aligned mapping", c.Addr)
+		}
+		if c.Calls() != n {
+			t.Errorf("the line stands for %d calls, want %d", c.Calls(), n)
+		}
+		t.Logf("%d calls in %v: %.0f calls/s", n, took, n/took.Seconds())
 	})
 	t.Run("every call reported", func(t *testing.T) {
 		// Every syscall of the family, and every libc wrapper of it but
