@@ -411,7 +411,7 @@ func checkExportLosses(t *testing.T, d *daemon, final pmetric.Metrics) {
 	}
 	t.Logf("final memlock.events.lost by reason (the whole host's): %v", lost)
 	if n := lost["ringbuf_full"]; n > 0 {
-		t.Logf("the kernel's ring buffer was full for %d calls (of any process: another one flooding the host?); a record missing above may be among them", n)
+		t.Logf("the kernel's ring buffer was full for %d calls (of any process: another one flooding the host?); if a record is missing above, it may be among them", n)
 	}
 	fields, line, ok := shutdownSummary(d.stderr.String())
 	if !ok {
