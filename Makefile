@@ -12,7 +12,7 @@ TESTLOG   ?= $(BIN)/test.log
 # committed BPF objects are reproduced byte for byte.
 GEN_DEPS  := clang-14 llvm-14 libbpf-dev
 
-.PHONY: all build test unit fuzz bench generate check-generate deps run demo e2e lint clean
+.PHONY: all build test unit race fuzz fuzz-list bench generate check-generate deps run demo e2e lint clean
 
 all: build
 
@@ -36,8 +36,9 @@ FORCE:
 
 # The test command (README, .ci/run): vet, every test in the module
 # (unit, privileged and end-to-end; the privileged ones need root), with
-# packages in parallel, a short fuzz run of the record decoder, and a check
-# that, as root, nothing was skipped.
+# packages in parallel, a check that, as root, nothing was skipped, then
+# the packages that run goroutines again under the race detector (make
+# race) and a short run of every fuzz target (make fuzz).
 #
 # Beside the tests, for the whole go test run, `workload --noise-ms 2` calls
 # mlock2 every 2 ms (successes with munlock, and EINVAL failures): the
@@ -56,14 +57,58 @@ test: lint $(BIN)/workload
 	  [ $$status = 0 ] || { echo "go test failed (full log: $(TESTLOG))"; exit $$status; }
 	@if [ "$$(id -u)" = 0 ] && grep -q -- '--- SKIP' $(TESTLOG); then \
 	  echo "running as root, yet these tests skipped:"; grep -- '--- SKIP' $(TESTLOG); exit 1; fi
+	$(MAKE) race
 	$(MAKE) fuzz
 	@echo "$$(grep -c -- '--- PASS' $(TESTLOG)) passed, $$(grep -c -- '--- FAIL' $(TESTLOG)) failed"
 
 unit:
 	$(GO) test -short $(TESTFLAGS) ./...
 
+# The race detector over the packages whose code or tests run goroutines:
+# the ring-buffer reader and tracer (privileged tests included), the
+# exporter with its senders and queue, the daemon's wiring. Allocation
+# tests are left out under -race (exporter/race_test.go). It runs after
+# the main run, not beside it: the instrumented reader is several times
+# slower, and the privileged tests count every call of their workload.
+# About 40 s on 2 CPUs.
+RACE_PKGS  ?= ./bpf ./cmd/memlock-exporter ./exporter/... ./internal/testutil
+RACEFLAGS  ?= -count=1 -timeout 10m
+RACELOG    ?= $(BIN)/race.log
+
+race: $(BIN)/workload
+	@mkdir -p $(BIN)
+	@start=$$SECONDS; \
+	  $(GO) test -race $(RACEFLAGS) $(RACE_PKGS) 2>&1 | tee $(RACELOG) | grep -E '^(ok|FAIL|--- |panic)|DATA RACE|race detected|^\s+\S+_test\.go:[0-9]+:'; \
+	  status=$${PIPESTATUS[0]}; \
+	  echo "race run: $$((SECONDS - start)) s"; \
+	  [ $$status = 0 ] || { echo "go test -race failed (full log: $(RACELOG))"; exit $$status; }
+
+# Every fuzz target in the module for FUZZTIME each, one go test run per
+# target (go test -fuzz takes one at a time): about 40 s on 2 CPUs. make
+# fuzz-list lists them, found in each package's test files as
+# `func FuzzX(f *testing.F)`; make fuzz FUZZTIME=10m digs deeper. A
+# failing input is saved under its package's testdata/fuzz/, where a plain
+# go test replays it: add it to the target's seeds once fixed.
+FUZZTIME  ?= 2s
+FUZZ_LIST  = $(GO) list -f '{{$$d := .Dir}}{{.ImportPath}}{{range .TestGoFiles}} {{$$d}}/{{.}}{{end}}{{range .XTestGoFiles}} {{$$d}}/{{.}}{{end}}' ./... | \
+	while read -r pkg files; do \
+	  [ -z "$$files" ] || sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*\*testing\.F).*/\1/p' $$files | sed "s|^|$$pkg |"; \
+	done
+
+fuzz-list:
+	@$(FUZZ_LIST)
+
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 10s ./bpf
+	@set -o pipefail; start=$$SECONDS; n=0; \
+	  targets=$$($(FUZZ_LIST)) || exit 1; \
+	  [ -n "$$targets" ] || { echo "no fuzz targets found"; exit 1; }; \
+	  while read -r pkg name; do \
+	    n=$$((n + 1)); \
+	    out=$$($(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg 2>&1) || { \
+	      echo "$$out"; echo "FAIL fuzz $$name in $$pkg: the input is under its testdata/fuzz/$$name/"; exit 1; }; \
+	    echo "ok   fuzz $$name $$pkg"; \
+	  done <<< "$$targets"; \
+	  echo "fuzzed $$n targets for $(FUZZTIME) each in $$((SECONDS - start)) s"
 
 lint:
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || { echo "gofmt: files above need formatting"; exit 1; }
