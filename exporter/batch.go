@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/memlock-exporter/memlock-exporter/exporter/internal/diskqueue"
 	"github.com/memlock-exporter/memlock-exporter/exporter/internal/otlpsend"
 	"github.com/memlock-exporter/memlock-exporter/exporter/internal/otlpwire"
 )
@@ -40,6 +41,9 @@ type BatchOptions struct {
 	// ExportTimeout applies (set for OTLP clients made with
 	// otlpsend.RetryForever).
 	holdUntilDelivered bool
+	// disk, if set, is the persistent queue the batches go through
+	// (spool.go); the stream closes it.
+	disk *diskqueue.Queue
 }
 
 // DefaultMaxBatchBytes is BatchOptions.MaxBatchBytes when left zero: half
@@ -108,6 +112,9 @@ type streamCounters struct {
 	failed    func(n int, err error) // an export of n items failed (or they were rejected)
 	succeeded func()                 // an export delivered its items
 	dropped   func(n int)            // n items were dropped: the queue was full
+	// kept: at shutdown, n items were left in the persistent queue at
+	// path, for the next start. May be nil.
+	kept func(n int64, path string)
 }
 
 // stream batches the encoded items of one signal and sends each full batch,
@@ -145,6 +152,13 @@ type stream struct {
 	// began; shutdown sends it (or counts it) with the rest. Written by
 	// run before it closes done.
 	unsent *batch
+
+	// With a persistent queue (spool.go): disk is it, sent is closed when
+	// its sender has returned, finishing when shutdown has put everything
+	// on the disk.
+	disk      *diskqueue.Queue
+	sent      chan struct{}
+	finishing chan struct{}
 }
 
 // newStream starts the stream of one signal, whose requests carry sc.
@@ -181,6 +195,11 @@ func newStream(sc otlpwire.Scope, groupHead func([]byte, *otlpwire.Scope, int, .
 		done:      make(chan struct{}),
 		ctx:       ctx,
 		cancel:    cancel,
+	}
+	if opts.disk != nil {
+		st.disk, st.sent, st.finishing = opts.disk, make(chan struct{}), make(chan struct{})
+		go st.runSpooled()
+		return st
 	}
 	go st.run()
 	return st
@@ -340,6 +359,14 @@ func (s *stream) export(ctx context.Context, b *batch) error {
 		defer cancel()
 	}
 	rejected, err := s.send.Send(ctx, b.request(s))
+	err = s.account(b.n(), rejected, err)
+	s.putBatch(b)
+	return err
+}
+
+// account counts the outcome of sending a request of n items, and returns
+// why items were lost, if they were.
+func (s *stream) account(n int, rejected int64, err error) error {
 	var refusal error
 	var partial *otlpsend.PartialSuccessError
 	if errors.As(err, &partial) {
@@ -349,17 +376,16 @@ func (s *stream) export(ctx context.Context, b *batch) error {
 	}
 	switch {
 	case err != nil:
-		s.count.failed(b.n(), err)
+		s.count.failed(n, err)
 	case rejected > 0:
 		if refusal == nil {
-			refusal = fmt.Errorf("the collector rejected %d of %d items", rejected, b.n())
+			refusal = fmt.Errorf("the collector rejected %d of %d items", rejected, n)
 		}
-		s.count.failed(int(min(rejected, int64(b.n()))), refusal)
+		s.count.failed(int(min(rejected, int64(n))), refusal)
 		err = refusal
 	default:
 		s.count.succeeded()
 	}
-	s.putBatch(b)
 	return err
 }
 
@@ -373,6 +399,9 @@ func (s *stream) shutdown(ctx context.Context) error {
 	s.cur = nil
 	s.mu.Unlock()
 
+	if s.disk != nil {
+		return s.shutdownSpooled(ctx, last)
+	}
 	close(s.stop)
 	var err error
 	select {

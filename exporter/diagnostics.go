@@ -207,6 +207,19 @@ func (d *diagnostics) queueDropped(n int) {
 	}
 }
 
+// keptRecords tells that n log records were left in the persistent queue
+// at path when the daemon stopped: they are sent at its next start.
+func (d *diagnostics) keptRecords(n int64, path string) {
+	d.log.Info("log records left in the persistent queue for the next start",
+		slog.Int64("records", n), slog.String("file", path))
+}
+
+// keptSpans is keptRecords for spans.
+func (d *diagnostics) keptSpans(n int64, path string) {
+	d.log.Info("spans left in the persistent queue for the next start",
+		slog.Int64("spans", n), slog.String("file", path))
+}
+
 // sdkError reports any other problem the OpenTelemetry SDK signals: the
 // first at once, then at most one per reportEvery with the number left
 // unsaid in between. While log or span exports fail, the outage's own

@@ -12,6 +12,8 @@
 //     SDK's metric reader at each collection.
 //   - locked.go: the processes seen calling, for the locked-memory gauges
 //     and the memlock.limit_near warnings.
+//   - fold.go: a thread's flood of one repeated call, folded into one
+//     record and span past a threshold (the metrics count every call).
 //   - encode.go: the event encoded once, its attributes as OTLP bytes
 //     (threads.go: the thread's part, kept per thread; process.go: the
 //     process's identity, its resource, kept per process; ids.go: the
@@ -19,7 +21,10 @@
 //   - sinks.go: each signal takes what it needs from the encoded event:
 //     a log record, a span.
 //   - batch.go: each signal's batches, grouped by process (one resource
-//     per process in each request), queue and sending goroutine.
+//     per process in each request), queue and sending goroutine; a batch
+//     the collector cannot take is held and retried until it can, and
+//     only a full queue drops (the newest). spool.go: the same through
+//     a persistent queue on disk, when MEMLOCK_EXPORTER_QUEUE_DIR is set.
 //   - console.go, or internal/otlpsend: where the batches go.
 //
 // Log records and spans are encoded to OTLP protobuf by internal/otlpwire
@@ -28,6 +33,7 @@
 // field for field (otlpwire's TestMatchesSDK). Metrics go through the SDK's
 // meter provider (metrics.go), built from explicit settings: nothing here
 // reads the environment. A collector that is down never crashes, blocks or
-// floods the daemon: undelivered records and spans are counted and
-// reported in rate-limited diagnostics (diagnostics.go).
+// floods the daemon: records and spans wait for it while their queue has
+// room, and what is dropped is counted and reported in rate-limited
+// diagnostics (diagnostics.go).
 package exporter

@@ -52,6 +52,9 @@ type Options struct {
 	// Console is where console destinations write; nil means os.Stdout.
 	Console io.Writer
 
+	// Queue is the persistent export queue, if any.
+	Queue QueueOptions
+
 	// Fold folds a thread's floods of one repeated call into one record
 	// and span (fold.go); a zero Window turns folding off.
 	Fold FoldOptions
@@ -162,7 +165,7 @@ func New(ctx context.Context, opts Options) (*Exporter, error) {
 		Resource:          withoutProcessIdentity(res.Attributes()),
 		ResourceSchemaURL: res.SchemaURL(),
 	}
-	if e.sinks, err = newSinks(opts.Logs, opts.Spans, scope, console, diag); err != nil {
+	if e.sinks, err = newSinks(opts.Logs, opts.Spans, opts.Queue, scope, console, diag); err != nil {
 		return nil, err
 	}
 	if opts.Spans.Kind != ToNone {

@@ -481,3 +481,93 @@ func TestPrometheus(t *testing.T) {
 	}
 	_ = fmt.Sprint
 }
+
+// TestPersistentQueue: with a queue directory, records and spans that the
+// collector could not take before shutdown stay on the disk and are sent
+// at the next start, once each; with the collector up they go straight
+// through; a queue too small for them drops the newest, counted.
+func TestPersistentQueue(t *testing.T) {
+	dir := t.TempDir()
+	addr := testutil.FreeLoopbackAddr(t)
+	const calls = 40
+	start := func(t *testing.T, q QueueOptions) (*Exporter, *diagLog) {
+		sink := &diagLog{}
+		opts := otlpOptions("grpc", "http://"+addr)
+		opts.Metrics = MetricsOptions{}
+		opts.Logger = slog.New(sink)
+		opts.Queue = q
+		for _, b := range []*BatchOptions{&opts.Logs.Batch, &opts.Spans.Batch} {
+			b.ScheduleDelay, b.MaxExportBatch = 20*time.Millisecond, 16
+		}
+		e, err := New(context.Background(), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e, sink
+	}
+	handle := func(e *Exporter, from int) {
+		ev := sampleEvent()
+		for i := range calls {
+			ev.Len = uint64(4096 * (from + i))
+			e.Handle(&ev)
+		}
+	}
+
+	// The collector is down: everything waits on the disk.
+	e, sink := start(t, QueueOptions{Dir: dir})
+	handle(e, 1)
+	sink.await(t, "the outage's first warning", func(r slog.Record) bool {
+		return strings.HasPrefix(r.Message, "cannot reach the collector")
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_ = e.Shutdown(ctx)
+	kept := sink.await(t, "what was left on the disk", func(r slog.Record) bool {
+		return strings.HasPrefix(r.Message, "log records left in the persistent queue")
+	})
+	if v, _ := attrOf(kept, "records"); v.Int64() != calls {
+		t.Errorf("left %v records on the disk, want %d", v, calls)
+	}
+	if f := e.ExportFailures(); f != 0 {
+		t.Errorf("ExportFailures = %d: records kept on the disk are not lost", f)
+	}
+
+	// The next start sends them, and new ones after them.
+	c := startGRPCCollectorAt(t, addr)
+	e, _ = start(t, QueueOptions{Dir: dir})
+	handle(e, 1+calls)
+	waitFor(t, func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return len(logsOf(c.logs)) >= 2*calls && len(spansOf(c.traces)) >= 2*calls
+	})
+	if err := e.Shutdown(context.Background()); err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	c.mu.Lock()
+	got, spans := logsOf(c.logs), spansOf(c.traces)
+	c.mu.Unlock()
+	seen := map[int64]int{}
+	for _, r := range got {
+		seen[attrsOf(t, r.record.GetAttributes())[semconv.LenKey].AsInt64()]++
+	}
+	for i := 1; i <= 2*calls; i++ {
+		if n := seen[int64(4096*i)]; n != 1 {
+			t.Errorf("call %d arrived %d times, want once", i, n)
+		}
+	}
+	if len(got) != 2*calls || len(spans) != 2*calls {
+		t.Errorf("%d records and %d spans arrived, want %d each", len(got), len(spans), 2*calls)
+	}
+
+	// A queue with room for less than one request drops, and counts.
+	small, _ := start(t, QueueOptions{Dir: t.TempDir(), MaxBytes: 512})
+	handle(small, 1)
+	_ = small.Shutdown(context.Background())
+	if f := small.ExportFailures(); f != calls {
+		t.Errorf("ExportFailures = %d with a queue too small for any request, want %d", f, calls)
+	}
+	if full := small.diag.queueFull.Load(); full != calls {
+		t.Errorf("queue_full = %d, want %d", full, calls)
+	}
+}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
 	"time"
 
+	"github.com/memlock-exporter/memlock-exporter/exporter/internal/diskqueue"
 	"github.com/memlock-exporter/memlock-exporter/exporter/internal/otlpsend"
 	"github.com/memlock-exporter/memlock-exporter/exporter/internal/otlpwire"
 )
@@ -113,9 +115,22 @@ func (s *spanSink) emit(ev *event) {
 
 func (s *spanSink) shutdown(ctx context.Context) error { return s.stream.shutdown(ctx) }
 
+// QueueOptions configure the persistent export queue.
+type QueueOptions struct {
+	// Dir, if set, holds one file per signal sent over OTLP (logs.db,
+	// spans.db), through which its requests go (spool.go); empty keeps
+	// them in memory only.
+	Dir string
+	// MaxBytes bounds each file's requests; 0 means DefaultQueueMaxBytes.
+	MaxBytes int64
+}
+
+// DefaultQueueMaxBytes is QueueOptions.MaxBytes when left zero.
+const DefaultQueueMaxBytes = 256 << 20
+
 // newSinks makes the sinks of the log and span destinations, in that
 // order; a signal going nowhere has none. Their requests carry sc.
-func newSinks(logs, spans Destination, sc otlpwire.Scope, console io.Writer, diag *diagnostics) ([]sink, error) {
+func newSinks(logs, spans Destination, q QueueOptions, sc otlpwire.Scope, console io.Writer, diag *diagnostics) ([]sink, error) {
 	var sinks []sink
 	fail := func(err error) ([]sink, error) {
 		for _, s := range sinks {
@@ -128,10 +143,15 @@ func newSinks(logs, spans Destination, sc otlpwire.Scope, console io.Writer, dia
 		if err != nil {
 			return fail(fmt.Errorf("create log record client: %w", err))
 		}
+		if logs.Batch.disk, err = openQueue(&logs, q, "logs.db"); err != nil {
+			_ = send.Close()
+			return fail(err)
+		}
 		sinks = append(sinks, &logSink{newStream(sc, otlpwire.AppendLogsGroupHead, send, logs.Batch, streamCounters{
 			failed:    diag.exportFailed,
 			succeeded: diag.exportSucceeded,
 			dropped:   diag.queueDropped,
+			kept:      diag.keptRecords,
 		})})
 	}
 	if spans.Kind != ToNone {
@@ -139,13 +159,34 @@ func newSinks(logs, spans Destination, sc otlpwire.Scope, console io.Writer, dia
 		if err != nil {
 			return fail(fmt.Errorf("create span client: %w", err))
 		}
+		if spans.Batch.disk, err = openQueue(&spans, q, "spans.db"); err != nil {
+			_ = send.Close()
+			return fail(err)
+		}
 		sinks = append(sinks, &spanSink{newStream(sc, otlpwire.AppendTracesGroupHead, send, spans.Batch, streamCounters{
 			failed:    diag.spanExportFailed,
 			succeeded: diag.spanExportSucceeded,
 			dropped:   diag.spanQueueDropped,
+			kept:      diag.keptSpans,
 		})})
 	}
 	return sinks, nil
+}
+
+// openQueue opens the persistent queue of d in q.Dir, if d sends over OTLP
+// and q asks for one; nil otherwise.
+func openQueue(d *Destination, q QueueOptions, name string) (*diskqueue.Queue, error) {
+	if q.Dir == "" || d.Kind != ToOTLP {
+		return nil, nil
+	}
+	if q.MaxBytes <= 0 {
+		q.MaxBytes = DefaultQueueMaxBytes
+	}
+	dq, err := diskqueue.Open(filepath.Join(q.Dir, name), q.MaxBytes)
+	if err != nil {
+		return nil, fmt.Errorf("open the persistent queue (MEMLOCK_EXPORTER_QUEUE_DIR): %w", err)
+	}
+	return dq, nil
 }
 
 // newSender returns what delivers d's requests of signal sig. An OTLP

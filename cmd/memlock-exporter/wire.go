@@ -30,6 +30,7 @@ func exporterOptions(cfg config.Config, console io.Writer) exporter.Options {
 		ProcessMetricsMax: cfg.ProcessMetricsMax,
 		LimitWarnFraction: cfg.LimitWarnFraction,
 		Fold:              exporter.FoldOptions{Window: cfg.FoldWindow, After: cfg.FoldAfter},
+		Queue:             exporter.QueueOptions{Dir: string(cfg.QueueDir), MaxBytes: int64(cfg.QueueMaxBytes)},
 	}
 }
 
