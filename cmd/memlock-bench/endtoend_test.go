@@ -29,3 +29,33 @@ func TestMedianResults(t *testing.T) {
 		}
 	}
 }
+
+// TestRoundsOf: the collector-down setup has rounds of its own; none has
+// fewer than one.
+func TestRoundsOf(t *testing.T) {
+	opts := e2eOptions{rounds: 3, downRounds: 1}
+	up, down := e2eSetup{label: "up"}, e2eSetup{label: "down", down: true}
+	if got := opts.roundsOf(up); got != 3 {
+		t.Errorf("up: %d rounds, want 3", got)
+	}
+	if got := opts.roundsOf(down); got != 1 {
+		t.Errorf("down: %d rounds, want 1", got)
+	}
+	if got := (e2eOptions{}).roundsOf(down); got != 1 {
+		t.Errorf("down, zero options: %d rounds, want 1", got)
+	}
+}
+
+// TestLogName: a setup's label as a file name.
+func TestLogName(t *testing.T) {
+	for label, want := range map[string]string{
+		"collector down (defaults, endpoint a closed port)": "collector-down-defaults-endpoint-a-closed-port",
+		"logs + metrics (OTEL_TRACES_EXPORTER=none)":        "logs-metrics-otel-traces-exporter-none",
+		"--":  "",
+		"a_b": "a-b",
+	} {
+		if got := logName(label); got != want {
+			t.Errorf("logName(%q) = %q, want %q", label, got, want)
+		}
+	}
+}

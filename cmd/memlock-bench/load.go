@@ -15,10 +15,16 @@ import (
 // sleeping between batches is not all the generator does.
 const pacerBatch = time.Millisecond
 
-// steadyLoad calls mlock2(page, len(page), MLOCK_ONFAULT) at a steady rate
-// per second from one locked OS thread, so every event carries the same
-// pid and tid, until Stop is called. The page stays locked after the first
+// steadyLoad calls mlock2(page, len, MLOCK_ONFAULT) at a steady rate per
+// second from one locked OS thread, so every event carries the same pid
+// and tid, until Stop is called. The page stays locked after the first
 // call; later calls lock nothing new but still make one event each.
+//
+// len alternates between len(page) and len(page)-1 (the same page either
+// way: the kernel locks whole pages), so that no two consecutive calls
+// are the same call: the exporter folds a thread's run of identical calls
+// into one record (exporter/fold.go), and the load must cost it one record
+// per call, as a busy host's many programs would.
 type steadyLoad struct {
 	made atomic.Uint64 // calls made so far, updated after every batch
 	stop chan struct{}
@@ -41,6 +47,10 @@ func (l *steadyLoad) Stop() (uint64, error) {
 	err := <-l.done
 	return l.made.Load(), err
 }
+
+// loadLen is the length of call n of a page of size bytes: size and
+// size-1 in turn.
+func loadLen(size uintptr, n uint64) uintptr { return size - uintptr(n&1) }
 
 // run paces the calls against the monotonic clock: after each batch it
 // works out how many calls are due since the start and makes up the
@@ -70,7 +80,7 @@ func (l *steadyLoad) run(page []byte, rate int) error {
 			continue
 		}
 		for range min(due-made, batch) {
-			if _, _, errno := unix.Syscall(unix.SYS_MLOCK2, addr, size, unix.MLOCK_ONFAULT); errno != 0 {
+			if _, _, errno := unix.Syscall(unix.SYS_MLOCK2, addr, loadLen(size, made), unix.MLOCK_ONFAULT); errno != 0 {
 				return fmt.Errorf("mlock2: %w", errno)
 			}
 			made++

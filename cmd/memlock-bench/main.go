@@ -8,7 +8,12 @@
 // The end-to-end section runs the memlock-exporter binary against the test
 // collector (e2e/otelcol) under a steady mlock2 load and reports the
 // exporter's CPU time per event and its peak RSS; it is skipped, with a
-// note, when either binary is missing.
+// note, when either binary is missing. Its last setup points the exporter
+// at a closed port instead, so that its export queues fill and stay full,
+// and reports its RSS through that (steady and peak, split into anonymous
+// and file pages: the binary's text and the BPF ring buffer are file
+// pages), what its garbage collector saw (GODEBUG=gctrace=1), and its RSS
+// once a collector listens on that port (see memory.go).
 package main
 
 import (
@@ -20,6 +25,7 @@ import (
 	"regexp"
 	"runtime"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -46,6 +52,17 @@ func main() {
 	execProg := flag.String("exec-prog", "", "static program exiting 0 for -exec (default: build testdata/exit0.c with cc -static)")
 	flag.BoolVar(&e2e.only, "e2e-only", false, "run only the end-to-end measurement")
 	flag.IntVar(&e2e.rounds, "e2e-rounds", 3, "rounds of the end-to-end measurement, each setup in turn; the median round is reported")
+	flag.DurationVar(&e2e.downDuration, "down-duration", 30*time.Second, "measured window of the end-to-end setup with the collector down (its export queues full)")
+	flag.IntVar(&e2e.downRounds, "down-rounds", 1, "rounds of the end-to-end setup with the collector down")
+	flag.DurationVar(&e2e.downRecovery, "down-recovery", 16*time.Second, "how long the collector-down setup goes on once a collector listens on its port (the RSS is sampled in the second half); 0 skips it")
+	flag.Func("daemon-env", "`KEY=VALUE` added to the exporter's environment in every end-to-end setup (repeatable), e.g. GOMEMLIMIT=30MiB", func(kv string) error {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			return fmt.Errorf("want KEY=VALUE, got %q", kv)
+		}
+		e2e.env = append(e2e.env, kv)
+		return nil
+	})
+	flag.StringVar(&e2e.logDir, "daemon-log", "", "directory to write each end-to-end run's exporter stderr into (with the runtime's gctrace in the collector-down setup)")
 	setups := flag.String("setups", "", "run only the end-to-end setups whose label matches this regular expression")
 	flag.Parse()
 	if *setups != "" {
@@ -70,8 +87,8 @@ func main() {
 		}
 		return
 	}
-	if e2e.rate <= 0 || e2e.duration <= 0 {
-		fmt.Fprintf(os.Stderr, "memlock-bench: -rate %d and -e2e-duration %v must both be positive\n", e2e.rate, e2e.duration)
+	if e2e.rate <= 0 || e2e.duration <= 0 || e2e.downDuration <= 0 {
+		fmt.Fprintf(os.Stderr, "memlock-bench: -rate %d, -e2e-duration %v and -down-duration %v must all be positive\n", e2e.rate, e2e.duration, e2e.downDuration)
 		os.Exit(2)
 	}
 

@@ -98,11 +98,14 @@ const collectorOutput = "collector.log"
 // startCollector starts bin with config (e2e/otelcol/config.yaml, steered
 // by its OTELCOL_E2E_* variables) and returns once its OTLP/gRPC port
 // accepts connections and the process is still alive, for the port might
-// belong to someone else.
-func startCollector(bin, config, dir string) (*collector, error) {
-	grpcAddr, err := freeLoopbackAddr()
-	if err != nil {
-		return nil, err
+// belong to someone else. It listens for OTLP/gRPC on grpcAddr, or on a
+// free loopback port if grpcAddr is "".
+func startCollector(bin, config, dir, grpcAddr string) (*collector, error) {
+	var err error
+	if grpcAddr == "" {
+		if grpcAddr, err = freeLoopbackAddr(); err != nil {
+			return nil, err
+		}
 	}
 	httpAddr, err := freeLoopbackAddr()
 	if err != nil {

@@ -75,33 +75,76 @@ func readCPUTimes(pid int, hz int64) (cpuTimes, error) {
 	return cpuTimes{user: time.Duration(utime) * tick, sys: time.Duration(stime) * tick}, nil
 }
 
+// memStatus is a process's resident memory as /proc/<pid>/status reports
+// it, in bytes. RSS is anon + file + shmem: the Go heap and stacks are
+// anonymous; the binary's text, and the BPF ring buffer's pages (which the
+// kernel maps into the reader, data area twice), are file pages.
+type memStatus struct {
+	rss, hwm, anon, file, shmem uint64
+}
+
+// memStatusFields are the lines of /proc/<pid>/status readMemStatus needs.
+var memStatusFields = []struct {
+	key string
+	val func(*memStatus) *uint64
+}{
+	{"VmHWM:", func(m *memStatus) *uint64 { return &m.hwm }},
+	{"VmRSS:", func(m *memStatus) *uint64 { return &m.rss }},
+	{"RssAnon:", func(m *memStatus) *uint64 { return &m.anon }},
+	{"RssFile:", func(m *memStatus) *uint64 { return &m.file }},
+	{"RssShmem:", func(m *memStatus) *uint64 { return &m.shmem }},
+}
+
+// readMemStatus reads VmHWM, VmRSS and its split from /proc/<pid>/status.
+func readMemStatus(pid int) (memStatus, error) {
+	path := fmt.Sprintf("/proc/%d/status", pid)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return memStatus{}, fmt.Errorf("read memory status: %w", err)
+	}
+	m, err := parseMemStatus(data)
+	if err != nil {
+		return memStatus{}, fmt.Errorf("parse %s: %w", path, err)
+	}
+	return m, nil
+}
+
+// parseMemStatus reads the memStatusFields, all in kB, from the text of
+// /proc/<pid>/status.
+func parseMemStatus(data []byte) (memStatus, error) {
+	var m memStatus
+	found := 0
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		for _, f := range memStatusFields {
+			rest, ok := strings.CutPrefix(sc.Text(), f.key)
+			if !ok {
+				continue
+			}
+			kb, ok := strings.CutSuffix(strings.TrimSpace(rest), " kB")
+			if !ok {
+				return memStatus{}, fmt.Errorf("%s unexpected unit in %q", f.key, rest)
+			}
+			n, err := strconv.ParseUint(kb, 10, 64)
+			if err != nil {
+				return memStatus{}, fmt.Errorf("%s %w", f.key, err)
+			}
+			*f.val(&m) = n << 10
+			found++
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return memStatus{}, err
+	}
+	if found != len(memStatusFields) {
+		return memStatus{}, fmt.Errorf("found %d of the %d lines VmHWM, VmRSS, RssAnon, RssFile and RssShmem", found, len(memStatusFields))
+	}
+	return m, nil
+}
+
 // readPeakRSS returns VmHWM from /proc/<pid>/status in bytes: the most
 // resident memory the process has had since it started.
 func readPeakRSS(pid int) (uint64, error) {
-	path := fmt.Sprintf("/proc/%d/status", pid)
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, fmt.Errorf("read peak rss: %w", err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:")
-		if !ok {
-			continue
-		}
-		kb, ok := strings.CutSuffix(strings.TrimSpace(rest), " kB")
-		if !ok {
-			return 0, fmt.Errorf("parse VmHWM in %s: unexpected unit in %q", path, rest)
-		}
-		n, err := strconv.ParseUint(kb, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("parse VmHWM in %s: %w", path, err)
-		}
-		return n << 10, nil
-	}
-	if err := sc.Err(); err != nil {
-		return 0, fmt.Errorf("read %s: %w", path, err)
-	}
-	return 0, fmt.Errorf("parse %s: no VmHWM line", path)
+	m, err := readMemStatus(pid)
+	return m.hwm, err
 }
