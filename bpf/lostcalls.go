@@ -24,9 +24,10 @@ const LostErrnoOther Errno = lostErrnoSlots - 1
 
 // LostCalls counts calls of one syscall with one result whose records the
 // kernel could not hand over: the ring buffer had no room
-// (LossCounts.RingbufFull), or the exit came without its entry
+// (LossCounts.RingbufFull), the exit came without its entry
 // (LossCounts.MissedEntry: a call under way when the hooks were attached,
-// or whose entry could not be stored). The call happened and its result is
+// or whose entry could not be stored), or it was a long repeat shed under
+// pressure (LossCounts.RepeatShed). The call happened and its result is
 // known; its arguments, duration and process are not. Calls whose exit
 // program did not run (LossCounts.ProgramBusy) are not among them: their
 // result is not known.

@@ -31,6 +31,12 @@ type memlockEntry struct {
 	KernelNs    uint64
 	Syscall     uint32
 	Reserved    uint32
+	LastAddr    uint64
+	LastLen     uint64
+	LastFlags   uint64
+	LastRet     int64
+	LastSyscall uint32
+	Streak      uint32
 }
 
 type memlockEvent struct {
@@ -144,6 +150,7 @@ const (
 	memlockProgUpExitMlock         = "up_exit_mlock"
 	memlockProgUpExitMlock2        = "up_exit_mlock2"
 	memlockProgUpExitMlockall      = "up_exit_mlockall"
+	memlockVarShedAboveBytes       = "shed_above_bytes"
 	memlockVarUnusedCgroupRecord   = "unused_cgroup_record"
 	memlockVarUnusedProcessRecord  = "unused_process_record"
 	memlockVarUseTaskBtf           = "use_task_btf"
@@ -256,6 +263,7 @@ type memlockMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type memlockVariableSpecs struct {
+	ShedAboveBytes      *ebpf.VariableSpec `ebpf:"shed_above_bytes"`
 	UnusedCgroupRecord  *ebpf.VariableSpec `ebpf:"unused_cgroup_record"`
 	UnusedProcessRecord *ebpf.VariableSpec `ebpf:"unused_process_record"`
 	UseTaskBtf          *ebpf.VariableSpec `ebpf:"use_task_btf"`
@@ -309,6 +317,7 @@ func (m *memlockMaps) Close() error {
 //
 // It can be passed to loadMemlockObjects or ebpf.CollectionSpec.LoadAndAssign.
 type memlockVariables struct {
+	ShedAboveBytes      *ebpf.Variable `ebpf:"shed_above_bytes"`
 	UnusedCgroupRecord  *ebpf.Variable `ebpf:"unused_cgroup_record"`
 	UnusedProcessRecord *ebpf.Variable `ebpf:"unused_process_record"`
 	UseTaskBtf          *ebpf.Variable `ebpf:"use_task_btf"`

@@ -36,12 +36,18 @@ type ReaderOptions struct {
 }
 
 // LossCounts are the kernel's counts of calls it saw but could not report.
-// The calls behind RingbufFull and MissedEntry are also counted by syscall
-// and result: see Reader.LostCalls.
+// The calls behind RingbufFull, MissedEntry and RepeatShed are also
+// counted by syscall and result: see Reader.LostCalls.
 type LossCounts struct {
 	RingbufFull  uint64 // the ring buffer had no room
 	MissedEntry  uint64 // an exit arrived without its entry (e.g. attached mid-call)
 	EntryMapFull uint64 // too many calls in flight to remember one
+	// RepeatShed counts the calls not written because the ring buffer
+	// was more than half full and the call was at least the 16th in a
+	// row of its thread's identical calls: a flood's, whose first records
+	// the reader has, so that it cannot fill the ring buffer for others.
+	// Zero where the kernel lacks task storage (before 5.11).
+	RepeatShed uint64
 	// ProgramBusy counts the calls whose exit program the kernel did not
 	// run because another run of it was under way on the same CPU: an
 	// fentry program can be preempted on a preemptible kernel, and the
@@ -52,7 +58,7 @@ type LossCounts struct {
 
 // Total is the number of calls lost in the kernel for any reason.
 func (l LossCounts) Total() uint64 {
-	return l.RingbufFull + l.MissedEntry + l.EntryMapFull + l.ProgramBusy
+	return l.RingbufFull + l.MissedEntry + l.EntryMapFull + l.ProgramBusy + l.RepeatShed
 }
 
 // Reader drains the ring buffer and hands each decoded Event to a handler.
@@ -362,7 +368,7 @@ func (r *Reader) Losses() (LossCounts, error) {
 		}
 		out.ProgramBusy = n
 	}
-	for idx, dst := range []*uint64{&out.RingbufFull, &out.MissedEntry, &out.EntryMapFull} {
+	for idx, dst := range []*uint64{&out.RingbufFull, &out.MissedEntry, &out.EntryMapFull, &out.RepeatShed} {
 		var perCPU []uint64
 		if err := r.counters.Lookup(uint32(idx), &perCPU); err != nil {
 			return LossCounts{}, fmt.Errorf("read loss counter %d: %w", idx, err)

@@ -109,6 +109,13 @@ func Open(opts Options) (*Tracer, error) {
 	if err := spec.Variables[memlockVarUseTaskBtf].Set(useTaskBTF); err != nil {
 		return nil, fmt.Errorf("set use_task_btf: %w", err)
 	}
+	if useTaskBTF {
+		// The pressure valve (memlock.bpf.c, shed_above_bytes) keeps the
+		// repeat streak in task storage; without it the valve stays shut.
+		if err := spec.Variables[memlockVarShedAboveBytes].Set(uint64(size / 2)); err != nil {
+			return nil, fmt.Errorf("set shed_above_bytes: %w", err)
+		}
+	}
 	if !useTaskBTF {
 		// The task-storage map cannot be created on kernels without it;
 		// the code that uses it is dead, so any small map stands in.

@@ -627,7 +627,7 @@ func lostByReason(metrics pmetric.Metrics) map[string]int64 {
 func checkNothingLost(t *testing.T, d *daemon, final pmetric.Metrics) {
 	t.Helper()
 	lost := lostByReason(final)
-	for _, reason := range []string{"ringbuf_full", "missed_entry", "entry_map_full", "program_busy", "malformed", "export_failed"} {
+	for _, reason := range []string{"ringbuf_full", "missed_entry", "entry_map_full", "program_busy", "repeat_shed", "malformed", "export_failed"} {
 		n, ok := lost[reason]
 		switch {
 		case !ok:

@@ -356,6 +356,7 @@ func (e *Exporter) observeLost(_ context.Context, o metric.Int64Observer) error 
 			o.Observe(clampInt64(l.MissedEntry), lostOpts[lostMissedEntry]...)
 			o.Observe(clampInt64(l.EntryMapFull), lostOpts[lostEntryMapFull]...)
 			o.Observe(clampInt64(l.ProgramBusy), lostOpts[lostProgramBusy]...)
+			o.Observe(clampInt64(l.RepeatShed), lostOpts[lostRepeatShed]...)
 		}
 		malformed += e.losses.Malformed()
 	}

@@ -243,6 +243,7 @@ const (
 	lostMalformed
 	lostExportFailed
 	lostQueueFull
+	lostRepeatShed
 	numLostReasons
 )
 
@@ -255,6 +256,7 @@ var lostOpts = func() (t [numLostReasons][]metric.ObserveOption) {
 		lostMalformed:    semconv.ReasonMalformed,
 		lostExportFailed: semconv.ReasonExportFailed,
 		lostQueueFull:    semconv.ReasonQueueFull,
+		lostRepeatShed:   semconv.ReasonRepeatShed,
 	} {
 		t[i] = []metric.ObserveOption{metric.WithAttributeSet(attribute.NewSet(semconv.Reason(reason)))}
 	}

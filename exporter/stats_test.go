@@ -23,7 +23,7 @@ import (
 // histograms under its syscall and error.type alone; losses are counted by
 // reason.
 func TestMetrics(t *testing.T) {
-	losses := &fakeLosses{counts: bpf.LossCounts{RingbufFull: 7, MissedEntry: 2, EntryMapFull: 1, ProgramBusy: 4}, malformed: 3}
+	losses := &fakeLosses{counts: bpf.LossCounts{RingbufFull: 7, MissedEntry: 2, EntryMapFull: 1, ProgramBusy: 4, RepeatShed: 6}, malformed: 3}
 	rig := newRig(t, on(Options{Losses: losses}))
 
 	type call struct {
@@ -125,7 +125,7 @@ func TestMetrics(t *testing.T) {
 		gotLost[r.AsString()] = dp.Value
 	}
 	wantLost := map[string]int64{
-		semconv.ReasonRingbufFull: 7, semconv.ReasonMissedEntry: 2, semconv.ReasonEntryMapFull: 1, semconv.ReasonProgramBusy: 4,
+		semconv.ReasonRingbufFull: 7, semconv.ReasonMissedEntry: 2, semconv.ReasonEntryMapFull: 1, semconv.ReasonProgramBusy: 4, semconv.ReasonRepeatShed: 6,
 		semconv.ReasonMalformed: 3 + 5, semconv.ReasonExportFailed: 5, semconv.ReasonQueueFull: 0,
 	}
 	if !mapsEqual(gotLost, wantLost) {

@@ -173,6 +173,11 @@ const (
 	// ReasonProgramBusy: the kernel skipped the exit program because
 	// another run of it was under way on the same CPU.
 	ReasonProgramBusy = "program_busy"
+	// ReasonRepeatShed: the call repeated its thread's previous call
+	// exactly, the 16th time in a row or later, while the BPF ring buffer
+	// was more than half full: its record was not written, so that a
+	// flood cannot take the room of others' records.
+	ReasonRepeatShed = "repeat_shed"
 	// ReasonMalformed: a record could not be decoded.
 	ReasonMalformed = "malformed"
 	// ReasonExportFailed: the collector refused the records for good, or
@@ -334,7 +339,7 @@ var CustomAttributes = []AttributeDef{
 		Members: []string{ProbeTracepoint, ProbeKprobe, ProbeFentry, ProbeUprobe}},
 	{Key: ReasonKey, Type: TypeString,
 		Brief:   "Why events were lost.",
-		Members: []string{ReasonRingbufFull, ReasonMissedEntry, ReasonEntryMapFull, ReasonProgramBusy, ReasonMalformed, ReasonExportFailed, ReasonQueueFull}},
+		Members: []string{ReasonRingbufFull, ReasonMissedEntry, ReasonEntryMapFull, ReasonProgramBusy, ReasonMalformed, ReasonExportFailed, ReasonQueueFull, ReasonRepeatShed}},
 	{Key: CgroupIDKey, Type: TypeInt,
 		Brief: "The kernel's id of the calling thread's cgroup v2."},
 	{Key: ProcessGroupIDKey, Type: TypeInt,

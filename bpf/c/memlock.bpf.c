@@ -33,6 +33,19 @@ const volatile __u64 wakeup_bytes = 0;
  */
 const volatile bool use_task_btf = false;
 
+/*
+ * The pressure valve: while the ring buffer holds more than this many
+ * unread bytes (half its size, set by the loader), a thread's call that
+ * repeats its previous call exactly (syscall, arguments and result) for
+ * the REPEATS_KEPT-th time or more is not written, only counted
+ * (COUNTER_REPEAT_SHED and lost_calls). A flood of identical calls thus
+ * fills half the ring at most, and the other half stays for everyone
+ * else's records; the reader folds the repeats it does get. Zero turns the
+ * valve off: so it is without task storage, which keeps the repeat streak.
+ */
+const volatile __u64 shed_above_bytes = 0;
+#define REPEATS_KEPT 16
+
 struct entry {
 	__u64 entry_ns;
 	__u64 addr;
@@ -42,6 +55,14 @@ struct entry {
 	__u64 kernel_ns;    /* time spent in do_mlock so far */
 	__u32 syscall;
 	__u32 reserved;
+	/* The thread's previous call and how many times in a row it was
+	 * made: kept across calls in task storage only (shed_above_bytes). */
+	__u64 last_addr;
+	__u64 last_len;
+	__u64 last_flags;
+	__s64 last_ret;
+	__u32 last_syscall;
+	__u32 streak;
 };
 
 /* A libc call in flight, seen by the uprobes, by thread id. */
@@ -186,7 +207,14 @@ static __always_inline void on_enter(__u32 syscall, __u64 addr, __u64 len, __u64
 			count(COUNTER_ENTRY_MAP_FULL);
 			return;
 		}
-		*slot = e;
+		/* Field by field: the previous call's fields stay. */
+		slot->entry_ns = e.entry_ns;
+		slot->addr = addr;
+		slot->len = len;
+		slot->flags = flags;
+		slot->kernel_start = 0;
+		slot->kernel_ns = 0;
+		slot->syscall = syscall;
 		return;
 	}
 
@@ -199,16 +227,19 @@ static __always_inline void on_enter(__u32 syscall, __u64 addr, __u64 len, __u64
 /* Finds this thread's call in flight and marks it taken, so that a later
  * exit without an entry is not joined to it. Copies it out because the
  * hash map's slot is freed right away. */
-static __always_inline bool take_entry(__u32 syscall, __u32 tid, struct task_struct *task, struct entry *out)
+static __always_inline bool take_entry(__u32 syscall, __u32 tid, struct task_struct *task, struct entry *out,
+				       struct entry **slot)
 {
 	struct entry *e;
 
+	*slot = 0;
 	if (use_task_btf) {
 		e = bpf_task_storage_get(&task_entries, task, 0, 0);
 		if (!e || e->syscall != syscall)
 			return false;
 		*out = *e;
 		e->syscall = SYSCALL_UNKNOWN;
+		*slot = e;
 		return true;
 	}
 	e = bpf_map_lookup_elem(&entries, &tid);
@@ -387,6 +418,31 @@ static __always_inline __u64 submit_flags(void)
 	return BPF_RB_NO_WAKEUP;
 }
 
+/*
+ * Notes the call in the thread's repeat streak and says whether to shed
+ * its record: a long repeat while the ring buffer is more than half full
+ * (see shed_above_bytes). The ring buffer is queried only for a long
+ * repeat, so other calls pay two comparisons.
+ */
+static __always_inline bool shed_repeat(struct entry *slot, __u32 syscall, __s64 ret)
+{
+	if (!shed_above_bytes || !slot)
+		return false;
+	if (slot->last_syscall == syscall && slot->last_addr == slot->addr && slot->last_len == slot->len &&
+	    slot->last_flags == slot->flags && slot->last_ret == ret) {
+		if (slot->streak < REPEATS_KEPT)
+			slot->streak++;
+	} else {
+		slot->last_syscall = syscall;
+		slot->last_addr = slot->addr;
+		slot->last_len = slot->len;
+		slot->last_flags = slot->flags;
+		slot->last_ret = ret;
+		slot->streak = 1;
+	}
+	return slot->streak >= REPEATS_KEPT && bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > shed_above_bytes;
+}
+
 static __always_inline void on_exit(__u32 syscall, __u32 probe, __s64 ret)
 {
 	__u64 now = bpf_ktime_get_boot_ns();
@@ -395,17 +451,22 @@ static __always_inline void on_exit(__u32 syscall, __u32 probe, __s64 ret)
 	__u32 pid = pid_tgid >> 32;
 	struct task_struct *task = 0;
 	__u64 cgroup_id, start_ns;
-	struct entry e;
+	struct entry e, *slot;
 	struct event *ev;
 
 	if (use_task_btf)
 		task = bpf_get_current_task_btf();
-	if (!take_entry(syscall, tid, task, &e)) {
+	if (!take_entry(syscall, tid, task, &e, &slot)) {
 		/* Still a call: one under way when the hooks were attached,
 		 * or whose entry could not be stored, skipped or overwritten.
 		 * Its syscall and result are known, its arguments and
 		 * duration are not. */
 		count(COUNTER_MISSED_ENTRY);
+		count_lost_call(syscall, ret);
+		return;
+	}
+	if (shed_repeat(slot, syscall, ret)) {
+		count(COUNTER_REPEAT_SHED);
 		count_lost_call(syscall, ret);
 		return;
 	}

@@ -43,12 +43,14 @@ enum memlock_counter {
 	COUNTER_RINGBUF_FULL = 0,   /* bpf_ringbuf_reserve failed: record lost */
 	COUNTER_MISSED_ENTRY = 1,   /* exit seen without its entry: record lost */
 	COUNTER_ENTRY_MAP_FULL = 2, /* entry could not be stored: record lost */
-	COUNTER_MAX = 3,
+	COUNTER_REPEAT_SHED = 3,    /* a long repeat, not written under pressure */
+	COUNTER_MAX = 4,
 };
 
 /*
  * The calls whose record is lost although their syscall and result are
- * known (COUNTER_RINGBUF_FULL, COUNTER_MISSED_ENTRY), counted per CPU by
+ * known (COUNTER_RINGBUF_FULL, COUNTER_MISSED_ENTRY, COUNTER_REPEAT_SHED),
+ * counted per CPU by
  * (syscall, errno) so that the call counts stay exact: slot
  * (syscall - 1) * ERRNO_SLOTS + errno, errno 0 for success. Linux's errnos
  * end at 133; the last slot of each syscall takes every errno from

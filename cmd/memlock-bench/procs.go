@@ -262,10 +262,11 @@ type daemonCounts struct {
 	events, malformed, exportFailures uint64
 	lostRingbufFull, lostMissedEntry  uint64
 	lostEntryMapFull, lostProgramBusy uint64
+	lostRepeatShed                    uint64
 }
 
 func (c daemonCounts) lost() uint64 {
-	return c.malformed + c.lostRingbufFull + c.lostMissedEntry + c.lostEntryMapFull + c.lostProgramBusy
+	return c.malformed + c.lostRingbufFull + c.lostMissedEntry + c.lostEntryMapFull + c.lostProgramBusy + c.lostRepeatShed
 }
 
 // counts parses the key=value pairs of the exporter's "memlock-exporter
@@ -285,6 +286,7 @@ func (d *daemon) counts() (daemonCounts, error) {
 		"events": &c.events, "malformed": &c.malformed, "export_failures": &c.exportFailures,
 		"lost_ringbuf_full": &c.lostRingbufFull, "lost_missed_entry": &c.lostMissedEntry,
 		"lost_entry_map_full": &c.lostEntryMapFull, "lost_program_busy": &c.lostProgramBusy,
+		"lost_repeat_shed": &c.lostRepeatShed,
 	}
 	for _, f := range strings.Fields(line) {
 		k, v, _ := strings.Cut(f, "=")

@@ -196,7 +196,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tracer *bpf
 	}
 	log.Info("memlock-exporter stopped", "events", reader.Events(), "malformed", reader.Malformed(), "export_failures", exp.ExportFailures(), "span_export_failures", exp.SpanExportFailures(),
 		"lost_ringbuf_full", losses.RingbufFull, "lost_missed_entry", losses.MissedEntry, "lost_entry_map_full", losses.EntryMapFull,
-		"lost_program_busy", losses.ProgramBusy)
+		"lost_program_busy", losses.ProgramBusy, "lost_repeat_shed", losses.RepeatShed)
 	ids := reader.IdentityStats()
 	log.Info("process identities", "read", ids.Processes, "evicted", ids.Evicted,
 		"calls_without", ids.Unknown, "cgroups_known", ids.Cgroups)
