@@ -166,6 +166,10 @@ func Open(opts Options) (*Tracer, error) {
 	if opts.Uprobes {
 		t.extras = append(t.extras, t.hookLibc(opts.LibcPaths)...)
 	}
+	// Every program is loaded: the object's spec and the kernel's BTF,
+	// some MiB of heap that the daemon would otherwise carry for its whole
+	// life, are not needed again.
+	t.spec, t.btfCache = nil, nil
 	return t, nil
 }
 

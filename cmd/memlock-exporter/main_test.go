@@ -87,8 +87,12 @@ func TestRemovedVariableWarns(t *testing.T) {
 // TestListedDefaults: the defaults --help lists for what config does not
 // apply itself are the ones the daemon applies.
 func TestListedDefaults(t *testing.T) {
+	cfg, err := config.Load(nil)
+	if err != nil {
+		t.Fatalf("load the defaults: %v", err)
+	}
 	want := map[string]string{
-		"GOMEMLIMIT":        config.Bytes(defaultMemoryLimit).String(),
+		"GOMEMLIMIT":        config.Bytes(defaultMemoryLimit(&cfg.Telemetry)).String(),
 		"OTEL_SERVICE_NAME": exporter.DefaultServiceName,
 	}
 	for _, v := range config.Variables() {
@@ -109,16 +113,22 @@ func TestListedDefaults(t *testing.T) {
 func TestDefaultMemoryLimit(t *testing.T) {
 	saved := debug.SetMemoryLimit(-1)
 	t.Cleanup(func() { debug.SetMemoryLimit(saved) })
+	var tel config.Telemetry
+	tel.LogBatch.MaxQueueSize, tel.SpanBatch.MaxQueueSize = 8192, 8192
+	var big config.Telemetry
+	big.LogBatch.MaxQueueSize, big.SpanBatch.MaxQueueSize = 262144, 1
 	for _, tc := range []struct {
 		name      string
+		tel       *config.Telemetry
 		set, want int64
 	}{
-		{"unset", math.MaxInt64, defaultMemoryLimit},
-		{"set by GOMEMLIMIT", 100 << 20, 100 << 20},
+		{"unset, default queues", &tel, math.MaxInt64, 24 << 20},
+		{"unset, a large log queue", &big, math.MaxInt64, 12<<20 + 768*262145},
+		{"set by GOMEMLIMIT", &tel, 100 << 20, 100 << 20},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			debug.SetMemoryLimit(tc.set)
-			setDefaultMemoryLimit()
+			setDefaultMemoryLimit(tc.tel)
 			if got := debug.SetMemoryLimit(-1); got != tc.want {
 				t.Errorf("memory limit = %d, want %d", got, tc.want)
 			}
