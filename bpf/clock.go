@@ -25,22 +25,33 @@ func NewBootClock() (*BootClock, error) {
 	return c, nil
 }
 
+// offsetReads is how many times Refresh reads the clocks: it keeps the
+// narrowest read, so that a preemption between two reads does not skew
+// the offset by the time the thread was away.
+const offsetReads = 3
+
 // Refresh measures the offset between wall-clock and boot-clock time again.
 // It reads the wall clock on both sides of the boot clock and takes the
 // midpoint, which keeps the error below the (sub-microsecond) read cost.
 func (c *BootClock) Refresh() error {
-	var before, boot, after unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_REALTIME, &before); err != nil {
-		return err
+	var offset, width int64
+	for i := range offsetReads {
+		var before, boot, after unix.Timespec
+		if err := unix.ClockGettime(unix.CLOCK_REALTIME, &before); err != nil {
+			return err
+		}
+		if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &boot); err != nil {
+			return err
+		}
+		if err := unix.ClockGettime(unix.CLOCK_REALTIME, &after); err != nil {
+			return err
+		}
+		if w := after.Nano() - before.Nano(); i == 0 || w < width {
+			width = w
+			offset = before.Nano() + w/2 - boot.Nano()
+		}
 	}
-	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &boot); err != nil {
-		return err
-	}
-	if err := unix.ClockGettime(unix.CLOCK_REALTIME, &after); err != nil {
-		return err
-	}
-	wall := before.Nano() + (after.Nano()-before.Nano())/2
-	c.offsetNs.Store(wall - boot.Nano())
+	c.offsetNs.Store(offset)
 	return nil
 }
 

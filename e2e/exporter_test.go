@@ -322,6 +322,11 @@ func cgroupFileOf(t *testing.T, v2Path string) string {
 	return strings.Join(lines, "\n")
 }
 
+// clockSkew is how far a record's timestamp may be off the wall clock:
+// 500 ppm of the reader's 10 s between measurements of the boot-to-wall
+// offset.
+const clockSkew = 5 * time.Millisecond
+
 func checkRecord(r received, c testutil.WorkloadCall, start, end time.Time, proc procView) []string {
 	var diffs []string
 	lr := r.record
@@ -345,7 +350,10 @@ func checkRecord(r received, c testutil.WorkloadCall, start, end time.Time, proc
 	if ts.Before(start.Add(-50*time.Millisecond)) || ts.After(end.Add(50*time.Millisecond)) {
 		diffs = append(diffs, fmt.Sprintf("timestamp %v outside the workload's run [%v, %v]", ts, start, end))
 	}
-	if obs := lr.ObservedTimestamp().AsTime(); obs.Before(ts) {
+	// The timestamp is the boot clock's, converted with an offset that
+	// the reader measures every 10 s: between two measurements the wall
+	// clock may drift from it (NTP slews it by up to 500 ppm).
+	if obs := lr.ObservedTimestamp().AsTime(); obs.Before(ts.Add(-clockSkew)) {
 		diffs = append(diffs, fmt.Sprintf("observed timestamp %v before the call's %v", obs, ts))
 	}
 
