@@ -38,7 +38,7 @@ const serviceNameDefault = "memlock-exporter"
 // when GOMEMLIMIT is unset; listed for --help only (the runtime reads the
 // variable), and kept equal to the daemon's by a test in
 // cmd/memlock-exporter.
-const gomemlimitDefault = "28MiB"
+const gomemlimitDefault = "24MiB"
 
 // otelVariables lists the standard variables Load reads, and GOMEMLIMIT.
 // Defaults are the constants the parser uses; Allowed, where it can, is the
@@ -115,7 +115,7 @@ func otelVariables() []Variable {
 		{"OTEL_RESOURCE_ATTRIBUTES", "", resourceAllowed,
 			"Extra resource attributes on all telemetry."},
 		{"GOMEMLIMIT", gomemlimitDefault, "a byte count with a unit (e.g. 64MiB), or off",
-			"The Go runtime's soft memory limit (read by the runtime); ours when unset, 12MiB plus 1KiB per item the export queues hold (28MiB with their defaults), so that full export queues make the garbage collector work harder instead of doubling the heap."},
+			"The Go runtime's soft memory limit (read by the runtime); ours when unset, 12MiB plus 768 bytes per item the export queues hold (24MiB with their defaults), so that full export queues make the garbage collector work harder instead of doubling the heap."},
 	}...)
 }
 

@@ -56,7 +56,7 @@ func TestVariables(t *testing.T) {
 		"OTEL_SERVICE_NAME":              "memlock-exporter",
 		"OTEL_RESOURCE_ATTRIBUTES":       "",
 		"OTEL_SDK_DISABLED":              "false",
-		"GOMEMLIMIT":                     "28MiB",
+		"GOMEMLIMIT":                     "24MiB",
 	} {
 		if v, ok := byName[name]; !ok {
 			t.Errorf("%s not listed", name)

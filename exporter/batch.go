@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/memlock-exporter/memlock-exporter/exporter/internal/diskqueue"
@@ -23,10 +24,10 @@ type BatchOptions struct {
 	// takes it (otlpsend.RetryForever), each attempt bounded by the OTLP
 	// timeout, so that an outage costs nothing while the queue has room.
 	ExportTimeout time.Duration
-	// MaxQueueSize is the most items waiting, the batch being filled
-	// included; beyond, the newest batch is dropped and counted: the
-	// oldest are kept because they are the start of an outage, which
-	// whoever looks at it later needs most.
+	// MaxQueueSize is the most items waiting, those of the batch being
+	// filled and of the one being sent included; beyond, the newest items
+	// are dropped and counted: the oldest are kept because they are the
+	// start of an outage, which whoever looks at it later needs most.
 	MaxQueueSize   int
 	MaxExportBatch int // items per export
 	// MaxBatchBytes ends a batch early once its encoded items reach this
@@ -119,7 +120,7 @@ type streamCounters struct {
 
 // stream batches the encoded items of one signal and sends each full batch,
 // or what is there every ScheduleDelay, from its own goroutine. Adding never
-// blocks on the network: when the queue is full, the newest batch is
+// blocks on the network: when the queue is full, the newest items are
 // dropped and counted.
 type stream struct {
 	scope otlpwire.Scope
@@ -141,6 +142,12 @@ type stream struct {
 	mu     sync.Mutex // guards cur and closed
 	cur    *batch
 	closed bool
+	// held counts the items not yet sent, spooled or given up: in cur, in
+	// queue and in flight. It is what MaxQueueSize bounds, item by item,
+	// so that a small batch in flight (taken by the ticker before an
+	// outage) leaves its room to others, and a full one costs no more
+	// memory than the queue's size says. Only add raises it, under mu.
+	held atomic.Int64
 
 	queue  chan *batch // full batches for the sender
 	free   chan *batch // spent batches, for reuse
@@ -179,8 +186,8 @@ func newStream(sc otlpwire.Scope, groupHead func([]byte, *otlpwire.Scope, int, .
 	if opts.MaxBatchBytes <= 0 {
 		opts.MaxBatchBytes = DefaultMaxBatchBytes
 	}
-	// The batch being filled counts towards the queue size.
-	queued := max(1, opts.MaxQueueSize/opts.MaxExportBatch-1)
+	// Enough slots for a queue of full batches; held bounds the items.
+	queued := max(1, opts.MaxQueueSize/opts.MaxExportBatch)
 	ctx, cancel := context.WithCancel(context.Background())
 	st := &stream{
 		scope:     sc,
@@ -214,6 +221,11 @@ func (s *stream) add(res *processResource, appendItem func(dst []byte) []byte) {
 	if s.closed {
 		return
 	}
+	if s.held.Load() >= int64(s.opts.MaxQueueSize) {
+		s.count.dropped(1)
+		return
+	}
+	s.held.Add(1)
 	b := s.cur
 	if b == nil {
 		b = s.getBatch()
@@ -229,6 +241,7 @@ func (s *stream) add(res *processResource, appendItem func(dst []byte) []byte) {
 	select {
 	case s.queue <- b:
 	default:
+		// Every slot taken by batches ended early by MaxBatchBytes.
 		s.count.dropped(b.n())
 		s.putBatch(b)
 	}
@@ -273,7 +286,10 @@ func (b *batch) groupOf(res *processResource) *group {
 	return &b.groups[gi]
 }
 
+// putBatch is done with b: its items were sent, spooled or given up. It
+// leaves their room in the queue to others and keeps b for reuse.
 func (s *stream) putBatch(b *batch) {
+	s.held.Add(-int64(b.n()))
 	clear(b.groups) // let the processes go
 	b.items, b.refs, b.groups, b.last = b.items[:batchHeadroom], b.refs[:0], b.groups[:0], 0
 	clear(b.index)

@@ -87,11 +87,11 @@ func TestStreamBatches(t *testing.T) {
 		// A partial success is delivered: only the rejected record is lost.
 		{name: "partial success with a message", batch: 4, queue: 16, n: 3, senderErr: &otlpsend.PartialSuccessError{Rejected: 1, Message: "too old"}, wantFail: 1, wantShutdownError: true},
 		{name: "partial success, nothing rejected", batch: 4, queue: 16, n: 4, senderErr: &otlpsend.PartialSuccessError{Message: "fyi"}, wantOK: 1},
-		// The sender is stuck on the first full batch; the next three
-		// wait in the queue (16/4-1 slots: the batch being filled counts
-		// towards the queue size) and the other six are dropped. Shutdown
-		// cannot send the four batches in time.
-		{name: "queue full drops whole batches", batch: 4, queue: 16, n: 40, block: true, wantDropped: 24,
+		// The sender is stuck on the first full batch; the next twelve
+		// records wait in the queue (16 records, the batch being sent
+		// included) and the other 24 are dropped. Shutdown cannot send
+		// the four batches in time.
+		{name: "queue full drops the newest records", batch: 4, queue: 16, n: 40, block: true, wantDropped: 24,
 			shutdownTimeout: 50 * time.Millisecond, wantFail: 16, wantShutdownError: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -145,6 +145,34 @@ func TestStreamBatches(t *testing.T) {
 			// After shutdown, appending is a no-op and does not panic.
 			appendN(s, 0, 1)
 		})
+	}
+}
+
+// TestStreamQueueCountsRecords: the queue's size bounds records, not
+// batches: a batch of one record, taken by the schedule delay and stuck in
+// the sender (the collector is down), leaves the rest of the queue to
+// others, as many as MaxQueueSize says, and no more.
+func TestStreamQueueCountsRecords(t *testing.T) {
+	fs := &fakeSender{block: make(chan struct{})}
+	var c counts
+	s := newStream(otlpwire.Scope{}, otlpwire.AppendLogsGroupHead, fs,
+		BatchOptions{ScheduleDelay: 10 * time.Millisecond, MaxExportBatch: 4, MaxQueueSize: 16}, c.counters())
+	appendN(s, 0, 1)
+	waitFor(t, func() bool { s.mu.Lock(); defer s.mu.Unlock(); return s.cur == nil })
+	appendN(s, 1, 30)
+	if _, dropped, _ := c.get(); dropped != 15 {
+		t.Errorf("dropped %d of 30 records added behind 1 in flight, want 15 (a queue of 16)", dropped)
+	}
+	if held := s.held.Load(); held != 16 {
+		t.Errorf("held %d records, want 16", held)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := s.shutdown(ctx); err == nil {
+		t.Error("shutdown succeeded with the sender stuck")
+	}
+	if failed, _, _ := c.get(); failed != 16 {
+		t.Errorf("%d records failed at shutdown, want the 16 held", failed)
 	}
 }
 

@@ -132,14 +132,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 // garbage collector work harder then instead of letting the heap grow to
 // twice what they hold, and follows their size so that larger queues do
 // not leave it collecting all the time. With the default queues (8192
-// records, 8192 spans) it is 28 MiB. Measured side by side at 50 000
-// events/s (make bench): with the collector down, RSS 42 MiB against 48 MiB
-// at the former 40 MiB; with a collector too slow for every signal, 2.2 µs
-// per event at 28 or 32 MiB, but 7.5 µs at 24 MiB, where the
-// garbage collector runs all the time.
+// records, 8192 spans) it is 24 MiB. Measured at 50 000 events/s (make
+// bench, -daemon-env GOMEMLIMIT=…): with the collector down, RSS 38 MiB
+// (39 MiB peak) against 48 MiB at the former 40 MiB; with a collector too
+// slow for every signal, 2.6 µs per event at 24 or 28 MiB alike. (Before
+// the queues bounded items rather than batches they held a fifth batch,
+// and at 24 MiB the garbage collector ran all the time: 7.5 µs.)
 const (
 	memoryLimitBase    = 12 << 20
-	memoryLimitPerItem = 1024
+	memoryLimitPerItem = 768
 )
 
 // defaultMemoryLimit is the soft memory limit for the export queues of t.

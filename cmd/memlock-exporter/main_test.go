@@ -122,8 +122,8 @@ func TestDefaultMemoryLimit(t *testing.T) {
 		tel       *config.Telemetry
 		set, want int64
 	}{
-		{"unset, default queues", &tel, math.MaxInt64, 28 << 20},
-		{"unset, a large log queue", &big, math.MaxInt64, 12<<20 + 1024*262145},
+		{"unset, default queues", &tel, math.MaxInt64, 24 << 20},
+		{"unset, a large log queue", &big, math.MaxInt64, 12<<20 + 768*262145},
 		{"set by GOMEMLIMIT", &tel, 100 << 20, 100 << 20},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
