@@ -78,6 +78,13 @@ type Reader struct {
 
 	events    atomic.Uint64
 	malformed atomic.Uint64
+	// lastPoll is when Run last made progress (LastPoll), as nanoseconds
+	// after epoch, plus one so that 0 means "not yet"; an atomic so that a
+	// health check may read it from any goroutine without slowing Run
+	// down. Measured from epoch on the monotonic clock, so that a step of
+	// the wall clock neither fakes a stall nor hides one.
+	lastPoll atomic.Int64
+	epoch    time.Time
 }
 
 // ringSource is the ring buffer as Run sees it: the seam between Run's
@@ -159,7 +166,7 @@ func newReaderFrom(src ringSource, counters *ebpf.Map, clock *BootClock, opts Re
 	if err != nil {
 		return nil, fmt.Errorf("create process table: %w", err)
 	}
-	return &Reader{src: src, counters: counters, clock: clock, dec: NewDecoder(clock), ids: ids, opts: opts}, nil
+	return &Reader{src: src, counters: counters, clock: clock, dec: NewDecoder(clock), ids: ids, opts: opts, epoch: time.Now()}, nil
 }
 
 // IdentityStats returns what the reader did with processes' identities.
@@ -251,10 +258,12 @@ func (r *Reader) Run(ctx context.Context, handle func(*Event)) error {
 	stop := context.AfterFunc(ctx, func() { _ = r.src.setWaitDeadline(pastDeadline) })
 	defer stop()
 
+	start := time.Now()
+	r.markPoll(start)
 	var (
 		rec         ringbuf.Record
 		ev          Event
-		nextRefresh = time.Now().Add(r.opts.ClockRefresh)
+		nextRefresh = start.Add(r.opts.ClockRefresh)
 	)
 	for {
 		// Read before draining: what was in the ring buffer when ctx
@@ -270,6 +279,7 @@ func (r *Reader) Run(ctx context.Context, handle func(*Event)) error {
 			return nil
 		}
 		now := time.Now()
+		r.markPoll(now)
 		if now.After(nextRefresh) {
 			if err := r.clock.Refresh(); err != nil {
 				return fmt.Errorf("refresh boot clock: %w", err)
@@ -288,9 +298,18 @@ func (r *Reader) Run(ctx context.Context, handle func(*Event)) error {
 // pastDeadline is a deadline that has passed: reads with it return at once.
 var pastDeadline = time.Unix(1, 0)
 
+// pollEvery is how many records drain reads between two updates of
+// LastPoll: under a flood it may not find the ring buffer empty for a long
+// time, which is progress and not a stall; a clock read per this many
+// records costs nothing next to decoding them.
+const pollEvery = 1024
+
 // drain hands over every record in the ring buffer without waiting.
 func (r *Reader) drain(rec *ringbuf.Record, ev *Event, handle func(*Event)) error {
-	for {
+	for n := 1; ; n++ {
+		if n%pollEvery == 0 {
+			r.markPoll(time.Now())
+		}
 		switch err := r.src.read(rec); {
 		case err == nil:
 		case err == errRingEmpty:
@@ -349,6 +368,24 @@ func (r *Reader) waitForData(ctx context.Context, deadline time.Time) error {
 	}
 	return nil
 }
+
+// LastPoll returns when Run last made progress: when it started, each
+// time it woke (for data, or at the latest one flush interval after it
+// began to wait, so even on a host that makes no calls at all), and every
+// 1024 records read while it drains. It is the zero Time before Run starts.
+// It may be called from any goroutine; a LastPoll far behind the flush
+// interval means Run is stuck, e.g. in a handler that does not return.
+func (r *Reader) LastPoll() time.Time {
+	d := r.lastPoll.Load()
+	if d == 0 {
+		return time.Time{}
+	}
+	// epoch carries a monotonic reading, and so does the sum.
+	return r.epoch.Add(time.Duration(d - 1))
+}
+
+// markPoll records now, a time.Now reading, for LastPoll.
+func (r *Reader) markPoll(now time.Time) { r.lastPoll.Store(int64(now.Sub(r.epoch)) + 1) }
 
 // Events returns how many records were decoded and handed over.
 func (r *Reader) Events() uint64 { return r.events.Load() }

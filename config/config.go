@@ -61,6 +61,9 @@ type Config struct {
 	FoldAfter          int           `env:"MEMLOCK_EXPORTER_FOLD_AFTER" envDefault:"1000" min:"1" max:"1000000000" help:"Calls of a run of repeats exported one by one in each MEMLOCK_EXPORTER_FOLD_WINDOW before the rest fold."`
 	QueueDir           QueueDir      `env:"MEMLOCK_EXPORTER_QUEUE_DIR" envDefault:"" help:"Directory of the persistent export queue: set, log records and spans waiting for the collector are kept on disk (one file per signal) and survive a restart of the daemon or the collector; unset, they wait in memory."`
 	QueueMaxBytes      Bytes         `env:"MEMLOCK_EXPORTER_QUEUE_MAX_BYTES" envDefault:"256MiB" min:"1MiB" max:"1024GiB" help:"Most bytes of export requests the persistent queue keeps per signal; beyond, the newest are dropped (memlock.events.lost{queue_full})."`
+	// HealthAddr is empty or a host:port with a port from 1 to 65535 after
+	// Load; whether it can be bound is for the daemon to find out.
+	HealthAddr HealthAddr `env:"MEMLOCK_EXPORTER_HEALTH_ADDR" envDefault:"" help:"Address (host:port) of the HTTP health endpoint for Kubernetes probes: /livez answers 200 while the event reader makes progress, /readyz once the hooks are attached and the reader runs, both 503 with a one-line reason otherwise (a stalled reader; /readyz also before start and during shutdown); unset, there is none."`
 
 	// Telemetry holds the standard OTEL_* settings.
 	Telemetry Telemetry `env:"-"`

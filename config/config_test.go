@@ -179,6 +179,11 @@ func TestGoodValues(t *testing.T) {
 		{"MEMLOCK_EXPORTER_QUEUE_DIR=/var/lib/q/", func(c *Config) { c.QueueDir = "/var/lib/q" }},
 		{"MEMLOCK_EXPORTER_QUEUE_MAX_BYTES=1MiB", func(c *Config) { c.QueueMaxBytes = 1 << 20 }},
 		{"MEMLOCK_EXPORTER_QUEUE_MAX_BYTES=8GiB", func(c *Config) { c.QueueMaxBytes = 8 << 30 }},
+		{"MEMLOCK_EXPORTER_HEALTH_ADDR=:8686", func(c *Config) { c.HealthAddr = ":8686" }},
+		{"MEMLOCK_EXPORTER_HEALTH_ADDR=127.0.0.1:8686", func(c *Config) { c.HealthAddr = "127.0.0.1:8686" }},
+		{"MEMLOCK_EXPORTER_HEALTH_ADDR=localhost:1", func(c *Config) { c.HealthAddr = "localhost:1" }},
+		{"MEMLOCK_EXPORTER_HEALTH_ADDR=[::1]:65535", func(c *Config) { c.HealthAddr = "[::1]:65535" }},
+		{"MEMLOCK_EXPORTER_HEALTH_ADDR=[fe80::1%eth0]:8686", func(c *Config) { c.HealthAddr = "[fe80::1%eth0]:8686" }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.env, func(t *testing.T) {
@@ -213,6 +218,7 @@ func TestAllTogether(t *testing.T) {
 		"MEMLOCK_EXPORTER_FOLD_AFTER=10",
 		"MEMLOCK_EXPORTER_QUEUE_DIR=/var/q",
 		"MEMLOCK_EXPORTER_QUEUE_MAX_BYTES=1GiB",
+		"MEMLOCK_EXPORTER_HEALTH_ADDR=0.0.0.0:8686",
 		"OTEL_SDK_DISABLED=true",
 	)
 	want := Config{
@@ -236,6 +242,7 @@ func TestAllTogether(t *testing.T) {
 		FoldAfter:          10,
 		QueueDir:           "/var/q",
 		QueueMaxBytes:      1 << 30,
+		HealthAddr:         "0.0.0.0:8686",
 		Telemetry:          telemetryDefaults(),
 	}
 	want.Telemetry.Disabled = true
@@ -271,6 +278,7 @@ const (
 	errFoldAfter  = "must be a whole number from 1 to 1000000000 (e.g. 1000)"
 	errQueueDir   = "must be an absolute directory path (e.g. /var/lib/memlock-exporter/queue), or empty to queue in memory"
 	errQueueBytes = "must be a byte count (digits, with an optional KiB, MiB or GiB suffix in any case) from 1MiB to 1024GiB (e.g. 256MiB)"
+	errHealthAddr = "must be host:port with a port number from 1 to 65535 and an empty host for every address (e.g. :8686 or 127.0.0.1:8686), or empty for no health endpoint"
 )
 
 func TestBadValues(t *testing.T) {
@@ -300,6 +308,8 @@ func TestBadValues(t *testing.T) {
 		"MEMLOCK_EXPORTER_FOLD_AFTER":           {errFoldAfter, []string{"0", "-1", "1000000001", "1e3", "many"}},
 		"MEMLOCK_EXPORTER_QUEUE_DIR":            {errQueueDir, []string{"queue", "./queue", "~/queue"}},
 		"MEMLOCK_EXPORTER_QUEUE_MAX_BYTES":      {errQueueBytes, []string{"1KiB", "1025GiB", "-1MiB", "lots", "0"}},
+		"MEMLOCK_EXPORTER_HEALTH_ADDR": {errHealthAddr, []string{"8686", ":0", ":65536", ":-1", ":+80", ":http", "localhost", "localhost:",
+			"::1:8686", "http://localhost:8686", ":8686/livez", " :8686", "local host:8686", "[::1]", "1.2.3.4:99999"}},
 	}
 	for _, f := range fields() {
 		if len(bad[f.name].values) == 0 {
@@ -374,7 +384,7 @@ func TestUnknownVariable(t *testing.T) {
 		"MEMLOCK_EXPORTER_COMMAND_ARGS, MEMLOCK_EXPORTER_PROCESS_METRICS, " +
 		"MEMLOCK_EXPORTER_PROCESS_METRICS_MAX, MEMLOCK_EXPORTER_LIMIT_WARN_FRACTION, " +
 		"MEMLOCK_EXPORTER_FOLD_WINDOW, MEMLOCK_EXPORTER_FOLD_AFTER, MEMLOCK_EXPORTER_QUEUE_DIR, " +
-		"MEMLOCK_EXPORTER_QUEUE_MAX_BYTES"
+		"MEMLOCK_EXPORTER_QUEUE_MAX_BYTES, MEMLOCK_EXPORTER_HEALTH_ADDR"
 	tests := []struct {
 		environ        []string
 		varName, value string
@@ -472,8 +482,8 @@ func TestFieldTags(t *testing.T) {
 		}
 		seen[name] = true
 		def, ok := sf.Tag.Lookup("envDefault")
-		if emptyOK := sf.Name == "LibcPaths" || sf.Name == "QueueDir"; !ok || (def == "") != emptyOK {
-			t.Errorf("%s: envDefault %q (present %v); only LibcPaths and QueueDir may have an empty one", sf.Name, def, ok)
+		if emptyOK := sf.Name == "LibcPaths" || sf.Name == "QueueDir" || sf.Name == "HealthAddr"; !ok || (def == "") != emptyOK {
+			t.Errorf("%s: envDefault %q (present %v); only LibcPaths, QueueDir and HealthAddr may have an empty one", sf.Name, def, ok)
 		}
 		help := sf.Tag.Get("help")
 		if help == "" || !strings.HasSuffix(help, ".") || strings.ContainsAny(help, "\t\n|") {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"net"
 	"net/url"
 	"reflect"
 	"slices"
@@ -90,6 +91,9 @@ func FuzzVariable(f *testing.F) {
 		{"MEMLOCK_EXPORTER_LIMIT_WARN_FRACTION", "1e-3", false},
 		{"MEMLOCK_EXPORTER_LIMIT_WARN_FRACTION", "NaN", false},
 		{"MEMLOCK_EXPORTER_LIMIT_WARN_FRACTION", "0x1p-2", false},
+		{"MEMLOCK_EXPORTER_HEALTH_ADDR", "[::1]:8686", false},
+		{"MEMLOCK_EXPORTER_HEALTH_ADDR", ":08686", false},
+		{"MEMLOCK_EXPORTER_HEALTH_ADDR", ":0", false},
 		{"OTEL_SDK_DISABLED", "TRUE", false},
 		{"OTEL_METRICS_EXPORTER", "prometheus", false},
 		{"OTEL_LOGS_EXPORTER", "prometheus", false},
@@ -102,6 +106,8 @@ func FuzzVariable(f *testing.F) {
 		{"OTEL_EXPORTER_OTLP_ENDPOINT", "https://example.com/a%2Fb/", true},
 		{"OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/p?tenant=a#frag", true},
 		{"OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318", true},
+		{"OTEL_EXPORTER_OTLP_ENDPOINT", "//@", true},
+		{"OTEL_EXPORTER_OTLP_ENDPOINT", "//u:p@collector:4318/x", true},
 		{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "https://u:p@t:4318/v1/traces", true},
 		{"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://collector:99999", false},
 		{"OTEL_EXPORTER_OTLP_LOGS_INSECURE", "False", false},
@@ -286,6 +292,12 @@ func checkConfig(t *testing.T, c Config) {
 	for _, p := range c.LibcPaths {
 		if !strings.HasPrefix(p, "/") || strings.Contains(p, ":") {
 			t.Errorf("libc path %q", p)
+		}
+	}
+	if c.HealthAddr != "" {
+		host, port, err := net.SplitHostPort(string(c.HealthAddr))
+		if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 1 || n > 65535 || strings.ContainsAny(host, " \t\n") {
+			t.Errorf("health address %q", c.HealthAddr)
 		}
 	}
 	if int(c.LogFormat) >= len(logFormatNames) || int(c.KernelHook) >= len(kernelHookNames) ||

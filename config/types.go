@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/memlock-exporter/memlock-exporter/bpf"
 )
@@ -223,6 +225,34 @@ func (d *QueueDir) UnmarshalText(text []byte) error {
 		return fmt.Errorf("not an absolute path: %q", text)
 	}
 	*d = QueueDir(filepath.Clean(string(text)))
+	return nil
+}
+
+// HealthAddr is where the health endpoint listens: host:port, or empty for
+// no endpoint.
+type HealthAddr string
+
+// Allowed says what UnmarshalText accepts.
+func (HealthAddr) Allowed() string {
+	return "host:port with a port number from 1 to 65535 and an empty host for every address (e.g. :8686 or 127.0.0.1:8686), or empty for no health endpoint"
+}
+
+// UnmarshalText accepts what net.Listen can bind to a fixed, numeric port:
+// a probe needs to know the port, so neither 0 (any free port) nor a
+// service name, which would depend on /etc/services in the container. The
+// host is left to net.Listen, except blanks, which are always a typo.
+func (a *HealthAddr) UnmarshalText(text []byte) error {
+	host, port, err := net.SplitHostPort(string(text))
+	if err != nil {
+		return fmt.Errorf("parse health address %q: %w", text, err)
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+		return fmt.Errorf("parse health address %q: bad port %q", text, port)
+	}
+	if strings.ContainsFunc(host, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
+		return fmt.Errorf("parse health address %q: blank in host %q", text, host)
+	}
+	*a = HealthAddr(text)
 	return nil
 }
 

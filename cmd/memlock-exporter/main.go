@@ -121,7 +121,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	setDefaultMemoryLimit(&cfg.Telemetry)
-	return serve(ctx, cfg, log, tracer, *printEvents, stdout)
+	return serve(ctx, cfg, log, tracer, *printEvents, stdout, stderr)
 }
 
 // The Go runtime's soft memory limit unless GOMEMLIMIT sets one: what the
@@ -158,7 +158,7 @@ func setDefaultMemoryLimit(t *config.Telemetry) {
 
 // serve reads events until ctx is done, then drains what the kernel already
 // reported and returns the exit code.
-func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tracer *bpf.Tracer, printEvents bool, stdout io.Writer) int {
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tracer *bpf.Tracer, printEvents bool, stdout, stderr io.Writer) int {
 	reader, err := tracer.NewReader(bpf.ReaderOptions{
 		FlushInterval: cfg.FlushInterval,
 		OnMalformed:   malformedLogger(log),
@@ -170,6 +170,16 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tracer *bpf
 		return exitFailed
 	}
 	defer reader.Close()
+
+	// The hooks are attached and the reader exists: the endpoint can tell
+	// the truth from now on (503 "starting" until Run begins).
+	checker, stopHealth, ok := startHealth(cfg, reader, log, stderr)
+	if !ok {
+		return exitUsage
+	}
+	// Deferred after reader.Close, so run before it: the endpoint answers
+	// "shutting down" until the final flush is over.
+	defer stopHealth()
 
 	opts := exporterOptions(cfg, stdout)
 	opts.ServiceVersion, opts.Logger, opts.Losses = version, log, reader
@@ -199,7 +209,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tracer *bpf
 		"flush_interval", cfg.FlushInterval, "export_disabled", tel.Disabled,
 		"logs", tel.LogsExporter.String(), "traces", tel.TracesExporter.String(), "metrics", tel.MetricsExporter.String(),
 		"collector", tel.Logs.Endpoint)
+	// Not ready from the signal on, while Run drains and the exporter
+	// flushes: a probe then sees "shutting down", not a stall.
+	context.AfterFunc(ctx, checker.SetStopping)
+	checker.SetReady()
 	runErr := reader.Run(ctx, handle)
+	checker.SetStopping() // also when Run failed: the daemon is on its way out
 
 	// Reading has stopped (and drained what the kernel had reported); now
 	// flush what the SDK holds, within the shutdown budget.

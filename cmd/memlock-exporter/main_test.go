@@ -38,6 +38,8 @@ func TestRunUsageAndConfigErrors(t *testing.T) {
 			wantStderr: []string{`OTEL_METRICS_EXPORTER="statsd"`, "prometheus"}, oneLineErr: true},
 		{name: "bad resource attributes", env: map[string]string{"OTEL_RESOURCE_ATTRIBUTES": "team"}, wantCode: exitUsage,
 			wantStderr: []string{`OTEL_RESOURCE_ATTRIBUTES="team"`, "entry 1"}, oneLineErr: true},
+		{name: "bad health address", env: map[string]string{"MEMLOCK_EXPORTER_HEALTH_ADDR": "8686"}, wantCode: exitUsage,
+			wantStderr: []string{`MEMLOCK_EXPORTER_HEALTH_ADDR="8686"`, "host:port"}, oneLineErr: true},
 		{name: "bad sampler ratio", env: map[string]string{"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "2"}, wantCode: exitUsage,
 			wantStderr: []string{`OTEL_TRACES_SAMPLER_ARG="2"`}, oneLineErr: true},
 	}
