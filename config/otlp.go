@@ -275,13 +275,18 @@ func resolveEndpoint(protocol Protocol, protoName, signal, name, raw string, set
 }
 
 // maskUserinfo replaces the user:password in URL raw, which url.Parse found,
-// with "***".
+// with "***". The authority, where url.Parse looks for them, follows the
+// scheme's "://" or, in a scheme-relative URL, the leading "//" ("//u@h").
 func maskUserinfo(raw string) string {
-	i := strings.Index(raw, "://")
-	if i < 0 {
-		return "***"
+	start := 2
+	if !strings.HasPrefix(raw, "//") {
+		i := strings.Index(raw, "://")
+		if i < 0 {
+			return "***"
+		}
+		start = i + 3
 	}
-	rest := raw[i+3:]
+	rest := raw[start:]
 	end := strings.IndexAny(rest, "/?#")
 	if end < 0 {
 		end = len(rest)
@@ -290,7 +295,7 @@ func maskUserinfo(raw string) string {
 	if at < 0 {
 		return "***"
 	}
-	return raw[:i+3] + "***" + rest[at:]
+	return raw[:start] + "***" + rest[at:]
 }
 
 // validPort reports whether p is a port number from 1 to 65535.

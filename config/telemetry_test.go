@@ -407,6 +407,7 @@ func TestTelemetryBad(t *testing.T) {
 		{[]string{httpProto, "OTEL_EXPORTER_OTLP_ENDPOINT=grpc://collector:4317"}, "OTEL_EXPORTER_OTLP_ENDPOINT", "grpc://collector:4317", httpEndpoint},
 		{[]string{httpProto, "OTEL_EXPORTER_OTLP_ENDPOINT=http://%zz"}, "OTEL_EXPORTER_OTLP_ENDPOINT", "http://%zz", httpEndpoint},
 		{[]string{httpProto, "OTEL_EXPORTER_OTLP_ENDPOINT=https://token@collector"}, "OTEL_EXPORTER_OTLP_ENDPOINT", "https://***@collector", httpEndpoint},
+		{[]string{httpProto, "OTEL_EXPORTER_OTLP_ENDPOINT=//user:secret@collector:4318"}, "OTEL_EXPORTER_OTLP_ENDPOINT", "//***@collector:4318", httpEndpoint},
 		{
 			[]string{"OTEL_EXPORTER_OTLP_LOGS_PROTOCOL=http/protobuf", "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT=logs:4318"}, "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "logs:4318",
 			"with protocol http/protobuf (OTEL_EXPORTER_OTLP_LOGS_PROTOCOL), must be an http:// (plaintext) or https:// (TLS) URL with a host and no user:password (e.g. http://collector:4318/v1/logs)",
