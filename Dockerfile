@@ -1,13 +1,19 @@
 # syntax=docker/dockerfile:1
 #
-# memlock-exporter container image.
+# memlock-exporter container image: one static binary on an empty (scratch)
+# base, plus the CA certificates for OTLP over TLS.
 #
-#   docker build --build-arg VERSION=$(git describe --tags --always --dirty) -t memlock-exporter .
+#   docker build \
+#     --build-arg VERSION=$(git describe --tags --always --dirty) \
+#     --build-arg REVISION=$(git rev-parse HEAD) \
+#     --build-arg CREATED=$(date -u +%Y-%m-%dT%H:%M:%SZ) \
+#     -t memlock-exporter .
 #   docker compose up --build        (exporter + collector, see docker-compose.yaml)
 #
-# The container must run privileged (or with CAP_BPF, CAP_PERFMON and
-# CAP_SYS_RESOURCE), with --pid=host and the host's tracefs mounted: see
-# docker-compose.yaml for the full set.
+# linux/amd64 only. The container needs CAP_BPF and CAP_PERFMON (and
+# CAP_SYS_RESOURCE before Linux 5.11; deploy/CAPABILITIES.md says why), not
+# privileged; --pid=host and the host's tracefs mounted: see
+# docker-compose.yaml, or the Helm chart in deploy/helm.
 
 # ---- build ------------------------------------------------------------------
 # The BPF objects (bpf/*_bpfel.o and their Go bindings) are committed, so this
@@ -24,6 +30,7 @@ RUN --mount=type=cache,target=/go/pkg/mod \
 COPY . .
 
 ARG VERSION=dev
+# Static: the runtime image has no C library to link against.
 ENV CGO_ENABLED=0
 # The committed BPF objects are built for x86-64 (bpf2go -target amd64).
 RUN --mount=type=cache,target=/go/pkg/mod \
@@ -33,21 +40,39 @@ RUN --mount=type=cache,target=/go/pkg/mod \
       -o /out/memlock-exporter ./cmd/memlock-exporter
 
 # ---- run --------------------------------------------------------------------
-# debian:bookworm-slim rather than gcr.io/distroless/static-debian12: distroless
-# publishes no versioned tags (only latest/nonroot/debug, or digests), while
-# bookworm-slim is a pinned release line, the same Debian as the build stage
-# and CI, and keeps a shell for `docker exec ... memlock-exporter --check`.
-# The binary is static (CGO_ENABLED=0), so it needs nothing else from the
-# image except CA certificates for OTLP over TLS, copied from the build stage
-# (bookworm-slim does not ship them).
-FROM debian:bookworm-slim
+# scratch rather than gcr.io/distroless/static-debian12: distroless publishes
+# no versioned tags (only latest/nonroot/debug, or digests), and the static
+# binary needs nothing from an image except CA certificates, for OTLP over
+# TLS, copied from the build stage (Go reads
+# /etc/ssl/certs/ca-certificates.crt). There is no shell: run the
+# preflight checks with
+#   docker exec <container> /usr/local/bin/memlock-exporter --check
+# and give MEMLOCK_EXPORTER_QUEUE_DIR a mounted volume (the image has no
+# writable directories of its own).
+FROM scratch
 
 COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 COPY --from=build /out/memlock-exporter /usr/local/bin/memlock-exporter
 
+# OCI annotations (https://github.com/opencontainers/image-spec/blob/main/annotations.md).
+# VERSION, REVISION (the git commit) and CREATED (RFC 3339) come from the
+# build (make image sets them). The repository declares no license: LICENSES
+# stays NOASSERTION until it does.
+ARG VERSION=dev
+ARG REVISION=
+ARG CREATED=
+ARG LICENSES=NOASSERTION
+LABEL org.opencontainers.image.title="memlock-exporter" \
+      org.opencontainers.image.description="Traces the Linux mlock family (mlock, mlock2, munlock, mlockall, munlockall) with eBPF and exports OpenTelemetry logs, metrics and spans over OTLP." \
+      org.opencontainers.image.source="https://github.com/memlock-exporter/memlock-exporter" \
+      org.opencontainers.image.licenses="${LICENSES}" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.created="${CREATED}"
+
 # Root on purpose: loading and attaching BPF programs needs CAP_BPF and
 # CAP_PERFMON (CAP_SYS_ADMIN on kernels before 5.8), which a non-root user
 # inside the container does not get.
-USER root
+USER 0:0
 
 ENTRYPOINT ["/usr/local/bin/memlock-exporter"]

@@ -9,9 +9,12 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"encoding/json"
+	"maps"
 	"net"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -364,7 +367,9 @@ func composeCheckCollectorConfig(t *testing.T, path string) {
 }
 
 // TestDockerfile checks the Dockerfile as text: pinned base images, a static
-// build of ./cmd/memlock-exporter, the version stamped in, run as root.
+// build of ./cmd/memlock-exporter, the version stamped in, run as root, and
+// a small runtime stage (dockerfileCheckRuntime): scratch, CA certificates,
+// OCI labels, no RUN, an exec-form ENTRYPOINT.
 func TestDockerfile(t *testing.T) {
 	root := composeAbsRoot(t)
 	path := filepath.Join(root, "Dockerfile")
@@ -387,7 +392,7 @@ func TestDockerfile(t *testing.T) {
 					stage = strings.ToLower(in.fields[i+1])
 				}
 			}
-			if !stages[strings.ToLower(image)] {
+			if !stages[strings.ToLower(image)] && image != "scratch" {
 				if _, tag, digest := composeSplitImage(image); tag == "" && digest == "" || tag == "latest" {
 					t.Errorf("Dockerfile:%d: FROM %s: base image is not pinned to a tag or digest", in.line, image)
 				}
@@ -428,6 +433,7 @@ func TestDockerfile(t *testing.T) {
 	if entrypoint == 0 {
 		t.Errorf("Dockerfile: no ENTRYPOINT")
 	}
+	dockerfileCheckRuntime(t, insts)
 
 	// The build context must keep what the build needs, above all the
 	// committed BPF objects (a "*.o" line would silently drop them).
@@ -440,6 +446,165 @@ func TestDockerfile(t *testing.T) {
 		need = append(need, "bpf/"+filepath.Base(o))
 	}
 	composeCheckDockerignore(t, filepath.Join(root, ".dockerignore"), need)
+}
+
+// dockerfileOCILabels are the OCI annotations the runtime image must carry
+// (https://github.com/opencontainers/image-spec/blob/main/annotations.md),
+// each with the build argument its value must come from, if any.
+var dockerfileOCILabels = map[string]string{
+	"org.opencontainers.image.title":       "",
+	"org.opencontainers.image.description": "",
+	"org.opencontainers.image.source":      "",
+	"org.opencontainers.image.licenses":    "",
+	"org.opencontainers.image.version":     "VERSION",
+	"org.opencontainers.image.revision":    "REVISION",
+	"org.opencontainers.image.created":     "CREATED",
+}
+
+// dockerfileCACerts is where Go's crypto/x509 finds the CA bundle on a
+// Debian-style file system; scratch has none of its own.
+const dockerfileCACerts = "/etc/ssl/certs/ca-certificates.crt"
+
+// dockerfileCheckRuntime checks the final stage, the image that ships: FROM
+// scratch (or distroless static pinned by digest, since distroless has no
+// versioned tags), nothing run in it, the binary and the CA certificates
+// copied from a build stage, the OCI labels with their build arguments
+// declared in the stage (an ARG before it does not reach its LABEL), a
+// numeric USER (scratch has no /etc/passwd), and an exec-form ENTRYPOINT
+// naming the copied binary.
+func dockerfileCheckRuntime(t *testing.T, insts []dockerfileInstruction) {
+	t.Helper()
+	last := -1
+	stages := map[string]bool{}
+	for i, in := range insts {
+		if in.cmd != "FROM" {
+			continue
+		}
+		last = i
+		for j, f := range in.fields {
+			if strings.EqualFold(f, "AS") && j+1 < len(in.fields) {
+				stages[strings.ToLower(in.fields[j+1])] = true
+			}
+		}
+	}
+	if last < 0 {
+		t.Fatalf("Dockerfile: no FROM")
+	}
+	from := insts[last]
+	image := ""
+	for _, f := range from.fields {
+		if !strings.HasPrefix(f, "--") {
+			image = f
+			break
+		}
+	}
+	name, _, digest := composeSplitImage(image)
+	switch {
+	case image == "scratch":
+	case strings.HasPrefix(name, "gcr.io/distroless/static"):
+		if digest == "" {
+			t.Errorf("Dockerfile:%d: FROM %s: distroless has no versioned tags; pin it by digest (@sha256:...)", from.line, image)
+		}
+	default:
+		t.Errorf("Dockerfile:%d: final stage FROM %s, want scratch (or gcr.io/distroless/static pinned by digest): the binary is static", from.line, image)
+	}
+
+	final := insts[last+1:]
+	args := map[string]bool{}
+	labels := map[string]string{}
+	copied := map[string]bool{} // destinations of COPY --from=<build stage>
+	var entrypoint *dockerfileInstruction
+	for i, in := range final {
+		switch in.cmd {
+		case "FROM":
+			// not reached: final starts after the last FROM
+		case "RUN":
+			t.Errorf("Dockerfile:%d: RUN in the final stage: the runtime image has no shell; do the work in the build stage", in.line)
+		case "ADD":
+			t.Errorf("Dockerfile:%d: ADD in the final stage: COPY --from the build stage only", in.line)
+		case "COPY":
+			fromStage := ""
+			var paths []string
+			for _, f := range in.fields {
+				if v, ok := strings.CutPrefix(f, "--from="); ok {
+					fromStage = strings.ToLower(v)
+				} else if !strings.HasPrefix(f, "--") {
+					paths = append(paths, f)
+				}
+			}
+			if !stages[fromStage] {
+				t.Errorf("Dockerfile:%d: COPY %s: the final stage should copy only from a build stage (--from=<stage>), not from the build context", in.line, in.args)
+				continue
+			}
+			if len(paths) >= 2 {
+				copied[paths[len(paths)-1]] = true
+			}
+		case "ARG":
+			if len(in.fields) > 0 {
+				n, _, _ := strings.Cut(in.fields[0], "=")
+				args[n] = true
+			}
+		case "LABEL":
+			for k, v := range dockerfileLabels(in.args) {
+				labels[k] = v
+			}
+			for k, arg := range dockerfileOCILabels {
+				v, ok := labels[k]
+				if !ok || arg == "" {
+					continue
+				}
+				if !strings.Contains(v, "$"+arg) && !strings.Contains(v, "${"+arg+"}") {
+					t.Errorf("Dockerfile:%d: LABEL %s=%q: want its value from the build argument %s", in.line, k, v, arg)
+				} else if !args[arg] {
+					t.Errorf("Dockerfile:%d: LABEL %s uses $%s, but the final stage declares no ARG %s before it (an ARG of another stage does not reach it)", in.line, k, arg, arg)
+				}
+			}
+		case "USER":
+			if image == "scratch" && !regexp.MustCompile(`^\d+(:\d+)?$`).MatchString(strings.TrimSpace(in.args)) {
+				t.Errorf("Dockerfile:%d: USER %s: scratch has no /etc/passwd, so the user must be numeric (0:0)", in.line, in.args)
+			}
+		case "ENTRYPOINT":
+			entrypoint = &final[i]
+		}
+	}
+
+	if !copied[dockerfileCACerts] && !copied["/etc/ssl/certs/"] && !copied["/etc/ssl/certs"] {
+		t.Errorf("Dockerfile: the final stage does not COPY --from the build stage the CA certificates to %s (OTLP over TLS needs them; copied: %v)", dockerfileCACerts, slices.Sorted(maps.Keys(copied)))
+	}
+	for k := range dockerfileOCILabels {
+		if v, ok := labels[k]; !ok {
+			t.Errorf("Dockerfile: the final stage has no LABEL %s", k)
+		} else if v == "" && dockerfileOCILabels[k] == "" {
+			t.Errorf("Dockerfile: LABEL %s is empty", k)
+		}
+	}
+	if entrypoint == nil {
+		t.Errorf("Dockerfile: no ENTRYPOINT in the final stage")
+		return
+	}
+	var argv []string
+	if err := json.Unmarshal([]byte(entrypoint.args), &argv); err != nil || len(argv) == 0 {
+		t.Errorf("Dockerfile:%d: ENTRYPOINT %s: want the exec form [\"/path/to/binary\"] (there is no shell for the shell form)", entrypoint.line, entrypoint.args)
+		return
+	}
+	if path.Base(argv[0]) != "memlock-exporter" || !copied[argv[0]] {
+		t.Errorf("Dockerfile:%d: ENTRYPOINT runs %s, want the memlock-exporter binary the final stage copies (copied: %v)", entrypoint.line, argv[0], slices.Sorted(maps.Keys(copied)))
+	}
+}
+
+// dockerfileLabels parses the key=value pairs of a LABEL instruction,
+// values bare or double-quoted (with backslash escapes).
+func dockerfileLabels(args string) map[string]string {
+	out := map[string]string{}
+	re := regexp.MustCompile(`([A-Za-z0-9._/-]+)=("((?:[^"\\]|\\.)*)"|(\S*))`)
+	for _, m := range re.FindAllStringSubmatch(args, -1) {
+		v := m[4]
+		if strings.HasPrefix(m[2], `"`) {
+			v = regexp.MustCompile(`\\(.)`).ReplaceAllString(m[3], "$1")
+		}
+		out[m[1]] = v
+	}
+	return out
 }
 
 type dockerfileInstruction struct {
