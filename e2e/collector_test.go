@@ -44,78 +44,94 @@ import (
 // package's directory (where go test runs the test binary).
 const collectorModule = "otelcol"
 
-// collectorBuildArgs are the go build flags; they are part of the cache key.
-var collectorBuildArgs = []string{"build", "-buildvcs=false", "-ldflags=-s -w", "-o"}
+// moduleBuildArgs are the go build flags; they are part of the cache key.
+var moduleBuildArgs = []string{"build", "-buildvcs=false", "-ldflags=-s -w", "-o"}
 
-var builtCollector struct {
-	sync.Mutex
+// A moduleProgram is a program the end-to-end tests build from a Go module
+// of its own under e2e/ (so that its dependencies stay out of the project's
+// go.mod), once per source version.
+type moduleProgram struct {
+	dir  string // the module, relative to this package's directory
+	pkg  string // the package to build, in the module's terms
+	name string // of the binary, and of its cache directory
+	what string // for messages: "an OpenTelemetry Collector"
+
+	mu   sync.Mutex
 	path string
 }
 
-// buildCollector builds the e2e/otelcol module once per source version and
-// returns the binary's path. The binary is kept under the user's cache
-// directory ($XDG_CACHE_HOME or ~/.cache)/memlock-exporter/otelcol-<hash>,
-// where the hash covers that module's go.mod, go.sum, Go files, the Go
-// version and the build flags, so later runs start at once.
+var testCollector = &moduleProgram{dir: collectorModule, pkg: ".", name: "otelcol", what: "an OpenTelemetry Collector"}
+
+// buildCollector builds the e2e/otelcol module and returns the binary's path.
 func buildCollector(t testing.TB) string {
 	t.Helper()
+	return testCollector.build(t)
+}
+
+// build builds p once per source version and returns the binary's path. The
+// binary is kept under the user's cache directory ($XDG_CACHE_HOME or
+// ~/.cache)/memlock-exporter/<name>-<hash>, where the hash covers the
+// module's go.mod, go.sum and Go files, the package, the Go version and the
+// build flags, so later runs start at once.
+func (p *moduleProgram) build(t testing.TB) string {
+	t.Helper()
 	if testing.Short() {
-		t.Skip("skipping end-to-end test in -short mode: it builds an OpenTelemetry Collector")
+		t.Skipf("skipping end-to-end test in -short mode: it builds %s", p.what)
 	}
-	builtCollector.Lock()
-	defer builtCollector.Unlock()
-	if builtCollector.path != "" {
-		return builtCollector.path
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.path != "" {
+		return p.path
 	}
 
-	modDir, err := filepath.Abs(collectorModule)
+	modDir, err := filepath.Abs(p.dir)
 	if err != nil {
-		t.Fatalf("find collector module: %v", err)
+		t.Fatalf("find module %s: %v", p.dir, err)
 	}
-	key, err := collectorSourceHash(modDir)
+	key, err := moduleSourceHash(modDir, p.pkg)
 	if err != nil {
-		t.Fatalf("hash collector sources: %v", err)
+		t.Fatalf("hash module %s: %v", p.dir, err)
 	}
 	cacheRoot, err := os.UserCacheDir()
 	if err != nil {
 		cacheRoot = os.TempDir()
 	}
-	dir := filepath.Join(cacheRoot, "memlock-exporter", "otelcol-"+key)
-	bin := filepath.Join(dir, "otelcol-e2e")
+	dir := filepath.Join(cacheRoot, "memlock-exporter", p.name+"-"+key)
+	bin := filepath.Join(dir, p.name+"-e2e")
 	if fi, err := os.Stat(bin); err == nil && fi.Mode().IsRegular() {
-		t.Logf("collector: using cached %s", bin)
-		builtCollector.path = bin
+		t.Logf("%s: using cached %s", p.name, bin)
+		p.path = bin
 		return bin
 	}
 
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatalf("create collector cache directory: %v", err)
+		t.Fatalf("create %s cache directory: %v", p.name, err)
 	}
 	// Build into a unique name and rename, so concurrent runs never see a
 	// half-written binary.
-	tmp, err := os.CreateTemp(dir, "otelcol-e2e-*.tmp")
+	tmp, err := os.CreateTemp(dir, p.name+"-e2e-*.tmp")
 	if err != nil {
-		t.Fatalf("create collector binary: %v", err)
+		t.Fatalf("create %s binary: %v", p.name, err)
 	}
 	tmp.Close()
 	defer os.Remove(tmp.Name())
 
 	start := time.Now()
-	cmd := exec.Command("go", append(slices.Clone(collectorBuildArgs), tmp.Name(), ".")...)
+	cmd := exec.Command("go", append(slices.Clone(moduleBuildArgs), tmp.Name(), p.pkg)...)
 	cmd.Dir = modDir
 	cmd.Env = append(os.Environ(), "GOWORK=off", "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build collector in %s: %v\n%s", modDir, err, out)
+		t.Fatalf("build %s in %s: %v\n%s", p.pkg, modDir, err, out)
 	}
 	if err := os.Rename(tmp.Name(), bin); err != nil {
-		t.Fatalf("install collector binary: %v", err)
+		t.Fatalf("install %s binary: %v", p.name, err)
 	}
-	t.Logf("collector: built %s in %v", bin, time.Since(start).Round(100*time.Millisecond))
-	builtCollector.path = bin
+	t.Logf("%s: built %s in %v", p.name, bin, time.Since(start).Round(100*time.Millisecond))
+	p.path = bin
 	return bin
 }
 
-func collectorSourceHash(modDir string) (string, error) {
+func moduleSourceHash(modDir, pkg string) (string, error) {
 	names, err := filepath.Glob(filepath.Join(modDir, "*.go"))
 	if err != nil {
 		return "", err
@@ -123,7 +139,7 @@ func collectorSourceHash(modDir string) (string, error) {
 	names = append(names, filepath.Join(modDir, "go.mod"), filepath.Join(modDir, "go.sum"))
 	slices.Sort(names)
 	h := sha256.New()
-	fmt.Fprintf(h, "%s %s/%s CGO_ENABLED=0 %q\n", runtime.Version(), runtime.GOOS, runtime.GOARCH, collectorBuildArgs)
+	fmt.Fprintf(h, "%s %s/%s CGO_ENABLED=0 %q %s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH, moduleBuildArgs, pkg)
 	for _, name := range names {
 		data, err := os.ReadFile(name)
 		if err != nil {
