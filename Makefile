@@ -12,7 +12,8 @@ TESTLOG   ?= $(BIN)/test.log
 # committed BPF objects are reproduced byte for byte.
 GEN_DEPS  := clang-14 llvm-14 libbpf-dev
 
-.PHONY: all build test unit race fuzz fuzz-list bench generate check-generate deps run demo e2e lint clean
+.PHONY: all build test unit race fuzz fuzz-list bench generate check-generate deps run demo e2e lint clean \
+	image helm-template helm-test test-collector
 
 all: build
 
@@ -59,6 +60,8 @@ test: lint $(BIN)/workload
 	  echo "running as root, yet these tests skipped:"; grep -- '--- SKIP' $(TESTLOG); exit 1; fi
 	$(MAKE) race
 	$(MAKE) fuzz
+	$(MAKE) helm-test
+	$(MAKE) test-collector
 	@echo "$$(grep -c -- '--- PASS' $(TESTLOG)) passed, $$(grep -c -- '--- FAIL' $(TESTLOG)) failed"
 
 unit:
@@ -154,6 +157,34 @@ VMTEST_RUN     ?= Hook|Tracer|Workload
 vmtest:
 	GO='$(GO)' VMTEST_KERNELS='$(VMTEST_KERNELS)' VMTEST_RUN='$(VMTEST_RUN)' VMTEST_OUT='$(CURDIR)/$(BIN)/vmtest' \
 	  bash vmtest/run.sh
+
+# The container image (Dockerfile: a static binary on scratch, with OCI
+# labels). Needs a Docker daemon with BuildKit.
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+CREATED  ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+
+image:
+	docker build --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) \
+	  --build-arg CREATED=$(CREATED) -t memlock-exporter:$(VERSION) .
+
+# The Helm chart (deploy/helm/memlock-exporter; deploy/helm is a Go module of
+# its own, for the Helm SDK): helm-template prints the manifests rendered
+# with the default values (HELM_SET="key=value,..." overrides some);
+# helm-test lints and renders it in Go tests and checks every manifest
+# against the Kubernetes API types and the security properties.
+HELM_SET ?=
+
+helm-template:
+	@cd deploy/helm && $(GO) run ./cmd/helm-template $(if $(HELM_SET),--set '$(HELM_SET)')
+
+helm-test:
+	cd deploy/helm && $(GO) vet ./... && $(GO) test $(TESTFLAGS) ./...
+
+# The collector agent configuration for Kubernetes (deploy/collector, a Go
+# module of its own): validated with the collector's own configuration
+# loading, and k8s_attributes run against a fake Kubernetes API.
+test-collector:
+	cd deploy/collector && $(GO) vet ./... && $(GO) test $(TESTFLAGS) ./...
 
 deps:
 	@if ! command -v clang-14 >/dev/null || [ ! -e /usr/include/bpf/bpf_helpers.h ] || ! command -v llvm-strip-14 >/dev/null; then \
