@@ -124,6 +124,9 @@ bench: $(BIN)/memlock-exporter $(BIN)/otelcol
 	$(GO) test -run '^$$' -bench . -benchmem ./bpf ./exporter/...
 	$(GO) run ./cmd/memlock-bench -tax
 	$(GO) run ./cmd/memlock-bench -exec -exporter $(BIN)/memlock-exporter
+	@# bpftrace, the yardstick of -vs-bpftrace (issue #13), is a Debian package.
+	@command -v bpftrace >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bpftrace >/dev/null; }
+	$(GO) run ./cmd/memlock-bench -vs-bpftrace -vs-bpftrace-rounds 9 -exporter $(BIN)/memlock-exporter
 	$(MAKE) bench-vm
 
 # memlock-bench -tax inside QEMU (vmtest/run.sh, VMTEST_TESTS=tax): what each

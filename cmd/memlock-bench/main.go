@@ -50,6 +50,10 @@ func main() {
 	execIterations := flag.Int("exec-iterations", 300, "fork+exec+wait iterations per -exec round")
 	execAA := flag.Bool("exec-aa", false, "A/A check of -exec: stop the daemon before the \"with\" rounds too (the ratio should be 1)")
 	execProg := flag.String("exec-prog", "", "static program exiting 0 for -exec (default: build testdata/exit0.c with cc -static)")
+	vsMode := flag.Bool("vs-bpftrace", false, "measure instead what the daemon (-exporter, export off) and bpftrace counting each add to an mlock2 call that fails at once, per kind of hook, alternated in one run, and their ratio (see vsbpftrace.go)")
+	vsCalls := flag.Int("vs-bpftrace-calls", 2_000_000, "failing mlock2 calls per -vs-bpftrace measurement")
+	vsRounds := flag.Int("vs-bpftrace-rounds", 5, "rounds of -vs-bpftrace, each setup once per round (ABC, then CBA)")
+	vsStats := flag.Bool("vs-bpftrace-stats", false, "after the -vs-bpftrace rounds, run each tracer once more with BPF run-time statistics on (kernel.bpf_stats_enabled) and print its programs' ns per run")
 	flag.BoolVar(&e2e.only, "e2e-only", false, "run only the end-to-end measurement")
 	flag.IntVar(&e2e.rounds, "e2e-rounds", 3, "rounds of the end-to-end measurement, each setup in turn; the median round is reported")
 	flag.DurationVar(&e2e.downDuration, "down-duration", 30*time.Second, "measured window of the end-to-end setup with the collector down (its export queues full)")
@@ -75,6 +79,13 @@ func main() {
 	}
 	if *tax {
 		if err := runTax(*rounds, *taxCalls); err != nil {
+			fmt.Fprintln(os.Stderr, "memlock-bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if *vsMode {
+		if err := runVsBpftrace(vsOptions{exporter: e2e.exporter, calls: *vsCalls, rounds: *vsRounds, stats: *vsStats}); err != nil {
 			fmt.Fprintln(os.Stderr, "memlock-bench:", err)
 			os.Exit(1)
 		}

@@ -1,0 +1,854 @@
+package main
+
+// The vs-bpftrace mode (-vs-bpftrace) answers issue #13's question: how
+// much more than the cheapest tracer one could run does the daemon add to
+// a traced call? The cheapest is bpftrace counting the calls in a BPF map
+// (one program, on entry, no event leaves the kernel); the daemon runs two
+// programs (entry and exit), writes a record per call into its ring buffer
+// and reads it in user space, here with its export off
+// (OTEL_SDK_DISABLED=true).
+//
+// The probe is mlock2 with an invalid flag: the kernel rejects it with
+// EINVAL before touching memory, so the call itself costs next to nothing
+// and what a tracer adds shows. It is timed in-process, on a locked
+// thread, without the Go scheduler's bookkeeping (RawSyscall6). Each kind
+// of hook (fentry, kprobe, syscall tracepoint) is measured on its own:
+// bpftrace is given that kind's probe and the daemon is forced onto it
+// (MEMLOCK_EXPORTER_KERNEL_HOOK); a kind that either cannot attach is
+// reported with the reason.
+//
+// Every round measures the three setups (no probe, bpftrace, the daemon),
+// in ABC order in even rounds and CBA in odd ones, starting each tracer
+// afresh and stopping it after: a tracer left attached would tax the
+// others. What a tracer adds is its ns per call less the same round's
+// without a probe; the figures are medians over the rounds. A round counts
+// only if both tracers saw every call (bpftrace's printed count, the
+// daemon's events and losses): else a tracer was not attached for the
+// whole loop.
+//
+// The daemon's reader drains the ring buffer on another CPU meanwhile: its
+// cost is not in the ns per call, which is what the traced program pays.
+// -vs-bpftrace-stats runs each tracer once more with the kernel's BPF
+// run-time statistics on (what kernel.bpf_stats_enabled=1 turns on; they
+// cost two clock reads per program run, hence a run apart) and prints
+// each program's ns per run: the programs' own share of what they add.
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+
+	"github.com/memlock-exporter/memlock-exporter/bpf"
+)
+
+const (
+	// vsBadFlags is not a flag of mlock2 (MLOCK_ONFAULT is 1): the
+	// kernel returns EINVAL before anything else.
+	vsBadFlags = 2
+	// vsWarmup untimed calls precede every timed loop.
+	vsWarmup = 20_000
+	// vsSettle: no loop is timed sooner than this after a tracer started
+	// or stopped (see execSettle: both leave the machine slower a while).
+	vsSettle = 500 * time.Millisecond
+)
+
+// vsKinds are the kinds of hook measured, each forced on its own.
+var vsKinds = taxKinds
+
+// vsSetup is one of the three things a round measures.
+type vsSetup int
+
+const (
+	vsNone     vsSetup = iota // no probe
+	vsBpftrace                // bpftrace counting the calls
+	vsDaemon                  // memlock-exporter, export off
+	vsSetups                  // how many there are
+)
+
+var vsSetupNames = [vsSetups]string{"no probe", "bpftrace", "memlock-exporter"}
+
+func (s vsSetup) String() string { return vsSetupNames[s] }
+
+// letter names the setup in the printed order of a round (ABC).
+func (s vsSetup) letter() string { return string(rune('A' + s)) }
+
+// vsOrder returns the setups of round i (from 0) in the order measured:
+// ABC in even rounds, CBA in odd ones, so that a drift of the machine's
+// speed falls on every setup alike over two rounds.
+func vsOrder(round int) []vsSetup {
+	order := []vsSetup{vsNone, vsBpftrace, vsDaemon}
+	if round%2 == 1 {
+		slices.Reverse(order)
+	}
+	return order
+}
+
+// vsOrderLetters renders the order of round i, "CBA".
+func vsOrderLetters(round int) string {
+	var b strings.Builder
+	for _, s := range vsOrder(round) {
+		b.WriteString(s.letter())
+	}
+	return b.String()
+}
+
+// vsOrderString renders the orders of n rounds, "ABC CBA ABC".
+func vsOrderString(n int) string {
+	rounds := make([]string, n)
+	for i := range n {
+		rounds[i] = vsOrderLetters(i)
+	}
+	return strings.Join(rounds, " ")
+}
+
+// bpftraceScripts returns the bpftrace programs that count mlock2 calls
+// through kind's hook, the one to try first first: bpftrace before 0.19
+// names fentry probes kfunc. nil if bpftrace has no such probe.
+func bpftraceScripts(kind bpf.Probe) []string {
+	const action = " { @c = count(); }"
+	switch kind {
+	case bpf.ProbeTracepoint:
+		return []string{"tracepoint:syscalls:sys_enter_mlock2" + action}
+	case bpf.ProbeKprobe:
+		return []string{"kprobe:__x64_sys_mlock2" + action}
+	case bpf.ProbeFentry:
+		return []string{"fentry:__x64_sys_mlock2" + action, "kfunc:__x64_sys_mlock2" + action}
+	}
+	return nil
+}
+
+// bpftraceCountLine is how bpftrace prints the map @c when it exits.
+var bpftraceCountLine = regexp.MustCompile(`(?m)^@c: (\d+)\s*$`)
+
+// parseBpftraceCount reads the count bpftrace printed for @c on exit.
+func parseBpftraceCount(out string) (uint64, error) {
+	m := bpftraceCountLine.FindAllStringSubmatch(out, -1)
+	if len(m) == 0 {
+		return 0, fmt.Errorf("read bpftrace's count: no \"@c: N\" line in its output:\n%s", out)
+	}
+	if len(m) > 1 {
+		return 0, fmt.Errorf("read bpftrace's count: %d \"@c: N\" lines in its output, want one:\n%s", len(m), out)
+	}
+	n, err := strconv.ParseUint(m[0][1], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("read bpftrace's count: %w", err)
+	}
+	return n, nil
+}
+
+// fdinfoProgID returns the BPF program ID in the text of a
+// /proc/PID/fdinfo/FD file: that of a program, or of a link's program.
+func fdinfoProgID(text string) (ebpf.ProgramID, bool) {
+	for l := range strings.Lines(text) {
+		v, ok := strings.CutPrefix(l, "prog_id:")
+		if !ok {
+			continue
+		}
+		id, err := strconv.ParseUint(strings.TrimSpace(v), 10, 32)
+		if err != nil || id == 0 {
+			return 0, false
+		}
+		return ebpf.ProgramID(id), true
+	}
+	return 0, false
+}
+
+// lastLine returns the last non-blank line of s, trimmed: the reason a
+// child gave for exiting, after its progress messages.
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
+}
+
+// gist shortens an error that ends with a child's output to its first
+// line and, if there is more, the last: what we did, and what the child
+// said last.
+func gist(s string) string {
+	first, last := oneLine(errors.New(s)), lastLine(s)
+	if last == "" || last == strings.TrimSpace(first) {
+		return first
+	}
+	return first + " " + last
+}
+
+// vsRound is one round of one kind.
+type vsRound struct {
+	ns            [vsSetups]float64 // ns per call of each setup
+	bpftraceCount uint64            // the calls bpftrace counted, from all processes
+	daemonEvents  uint64            // the records the daemon read, from all processes
+	daemonLost    uint64            // the calls it counted but did not read (ring buffer full, repeats shed, ...)
+	invalid       string            // why the round does not count; "" if it does
+	// others are the tracers somebody else had loaded during the round
+	// (type and name), whose cost falls on its setups unevenly.
+	others []string
+}
+
+// check marks the round invalid if a tracer saw fewer than the calls
+// made (the timed ones; the warm-up and the readiness check add more).
+func (r *vsRound) check(calls int) {
+	var why []string
+	if r.bpftraceCount < uint64(calls) {
+		why = append(why, fmt.Sprintf("bpftrace counted %d calls, fewer than the %d made", r.bpftraceCount, calls))
+	}
+	if seen := r.daemonEvents + r.daemonLost; seen < uint64(calls) {
+		why = append(why, fmt.Sprintf("memlock-exporter saw %d calls (events and losses), fewer than the %d made", seen, calls))
+	}
+	r.invalid = strings.Join(why, "; ")
+}
+
+func (r vsRound) added(s vsSetup) float64 { return r.ns[s] - r.ns[vsNone] }
+
+// vsCounted says which rounds the medians take: the valid ones during
+// which nobody else had tracers loaded, or, if there are none such, every
+// valid one (tainted true).
+func vsCounted(rounds []vsRound) (counted []bool, tainted bool) {
+	counted = make([]bool, len(rounds))
+	clean := false
+	for i, r := range rounds {
+		counted[i] = r.invalid == "" && len(r.others) == 0
+		clean = clean || counted[i]
+	}
+	if clean {
+		return counted, false
+	}
+	for i, r := range rounds {
+		counted[i] = r.invalid == ""
+	}
+	return counted, slices.Contains(counted, true)
+}
+
+// leftOut says why round r is not in the medians ("" if it is).
+func (r vsRound) leftOut(counted bool) string {
+	switch {
+	case counted:
+		return ""
+	case r.invalid != "":
+		return r.invalid
+	}
+	return "other tracers were loaded meanwhile: " + strings.Join(r.others, ", ")
+}
+
+// vsSummary is what the counted rounds of one kind come to (vsCounted).
+type vsSummary struct {
+	rounds  int                 // counted rounds
+	tainted bool                // other tracers were loaded during every valid round, and these are counted
+	ns      [vsSetups]float64   // median ns per call of each setup
+	added   [vsSetups]float64   // median of the rounds' differences from no probe
+	ratio   float64             // added[vsDaemon] / added[vsBpftrace]; NaN unless bpftrace added something
+	per     [vsSetups][]float64 // each valid round's difference from no probe
+}
+
+// summarizeVs takes the medians over the counted rounds (vsCounted).
+// Each round's added ns are against that round's own no-probe
+// measurement, taken within a few seconds of it.
+func summarizeVs(rounds []vsRound) (vsSummary, error) {
+	var s vsSummary
+	var ns [vsSetups][]float64
+	counted, tainted := vsCounted(rounds)
+	s.tainted = tainted
+	for i, r := range rounds {
+		if !counted[i] {
+			continue
+		}
+		s.rounds++
+		for k := range vsSetups {
+			ns[k] = append(ns[k], r.ns[k])
+			s.per[k] = append(s.per[k], r.added(k))
+		}
+	}
+	if s.rounds == 0 {
+		return s, fmt.Errorf("summarize %d rounds: none valid", len(rounds))
+	}
+	for k := range vsSetups {
+		s.ns[k], s.added[k] = median(ns[k]), median(s.per[k])
+	}
+	s.ratio = math.NaN()
+	if s.added[vsBpftrace] > 0 {
+		s.ratio = s.added[vsDaemon] / s.added[vsBpftrace]
+	}
+	return s, nil
+}
+
+// vsProgStat is one BPF program's runs and run time over a -vs-bpftrace-stats run.
+type vsProgStat struct {
+	who     vsSetup
+	name    string
+	runs    uint64
+	runtime time.Duration
+}
+
+func (p vsProgStat) nsPerRun() float64 { return float64(p.runtime.Nanoseconds()) / float64(p.runs) }
+
+// vsRow is one kind's result.
+type vsRow struct {
+	kind    bpf.Probe
+	reasons []string // why the kind was not measured; nil if it was
+	script  string   // the bpftrace program that attached
+	hooks   string   // the daemon's hooks, as it reported them
+	rounds  []vsRound
+	sum     vsSummary
+	// The -vs-bpftrace-stats run of each tracer: ns per call, with the
+	// statistics on, and its programs' runs.
+	statsNs [vsSetups]float64
+	stats   []vsProgStat
+}
+
+// vsLine renders a row as "VSBPFTRACE key=value ...", the reason (free
+// text) always last, for scripts.
+func vsLine(kernel string, calls int, r vsRow) string {
+	if r.reasons != nil {
+		return fmt.Sprintf("VSBPFTRACE kernel=%s kind=%s attached=no reason=%s", kernel, r.kind, strings.Join(r.reasons, "; "))
+	}
+	s := r.sum
+	return fmt.Sprintf("VSBPFTRACE kernel=%s kind=%s attached=yes rounds=%d left_out=%d tainted=%t calls=%d base=%.1f bpftrace=%.1f daemon=%.1f bpftrace_added=%.1f daemon_added=%.1f ratio=%.2f",
+		kernel, r.kind, s.rounds, len(r.rounds)-s.rounds, s.tainted, calls, s.ns[vsNone], s.ns[vsBpftrace], s.ns[vsDaemon], s.added[vsBpftrace], s.added[vsDaemon], s.ratio)
+}
+
+// vsStatsLine renders one program's statistics as "VSBPFTRACE_STATS ...".
+func vsStatsLine(kernel string, kind bpf.Probe, p vsProgStat) string {
+	return fmt.Sprintf("VSBPFTRACE_STATS kernel=%s kind=%s tracer=%s prog=%s runs=%d run_time_ns=%d ns_per_run=%.1f",
+		kernel, kind, map[vsSetup]string{vsBpftrace: "bpftrace", vsDaemon: "daemon"}[p.who], p.name, p.runs, p.runtime.Nanoseconds(), p.nsPerRun())
+}
+
+// vsOptions are the flags of the vs-bpftrace mode.
+type vsOptions struct {
+	exporter string // the memlock-exporter binary
+	calls    int    // timed mlock2 calls per measurement
+	rounds   int
+	stats    bool // one more run of each tracer with BPF run-time statistics on
+}
+
+// vsBench holds what every measurement needs.
+type vsBench struct {
+	opts     vsOptions
+	bpftrace string  // its path
+	addr     uintptr // the page mlock2 is called on
+	size     uintptr
+	// ours are the BPF programs of the tracers this run started, and
+	// others those of anybody else seen loaded (with names), which tax
+	// every setup alike.
+	ours   map[ebpf.ProgramID]bool
+	others map[string]bool
+}
+
+// runVsBpftrace measures the vs-bpftrace mode and prints its table and
+// one "VSBPFTRACE " line per kind.
+func runVsBpftrace(opts vsOptions) error {
+	if opts.rounds < 1 || opts.calls < 1 {
+		return fmt.Errorf("-vs-bpftrace-rounds %d and -vs-bpftrace-calls %d: want at least 1 each", opts.rounds, opts.calls)
+	}
+	path, err := exec.LookPath("bpftrace")
+	if err != nil {
+		return fmt.Errorf("-vs-bpftrace needs bpftrace, which is not installed (apt-get install bpftrace): %w", err)
+	}
+	if _, err := os.Stat(opts.exporter); err != nil {
+		return fmt.Errorf("no memlock-exporter binary at %s (make build, or -exporter PATH): %w", opts.exporter, err)
+	}
+	if opts.exporter, err = filepath.Abs(opts.exporter); err != nil {
+		return fmt.Errorf("resolve %s: %w", opts.exporter, err)
+	}
+	page, err := unix.Mmap(-1, 0, os.Getpagesize(), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		return fmt.Errorf("map a page: %w", err)
+	}
+	defer unix.Munmap(page)
+	b := &vsBench{opts: opts, bpftrace: path, addr: uintptr(unsafePointer(page)), size: uintptr(len(page)),
+		ours: map[ebpf.ProgramID]bool{}, others: map[string]bool{}}
+	// A first loop checks the probe fails as it should.
+	if _, err := vsLoop(b.addr, b.size, 1); err != nil {
+		return err
+	}
+
+	start := time.Now()
+	kernel := kernelRelease()
+	version, _ := exec.Command(path, "--version").CombinedOutput()
+	fmt.Printf("memlock-bench -vs-bpftrace: %d CPUs, kernel %s, %s, %d rounds x %d mlock2 calls failing with EINVAL (flags %#x)\n",
+		runtime.NumCPU(), kernel, strings.TrimSpace(string(version)), opts.rounds, opts.calls, vsBadFlags)
+	fmt.Printf("A no probe; B bpftrace -e '<hook> { @c = count(); }', stopped with SIGINT;\n"+
+		"C %s with OTEL_SDK_DISABLED=true MEMLOCK_EXPORTER_KERNEL_HOOK=<kind>, stopped with SIGTERM\n"+
+		"each tracer started afresh for each of its measurements; order by round: %s\n\n", opts.exporter, vsOrderString(opts.rounds))
+
+	var rows []vsRow
+	measured := 0
+	for _, kind := range vsKinds {
+		row, err := b.measureKind(kind)
+		if err != nil {
+			return fmt.Errorf("%s: %w", kind, err)
+		}
+		if row.reasons == nil {
+			measured++
+		}
+		rows = append(rows, row)
+	}
+	vsPrint(kernel, opts, rows)
+	if len(b.others) > 0 {
+		fmt.Printf("other tracers loaded during the run: %s\n", strings.Join(slices.Sorted(maps.Keys(b.others)), ", "))
+	}
+	fmt.Println()
+	for _, r := range rows {
+		fmt.Println(vsLine(kernel, opts.calls, r))
+	}
+	for _, r := range rows {
+		for _, p := range r.stats {
+			fmt.Println(vsStatsLine(kernel, r.kind, p))
+		}
+	}
+	fmt.Printf("memlock-bench -vs-bpftrace: done in %.1fs\n", time.Since(start).Seconds())
+	if measured == 0 {
+		return errors.New("no kind of hook could be measured on this kernel")
+	}
+	return nil
+}
+
+// measureKind tries both tracers on kind, then, if both attach, measures
+// the rounds and, with -vs-bpftrace-stats, the statistics runs.
+func (b *vsBench) measureKind(kind bpf.Probe) (vsRow, error) {
+	row := vsRow{kind: kind}
+	fmt.Printf("%s: ", kind)
+	// Can each tracer attach? The first bpftrace program that does is
+	// the one measured.
+	d, err := b.startDaemon(kind)
+	if err == nil {
+		row.hooks = daemonHooks(d.stderr.String())
+		err = d.stop()
+	}
+	if err != nil {
+		row.reasons = append(row.reasons, "memlock-exporter: "+gist(err.Error()))
+	}
+	var tried []string
+	for _, script := range bpftraceScripts(kind) {
+		bt, out, err := b.startBpftrace(script)
+		if err == nil {
+			err = interruptChild(bt)
+		}
+		if err == nil {
+			row.script = script
+			break
+		}
+		tried = append(tried, fmt.Sprintf("%q: %s", script, bpftraceReason(err, out.String())))
+	}
+	if row.script == "" {
+		row.reasons = append(row.reasons, "bpftrace: "+strings.Join(tried, "; "))
+	}
+	if row.reasons != nil {
+		fmt.Println("not measured")
+		return row, nil
+	}
+	time.Sleep(vsSettle)
+
+	for i := range b.opts.rounds {
+		var r vsRound
+		for _, s := range vsOrder(i) {
+			if err := b.measure(kind, row.script, s, &r); err != nil {
+				return row, fmt.Errorf("round %d, %s: %w", i+1, s, err)
+			}
+		}
+		r.check(b.opts.calls)
+		row.rounds = append(row.rounds, r)
+		fmt.Printf("%s ", vsOrderLetters(i))
+	}
+	fmt.Println()
+	sum, err := summarizeVs(row.rounds)
+	if err != nil {
+		return row, err
+	}
+	row.sum = sum
+	if b.opts.stats {
+		for _, s := range []vsSetup{vsBpftrace, vsDaemon} {
+			ns, progs, err := b.measureStats(kind, row.script, s)
+			if err != nil {
+				return row, fmt.Errorf("%s with statistics on: %w", s, err)
+			}
+			row.statsNs[s] = ns
+			row.stats = append(row.stats, progs...)
+		}
+	}
+	return row, nil
+}
+
+// bpftraceReason is the gist of why bpftrace did not attach, from its
+// output: its last ERROR or FATAL line (the first may be only that it
+// could not raise RLIMIT_MEMLOCK, which kernels since 5.11 do not need),
+// else its last line, else err's first.
+func bpftraceReason(err error, out string) string {
+	reason := ""
+	for l := range strings.Lines(out) {
+		if strings.Contains(l, "ERROR") || strings.Contains(l, "FATAL") {
+			reason = strings.TrimSpace(l)
+		}
+	}
+	switch {
+	case reason != "":
+		return reason
+	case strings.TrimSpace(out) != "":
+		return lastLine(out)
+	}
+	return oneLine(err)
+}
+
+// measure starts setup s (nothing for vsNone), times the loop, stops it,
+// and puts ns per call and the calls the tracer saw into r.
+func (b *vsBench) measure(kind bpf.Probe, script string, s vsSetup, r *vsRound) error {
+	var err error
+	switch s {
+	case vsNone:
+		b.noteOthers(r)
+		r.ns[s], err = vsLoop(b.addr, b.size, b.opts.calls)
+		b.noteOthers(r)
+		return err
+	case vsBpftrace:
+		bt, out, err := b.startBpftrace(script)
+		if err != nil {
+			return fmt.Errorf("%w\n%s", err, out)
+		}
+		time.Sleep(vsSettle)
+		b.noteOthers(r)
+		r.ns[s], err = vsLoop(b.addr, b.size, b.opts.calls)
+		b.noteOthers(r)
+		if err != nil {
+			bt.kill()
+			return err
+		}
+		if err := interruptChild(bt); err != nil {
+			return fmt.Errorf("%w\n%s", err, out)
+		}
+		time.Sleep(vsSettle)
+		r.bpftraceCount, err = parseBpftraceCount(out.String())
+		return err
+	default:
+		d, err := b.startDaemon(kind)
+		if err != nil {
+			return err
+		}
+		time.Sleep(vsSettle)
+		b.noteOthers(r)
+		r.ns[s], err = vsLoop(b.addr, b.size, b.opts.calls)
+		b.noteOthers(r)
+		if err != nil {
+			d.kill()
+			return err
+		}
+		if err := d.stop(); err != nil {
+			return fmt.Errorf("%w:\n%s", err, d.stderr)
+		}
+		time.Sleep(vsSettle)
+		c, err := d.counts()
+		r.daemonEvents, r.daemonLost = c.events, c.lost()
+		return err
+	}
+}
+
+// measureStats runs tracer s once with BPF run-time statistics on and
+// returns ns per call and what each of its programs that ran cost.
+func (b *vsBench) measureStats(kind bpf.Probe, script string, s vsSetup) (float64, []vsProgStat, error) {
+	var c *child
+	var out fmt.Stringer
+	if s == vsBpftrace {
+		bt, buf, err := b.startBpftrace(script)
+		if err != nil {
+			return 0, nil, fmt.Errorf("%w\n%s", err, buf)
+		}
+		c, out = bt, buf
+	} else {
+		d, err := b.startDaemon(kind)
+		if err != nil {
+			return 0, nil, err
+		}
+		c, out = d.child, d.stderr
+	}
+	defer c.kill()
+	var before, after map[ebpf.ProgramID]progRuns
+	ns, err := func() (float64, error) {
+		stats, err := bpf.EnableRuntimeStats()
+		if err != nil {
+			return 0, err
+		}
+		defer stats.Close()
+		time.Sleep(vsSettle)
+		before = childProgramStats(c.pid())
+		ns, err := vsLoop(b.addr, b.size, b.opts.calls)
+		after = childProgramStats(c.pid())
+		return ns, err
+	}()
+	if err != nil {
+		return 0, nil, err
+	}
+	var progs []vsProgStat
+	for id, a := range after {
+		p := vsProgStat{who: s, name: a.name, runs: a.runs - before[id].runs, runtime: a.runtime - before[id].runtime}
+		if p.runs > 0 {
+			progs = append(progs, p)
+		}
+	}
+	slices.SortFunc(progs, func(x, y vsProgStat) int { return strings.Compare(x.name, y.name) })
+	if s == vsBpftrace {
+		err = interruptChild(c)
+	} else {
+		err = c.stop()
+	}
+	if err != nil {
+		return 0, nil, fmt.Errorf("%w\n%s", err, out)
+	}
+	time.Sleep(vsSettle)
+	return ns, progs, nil
+}
+
+// startDaemon starts the daemon forced onto kind, with its export off,
+// and returns once its programs run.
+func (b *vsBench) startDaemon(kind bpf.Probe) (*daemon, error) {
+	d, err := startDaemon(b.opts.exporter, []string{"OTEL_SDK_DISABLED=true", "MEMLOCK_EXPORTER_KERNEL_HOOK=" + kind.String()})
+	if err != nil {
+		return nil, err
+	}
+	if err := b.waitRunning(d.child); err != nil {
+		d.kill()
+		return nil, fmt.Errorf("%w:\n%s", err, d.stderr)
+	}
+	return d, nil
+}
+
+// startBpftrace starts bpftrace on script and returns once its program
+// runs. (It prints "Attaching N probes..." before it attaches them, and
+// compiling the script takes a second or more before that.) out collects its stdout and stderr, also
+// on failure.
+func (b *vsBench) startBpftrace(script string) (*child, *lockedBuffer, error) {
+	out := &lockedBuffer{}
+	cmd := exec.Command(b.bpftrace, "-e", script)
+	cmd.Stdout, cmd.Stderr = out, out
+	c, err := startChild("bpftrace", cmd)
+	if err != nil {
+		return nil, out, err
+	}
+	if err := b.waitRunning(c); err != nil {
+		c.kill()
+		return nil, out, err
+	}
+	return c, out, nil
+}
+
+// waitRunning returns once one of c's BPF programs has run, calling mlock2
+// (failing) meanwhile: the proof that its hooks are attached, which a
+// message printed before attaching (bpftrace's) is not. The calls also
+// reach the tracer's count, beyond those timed. Without run-time
+// statistics (kernels before 5.8) it can only wait a while.
+func (b *vsBench) waitRunning(c *child) error {
+	stats, err := bpf.EnableRuntimeStats()
+	if err != nil {
+		time.Sleep(time.Second)
+		return nil
+	}
+	defer stats.Close()
+	deadline := time.Now().Add(startTimeout)
+	for {
+		for range 10 {
+			unix.RawSyscall6(unix.SYS_MLOCK2, b.addr, b.size, vsBadFlags, 0, 0, 0)
+		}
+		var runs uint64
+		for id, p := range childProgramStats(c.pid()) {
+			b.ours[id] = true
+			runs += p.runs
+		}
+		if runs > 0 {
+			return nil
+		}
+		if !c.running() {
+			return fmt.Errorf("start %s: exited (%v)", c.name, c.err)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("start %s: none of its BPF programs ran within %v of calling mlock2", c.name, startTimeout)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// noteOthers records the tracing programs loaded by anybody but us, in
+// the run's list and in r's.
+func (b *vsBench) noteOthers(r *vsRound) {
+	progs, _ := tracingPrograms()
+	for id, name := range progs {
+		if b.ours[id] {
+			continue
+		}
+		b.others[name] = true
+		if !slices.Contains(r.others, name) {
+			r.others = append(r.others, name)
+			slices.Sort(r.others)
+		}
+	}
+}
+
+// progRuns is a program's name and the kernel's run-time statistics of it
+// (zero unless statistics are on).
+type progRuns struct {
+	name    string
+	runs    uint64
+	runtime time.Duration
+}
+
+// childProgramStats returns the BPF programs process pid holds, through a
+// program's or a link's descriptor, by ID.
+func childProgramStats(pid int) map[ebpf.ProgramID]progRuns {
+	out := map[ebpf.ProgramID]progRuns{}
+	dir := fmt.Sprintf("/proc/%d/fdinfo", pid)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return out
+	}
+	for _, e := range entries {
+		text, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			continue
+		}
+		id, ok := fdinfoProgID(string(text))
+		if !ok {
+			continue
+		}
+		if _, seen := out[id]; seen {
+			continue
+		}
+		p, err := ebpf.NewProgramFromID(id)
+		if err != nil {
+			continue
+		}
+		var r progRuns
+		if info, err := p.Info(); err == nil {
+			r.name = info.Name
+		}
+		if st, err := p.Stats(); err == nil {
+			r.runs, r.runtime = st.RunCount, st.Runtime
+		}
+		p.Close()
+		out[id] = r
+	}
+	return out
+}
+
+// interruptChild stops c with SIGINT, as bpftrace wants to print its maps,
+// and waits for a clean exit; it kills c after stopTimeout.
+func interruptChild(c *child) error {
+	if c.running() {
+		if err := c.cmd.Process.Signal(syscall.SIGINT); err != nil && !errors.Is(err, os.ErrProcessDone) {
+			return fmt.Errorf("signal %s: %w", c.name, err)
+		}
+	}
+	select {
+	case <-c.exited:
+	case <-time.After(stopTimeout):
+		c.kill()
+		return fmt.Errorf("stop %s: no exit within %v of SIGINT; killed it", c.name, stopTimeout)
+	}
+	if c.err != nil {
+		return fmt.Errorf("stop %s: %w", c.name, c.err)
+	}
+	return nil
+}
+
+// vsLoop makes vsWarmup untimed mlock2 calls, then n timed ones, all
+// failing with EINVAL, on a locked thread, and returns ns per timed call.
+func vsLoop(addr, size uintptr, n int) (float64, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	call := func() error {
+		// RawSyscall6 skips the Go scheduler's bookkeeping around the
+		// call, which would otherwise dilute the kernel's share.
+		if _, _, errno := unix.RawSyscall6(unix.SYS_MLOCK2, addr, size, vsBadFlags, 0, 0, 0); errno != unix.EINVAL {
+			return fmt.Errorf("mlock2 with flags %#x: got errno %d (%v), want EINVAL", vsBadFlags, errno, errno)
+		}
+		return nil
+	}
+	for range vsWarmup {
+		if err := call(); err != nil {
+			return 0, err
+		}
+	}
+	start := time.Now()
+	for range n {
+		if err := call(); err != nil {
+			return 0, err
+		}
+	}
+	return float64(time.Since(start).Nanoseconds()) / float64(n), nil
+}
+
+// vsPrint prints the table, then each measured kind's rounds.
+func vsPrint(kernel string, opts vsOptions, rows []vsRow) {
+	fmt.Printf("\nns per failing mlock2 call, median of the rounds counted; (added) = median over the rounds of setup - that round's no probe\n")
+	fmt.Printf("%-10s  %8s  %-18s  %-18s  %s\n", "hook", "no probe", "bpftrace count", "memlock-exporter", "ratio daemon-added /")
+	fmt.Printf("%-10s  %8s  %-18s  %-18s  %s\n", "", "", "", "(export off)", "bpftrace-added")
+	for _, r := range rows {
+		if r.reasons != nil {
+			fmt.Printf("%-10s  not measured: %s\n", r.kind, strings.Join(r.reasons, "; "))
+			continue
+		}
+		s := r.sum
+		fmt.Printf("%-10s  %8.1f  %7.1f (%+7.1f)  %7.1f (%+7.1f)  %8.2fx\n", r.kind,
+			s.ns[vsNone], s.ns[vsBpftrace], s.added[vsBpftrace], s.ns[vsDaemon], s.added[vsDaemon], s.ratio)
+	}
+	for _, r := range rows {
+		if r.reasons != nil {
+			continue
+		}
+		fmt.Printf("\n%s: bpftrace -e '%s'; memlock-exporter's hooks: %s\n", r.kind, r.script, r.hooks)
+		counted, _ := vsCounted(r.rounds)
+		invalid := make([]bool, len(r.rounds))
+		var ns [vsSetups][]float64
+		var added [vsSetups][]float64
+		var ratios []float64
+		for i, rd := range r.rounds {
+			invalid[i] = !counted[i]
+			for k := range vsSetups {
+				ns[k] = append(ns[k], rd.ns[k])
+				added[k] = append(added[k], rd.added(k))
+			}
+			ratios = append(ratios, rd.added(vsDaemon)/rd.added(vsBpftrace))
+		}
+		fmt.Printf("  per round, ns:       no probe         %s\n", formatMarked(ns[vsNone], invalid, "%.1f"))
+		fmt.Printf("                       bpftrace         %s\n", formatMarked(ns[vsBpftrace], invalid, "%.1f"))
+		fmt.Printf("                       memlock-exporter %s\n", formatMarked(ns[vsDaemon], invalid, "%.1f"))
+		fmt.Printf("  per round, added:    bpftrace         %s\n", formatMarked(added[vsBpftrace], invalid, "%+.1f"))
+		fmt.Printf("                       memlock-exporter %s\n", formatMarked(added[vsDaemon], invalid, "%+.1f"))
+		fmt.Printf("  per round, ratio:                     %s (median %.2fx)\n", formatMarked(ratios, invalid, "%.2fx"), median(cleanRounds(ratios, invalid)))
+		counts := make([]string, len(r.rounds))
+		seen := make([]string, len(r.rounds))
+		for i, rd := range r.rounds {
+			counts[i] = strconv.FormatUint(rd.bpftraceCount, 10)
+			seen[i] = fmt.Sprintf("%d+%d", rd.daemonEvents, rd.daemonLost)
+		}
+		fmt.Printf("  calls seen, want >= %d each (%d warm-up calls and the attach check's come on top, and other processes'):\n", opts.calls, vsWarmup)
+		fmt.Printf("    bpftrace's count               %s\n", strings.Join(counts, " "))
+		fmt.Printf("    daemon's records read + lost   %s\n", strings.Join(seen, " "))
+		for i, rd := range r.rounds {
+			if why := rd.leftOut(counted[i]); why != "" {
+				fmt.Printf("  * round %d left out: %s\n", i+1, why)
+			}
+		}
+		if r.sum.tainted {
+			fmt.Printf("  warning: other tracers were loaded during every valid round; all of those are counted\n")
+		}
+		if len(r.stats) > 0 {
+			fmt.Printf("  BPF run-time statistics (kernel.bpf_stats_enabled), one more run of each tracer, not in the medians\n" +
+				"  (program names cut to 15 characters by the kernel; every process's calls count):\n")
+			fmt.Printf("    bpftrace %.1f ns/call, memlock-exporter %.1f ns/call with statistics on\n", r.statsNs[vsBpftrace], r.statsNs[vsDaemon])
+			for _, p := range r.stats {
+				fmt.Printf("    %-16s %-16s %10d runs %8.1f ns/run\n", p.who, p.name, p.runs, p.nsPerRun())
+			}
+		}
+	}
+	fmt.Println("\n(the ns are the calling thread's wall time per call: what the traced program pays. The daemon's\n" +
+		" reader works on another CPU meanwhile and is not in them. bpftrace runs one program, on entry;\n" +
+		" the daemon two, on entry and exit, and writes a record per call into its ring buffer.)")
+}
