@@ -152,7 +152,9 @@ type Event struct {
 	Comm string
 	// ExeName is the basename of the process's executable file
 	// (mm->exe_file), truncated to ExeNameMax-1 bytes; empty for kernel
-	// threads or when the kernel could not read it.
+	// threads or when it is unknown. The kernel reads it at a call only
+	// when it could not send the process's identity; otherwise the reader
+	// takes it from Process.ExeName.
 	ExeName string
 	// CgroupID is the id of the thread's cgroup v2 (the inode number of its
 	// directory in cgroupfs).

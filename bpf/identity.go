@@ -74,6 +74,10 @@ type Process struct {
 	// has a name cut short (beyond 127 bytes).
 	ExePath          string
 	ExePathTruncated bool
+	// ExeName is ExePath's last element cut to ExeNameMax-1 bytes, as the
+	// kernel would put it in a call's record: calls of a process whose
+	// identity the reader has take it from here (Event.ExeName).
+	ExeName string
 	// Args is the argument vector, at most its first 512 bytes; nil
 	// unless the reader was asked for it.
 	Args []string
@@ -246,7 +250,14 @@ type IdentityStats struct {
 
 func newIdentities(size int, cgroups *cgroupIndex, mounts *mountTable, clock *BootClock) (*identities, error) {
 	id := &identities{cgroups: cgroups, mounts: mounts, clock: clock}
-	lru, err := simplelru.NewLRU[uint32, *Process](size, func(uint32, *Process) { id.stats.Evicted++ })
+	lru, err := simplelru.NewLRU[uint32, *Process](size, func(pid uint32, _ *Process) {
+		id.stats.Evicted++
+		// The kernel sends a call's executable name only when it has not
+		// sent the identity: make it send both again.
+		if id.forget != nil {
+			id.forget(pid)
+		}
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -263,6 +274,7 @@ func (id *identities) addProcess(r *processRecord) {
 		InPIDNamespace:   r.level > 0,
 		ExePath:          id.mounts.path(r.exeMountID, r.exePath),
 		ExePathTruncated: r.truncated,
+		ExeName:          exeName(r.exePath),
 		Args:             r.args,
 		CgroupID:         r.cgroupID,
 	}
@@ -272,6 +284,16 @@ func (id *identities) addProcess(r *processRecord) {
 	p.Cgroups = id.cgroups.resolve(r)
 	id.stats.Processes++
 	id.procs.Add(r.pid, p)
+}
+
+// exeName is the executable's name as a call's record has it: the last
+// element of its path, cut to ExeNameMax-1 bytes; "" for none.
+func exeName(path string) string {
+	name := path[strings.LastIndexByte(path, '/')+1:]
+	if len(name) > ExeNameMax-1 {
+		name = name[:ExeNameMax-1]
+	}
+	return name
 }
 
 // lookup returns the identity of the process that made ev, nil if unknown.

@@ -329,3 +329,60 @@ func TestMountTable(t *testing.T) {
 		}
 	}
 }
+
+// TestReaderNamesExecutableFromIdentity: the kernel leaves a call's
+// executable name out once it has sent the process's identity, and the
+// reader takes it from there; a name the kernel did send is kept.
+func TestReaderNamesExecutableFromIdentity(t *testing.T) {
+	r := startRunner(t, ReaderOptions{FlushInterval: time.Millisecond})
+	r.ring.push(processBytes{pid: 100, startNs: 4_000_000_000, cgroupID: 55, comps: []string{"usr", "bin", "gpg-agent"}}.bytes(), false)
+	call := sampleRecord // pid 100, started at 4 s
+	call.exe = ""
+	r.ring.push(call.bytes(), true)
+	if ev := r.next(t, 5*time.Second); ev.ExeName != "gpg-agent" || ev.Process == nil {
+		t.Errorf("call without the kernel's name: ExeName %q (identity %+v), want the identity's gpg-agent", ev.ExeName, ev.Process)
+	}
+	r.ring.push(sampleRecord.bytes(), true) // the kernel sent gpg-agent-bin
+	if ev := r.next(t, 5*time.Second); ev.ExeName != "gpg-agent-bin" {
+		t.Errorf("call with the kernel's name: ExeName %q, want gpg-agent-bin", ev.ExeName)
+	}
+	unknown := sampleRecord
+	unknown.exe, unknown.pid = "", 200
+	r.ring.push(unknown.bytes(), true)
+	if ev := r.next(t, 5*time.Second); ev.ExeName != "" || ev.Process != nil {
+		t.Errorf("call of an unknown process without a name: ExeName %q, identity %+v", ev.ExeName, ev.Process)
+	}
+}
+
+// TestEvictionMakesKernelResend: a process dropped from the reader's table
+// is forgotten by the kernel at once, so that its next call sends its
+// identity (and so its executable's name) again rather than a nameless call.
+func TestEvictionMakesKernelResend(t *testing.T) {
+	ids, err := newIdentities(1, newCgroupIndex(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var forgot []uint32
+	ids.forget = func(pid uint32) { forgot = append(forgot, pid) }
+	ids.addProcess(&processRecord{pid: 1, exePath: "/bin/a"})
+	ids.addProcess(&processRecord{pid: 1, exePath: "/bin/a2"}) // replaced, not evicted
+	ids.addProcess(&processRecord{pid: 2, exePath: "/bin/b"})
+	if !slices.Equal(forgot, []uint32{1}) || ids.stats.Evicted != 1 {
+		t.Errorf("forgot %v (evicted %d), want [1] (1)", forgot, ids.stats.Evicted)
+	}
+}
+
+func TestExeName(t *testing.T) {
+	long := strings.Repeat("x", 100)
+	for _, tt := range []struct{ path, want string }{
+		{"", ""},
+		{"/usr/bin/gpg-agent", "gpg-agent"},
+		{"gpg-agent", "gpg-agent"},
+		{"/opt/" + long, long[:ExeNameMax-1]},
+		{"/usr/lib/postgresql/17/bin/postgres", "postgres"},
+	} {
+		if got := exeName(tt.path); got != tt.want {
+			t.Errorf("exeName(%q) = %q, want %q", tt.path, got, tt.want)
+		}
+	}
+}

@@ -324,6 +324,10 @@ func (r *Reader) drain(rec *ringbuf.Record, ev *Event, handle func(*Event)) erro
 		case RecordSize:
 			if derr = r.dec.Decode(raw, ev); derr == nil {
 				ev.Process = r.ids.lookup(ev)
+				if ev.ExeName == "" && ev.Process != nil {
+					// The kernel leaves it out once it has sent the identity.
+					ev.ExeName = ev.Process.ExeName
+				}
 				r.events.Add(1)
 				handle(ev)
 				continue

@@ -251,8 +251,13 @@ static __always_inline bool take_entry(__u32 syscall, __u32 tid, struct task_str
 	return out->syscall == syscall;
 }
 
-/* Process context through BTF pointers: plain loads the verifier guards. */
-static __always_inline void read_task_btf(struct event *ev, struct task_struct *task)
+/*
+ * Process context through BTF pointers: plain loads the verifier guards.
+ * with_exe: also the executable's name, which the reader otherwise takes
+ * from the process's identity (one string read less per call: about 90 ns
+ * of a 400 ns exit program on the development VM).
+ */
+static __always_inline void read_task_btf(struct event *ev, struct task_struct *task, bool with_exe)
 {
 	const struct cred *cred = task->cred;
 	struct mm_struct *mm = task->mm;
@@ -263,6 +268,9 @@ static __always_inline void read_task_btf(struct event *ev, struct task_struct *
 	ev->euid = cred->euid.val;
 	ev->gid = cred->gid.val;
 	ev->egid = cred->egid.val;
+	ev->exe_name[0] = '\0';
+	if (!with_exe)
+		return;
 	if (mm && mm->exe_file)
 		exe = mm->exe_file->f_path.dentry->d_name.name;
 	if (!exe || bpf_probe_read_kernel_str(ev->exe_name, sizeof(ev->exe_name), exe) < 0)
@@ -270,7 +278,7 @@ static __always_inline void read_task_btf(struct event *ev, struct task_struct *
 }
 
 /* Process context through bpf_probe_read_kernel, for kernels before 5.11. */
-static __always_inline void read_task_probe(struct event *ev)
+static __always_inline void read_task_probe(struct event *ev, bool with_exe)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	const struct cred *cred = BPF_CORE_READ(task, cred);
@@ -281,6 +289,9 @@ static __always_inline void read_task_probe(struct event *ev)
 	ev->euid = BPF_CORE_READ(cred, euid.val);
 	ev->gid = BPF_CORE_READ(cred, gid.val);
 	ev->egid = BPF_CORE_READ(cred, egid.val);
+	ev->exe_name[0] = '\0';
+	if (!with_exe)
+		return;
 	exe = BPF_CORE_READ(task, mm, exe_file, f_path.dentry, d_name.name);
 	if (!exe || bpf_probe_read_kernel_str(ev->exe_name, sizeof(ev->exe_name), exe) < 0)
 		ev->exe_name[0] = '\0';
@@ -366,6 +377,8 @@ static __always_inline void read_args(struct process_record *rec, struct task_st
  * reader has it already. A record that finds no room is tried again at the
  * process's next call. A global function: the verifier checks it once, on
  * its own, rather than within every path of every program that calls it.
+ * Returns 1 when the reader has the identity or will have it before the
+ * call's record (it names the executable then), 0 when it was not sent.
  */
 __noinline int note_process(__u32 pid, __u64 start_ns, __u64 cgroup_id)
 {
@@ -377,7 +390,7 @@ __noinline int note_process(__u32 pid, __u64 start_ns, __u64 cgroup_id)
 	__u32 level;
 
 	if (known && known->start_ns == start_ns && known->cgroup_id == cgroup_id)
-		return 0;
+		return 1;
 	rec = bpf_ringbuf_reserve(&events, sizeof(*rec), 0);
 	if (!rec)
 		return 0;
@@ -406,7 +419,7 @@ __noinline int note_process(__u32 pid, __u64 start_ns, __u64 cgroup_id)
 		read_args(rec, task);
 	bpf_ringbuf_submit(rec, 0);
 	bpf_map_update_elem(&seen_processes, &pid, &now, BPF_ANY);
-	return 0;
+	return 1;
 }
 
 static __always_inline __u64 submit_flags(void)
@@ -453,6 +466,7 @@ static __always_inline void on_exit(__u32 syscall, __u32 probe, __s64 ret)
 	__u64 cgroup_id, start_ns;
 	struct entry e, *slot;
 	struct event *ev;
+	int identity_sent;
 
 	if (use_task_btf)
 		task = bpf_get_current_task_btf();
@@ -477,7 +491,7 @@ static __always_inline void on_exit(__u32 syscall, __u32 probe, __s64 ret)
 	else
 		start_ns = BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), group_leader, start_boottime);
 	/* The identity goes first, so the reader has it for the call. */
-	note_process(pid, start_ns, cgroup_id);
+	identity_sent = note_process(pid, start_ns, cgroup_id);
 
 	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
 	if (!ev) {
@@ -513,9 +527,9 @@ static __always_inline void on_exit(__u32 syscall, __u32 probe, __s64 ret)
 	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
 
 	if (use_task_btf)
-		read_task_btf(ev, task);
+		read_task_btf(ev, task, !identity_sent);
 	else
-		read_task_probe(ev);
+		read_task_probe(ev, !identity_sent);
 
 	bpf_ringbuf_submit(ev, submit_flags());
 }
