@@ -40,6 +40,9 @@ type e2eOptions struct {
 	// logDir, if set, receives each run's exporter stderr (with its
 	// gctrace when the collector is down), one file per setup and round.
 	logDir string
+	// profileDir, if set, receives a CPU profile of the exporter per run
+	// of the setups with the collector up (its --cpuprofile).
+	profileDir string
 }
 
 // e2eWarmup runs the load before the window opens so that the exporter's
@@ -229,10 +232,14 @@ func measureSetup(page []byte, opts e2eOptions, config string, s e2eSetup, hz in
 	}
 	defer col.kill() // after a failure; a no-op once stopped
 
+	var args []string
+	if opts.profileDir != "" {
+		args = []string{"--cpuprofile", filepath.Join(opts.profileDir, fmt.Sprintf("%s.%d.pprof", logName(s.label), time.Now().UnixNano()))}
+	}
 	d, err := startDaemon(opts.exporter, append([]string{
 		"OTEL_EXPORTER_OTLP_ENDPOINT=" + col.endpoint(),
 		"OTEL_METRIC_EXPORT_INTERVAL=1000",
-	}, slices.Concat(s.env, opts.env)...))
+	}, slices.Concat(s.env, opts.env)...), args...)
 	if err != nil {
 		return r, err
 	}

@@ -219,9 +219,9 @@ type daemon struct {
 }
 
 // startDaemon starts the exporter binary with its defaults except for env
-// and waits until it has attached and started reading.
-func startDaemon(bin string, env []string) (*daemon, error) {
-	cmd := exec.Command(bin)
+// (and flags args) and waits until it has attached and started reading.
+func startDaemon(bin string, env []string, args ...string) (*daemon, error) {
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(withoutConfig(os.Environ()), env...)
 	d := &daemon{stderr: &lockedBuffer{}}
 	cmd.Stdout, cmd.Stderr = d.stderr, d.stderr

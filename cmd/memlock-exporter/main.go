@@ -45,6 +45,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	check := fs.Bool("check", false, "load and attach the BPF programs, print which hooks attached, and exit (0 if all attached)")
 	printEvents := fs.Bool("print", false, "also print each event as one line on stdout")
 	showVersion := fs.Bool("version", false, "print the version and exit")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file, for go tool pprof (a developer's tool: it costs a few percent of CPU)")
 	fs.Usage = func() { fmt.Fprintln(stderr, "run `memlock-exporter --help` for flags and environment variables") }
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -120,6 +121,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if *cpuProfile != "" {
+		stopProfile, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "memlock-exporter: --cpuprofile %q: %v\n", *cpuProfile, err)
+			return exitUsage
+		}
+		defer stopProfile()
+	}
 	setDefaultMemoryLimit(&cfg.Telemetry)
 	return serve(ctx, cfg, log, tracer, *printEvents, stdout, stderr)
 }
