@@ -246,7 +246,7 @@ func (a *HealthAddr) UnmarshalText(text []byte) error {
 	if err != nil {
 		return fmt.Errorf("parse health address %q: %w", text, err)
 	}
-	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+	if !validPort(port) {
 		return fmt.Errorf("parse health address %q: bad port %q", text, port)
 	}
 	if strings.ContainsFunc(host, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {

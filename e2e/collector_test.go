@@ -18,7 +18,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -155,13 +154,8 @@ func moduleSourceHash(modDir, pkg string) (string, error) {
 // one OTLP JSON request per line, into logs.jsonl, metrics.jsonl and
 // traces.jsonl in its own temporary directory.
 type collector struct {
+	*server
 	grpcAddr, httpAddr string
-	dir                string
-	cmd                *exec.Cmd
-	exited             chan struct{} // closed when the process has exited
-	waitErr            error         // valid once exited is closed
-	ready              bool          // start-up succeeded
-	stopOnce           sync.Once
 }
 
 // startCollector builds (or reuses) the collector binary and starts it with
@@ -200,75 +194,19 @@ func tryStartCollector(t testing.TB, bin, config string, args []string) (*collec
 // dir, and waits until it is ready. It fails nothing: a test may call it
 // from another goroutine (see restartableCollector).
 func startCollectorOn(t testing.TB, bin, config string, args []string, grpcAddr, httpAddr, dir string) (*collector, error) {
-	c := &collector{
-		grpcAddr: grpcAddr,
-		httpAddr: httpAddr,
-		dir:      dir,
-		exited:   make(chan struct{}),
-	}
-	out, err := os.Create(c.outputPath())
+	cmd := exec.Command(bin, append([]string{"--config=file:" + config}, args...)...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(),
+		"OTELCOL_E2E_GRPC_ENDPOINT="+grpcAddr,
+		"OTELCOL_E2E_HTTP_ENDPOINT="+httpAddr,
+		"OTELCOL_E2E_OUTPUT_DIR="+dir,
+	)
+	s, err := startServer(t, "collector", dir, cmd, 30*time.Second, "listen on "+grpcAddr+" and "+httpAddr,
+		func() bool { return acceptsTCP(grpcAddr) && acceptsTCP(httpAddr) })
 	if err != nil {
 		return nil, err
 	}
-	defer out.Close() // the child holds its own descriptor
-
-	c.cmd = exec.Command(bin, append([]string{"--config=file:" + config}, args...)...)
-	c.cmd.Dir = c.dir
-	c.cmd.Env = append(os.Environ(),
-		"OTELCOL_E2E_GRPC_ENDPOINT="+c.grpcAddr,
-		"OTELCOL_E2E_HTTP_ENDPOINT="+c.httpAddr,
-		"OTELCOL_E2E_OUTPUT_DIR="+c.dir,
-	)
-	c.cmd.Stdout, c.cmd.Stderr = out, out
-	// Do not outlive a test binary killed by -timeout, which skips cleanups.
-	c.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := c.cmd.Start(); err != nil {
-		return nil, err
-	}
-	go func() {
-		c.waitErr = c.cmd.Wait()
-		close(c.exited)
-	}()
-	t.Cleanup(func() {
-		c.Stop(t)
-		if t.Failed() && c.ready {
-			t.Logf("collector output:\n%s", c.output())
-		}
-	})
-
-	if err := c.waitReady(30 * time.Second); err != nil {
-		c.stopOnce.Do(func() { // a failed attempt is not the test's failure
-			_ = c.cmd.Process.Kill()
-			<-c.exited
-		})
-		return nil, err
-	}
-	c.ready = true
-	return c, nil
-}
-
-// waitReady waits until both ports accept connections, then makes sure the
-// process is still alive (the ports might belong to someone else).
-func (c *collector) waitReady(timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for !acceptsTCP(c.grpcAddr) || !acceptsTCP(c.httpAddr) {
-		select {
-		case <-c.exited:
-			return fmt.Errorf("collector exited during start-up (%v):\n%s", c.waitErr, c.output())
-		default:
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("collector did not listen on %s and %s within %v:\n%s",
-				c.grpcAddr, c.httpAddr, timeout, c.output())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	select {
-	case <-c.exited:
-		return fmt.Errorf("collector exited during start-up (%v):\n%s", c.waitErr, c.output())
-	case <-time.After(100 * time.Millisecond):
-		return nil
-	}
+	return &collector{server: s, grpcAddr: grpcAddr, httpAddr: httpAddr}, nil
 }
 
 func acceptsTCP(addr string) bool {
@@ -285,45 +223,6 @@ func (c *collector) Endpoint() string { return "http://" + c.grpcAddr }
 
 // HTTPEndpoint is the OTLP/HTTP endpoint, e.g. "http://127.0.0.1:43172".
 func (c *collector) HTTPEndpoint() string { return "http://" + c.httpAddr }
-
-// Stop sends SIGTERM and waits for the collector to exit, which flushes its
-// files; it kills the collector after 15 seconds. It is safe to call more
-// than once, and the data stays readable afterwards.
-func (c *collector) Stop(t testing.TB) {
-	t.Helper()
-	c.stopOnce.Do(func() {
-		select {
-		case <-c.exited:
-			t.Errorf("collector exited before it was stopped (%v):\n%s", c.waitErr, c.output())
-			return
-		default:
-		}
-		if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-			t.Errorf("stop collector: %v", err)
-		}
-		select {
-		case <-c.exited:
-			if c.waitErr != nil {
-				t.Errorf("collector exited with %v after SIGTERM:\n%s", c.waitErr, c.output())
-			}
-		case <-time.After(15 * time.Second):
-			_ = c.cmd.Process.Kill()
-			<-c.exited
-			t.Errorf("collector did not exit within 15s of SIGTERM; killed it")
-		}
-	})
-}
-
-func (c *collector) outputPath() string { return filepath.Join(c.dir, "collector.log") }
-
-// output is what the collector wrote to stdout and stderr so far.
-func (c *collector) output() string {
-	b, err := os.ReadFile(c.outputPath())
-	if err != nil {
-		return fmt.Sprintf("(read collector output: %v)", err)
-	}
-	return string(b)
-}
 
 // Logs returns every log record the collector has written so far, the
 // requests merged in order of arrival.

@@ -180,12 +180,7 @@ func testExportsEveryCall(t *testing.T, encoderEnv string) {
 	)
 
 	start := time.Now()
-	var calls []testutil.WorkloadCall
-	if inCgroup {
-		calls = cg.RunWorkload(t, workload, "--repeat", "2")
-	} else {
-		calls = testutil.RunWorkload(t, workload, "--repeat", "2")
-	}
+	calls := runWorkload(t, workload, cg, inCgroup, "--repeat", "2")
 	end := time.Now()
 	ours := workloadRecords(calls, cg, inCgroup)
 	proc := procView{exePath: workload}
@@ -809,4 +804,14 @@ func syscallByName(name string) bpf.Syscall {
 		}
 	}
 	return bpf.SyscallUnknown
+}
+
+// runWorkload runs the workload in the test's cgroup when it has one
+// (inCgroup), else as a plain child, and returns the calls it made.
+func runWorkload(t testing.TB, workload string, cg *testutil.Cgroup, inCgroup bool, args ...string) []testutil.WorkloadCall {
+	t.Helper()
+	if inCgroup {
+		return cg.RunWorkload(t, workload, args...)
+	}
+	return testutil.RunWorkload(t, workload, args...)
 }

@@ -14,8 +14,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -85,12 +83,8 @@ const jaegerMaxLimit = 100000
 
 // jaeger is a running Jaeger v2 started by a test.
 type jaeger struct {
+	*server
 	otlpAddr, queryAddr string
-	dir                 string
-	cmd                 *exec.Cmd
-	exited              chan struct{} // closed when the process has exited
-	waitErr             error         // valid once exited is closed
-	stopOnce            sync.Once
 }
 
 // startJaeger builds (or reuses) Jaeger and starts it with jaegerConfig on
@@ -116,120 +110,26 @@ func startJaeger(t *testing.T) *jaeger {
 }
 
 func tryStartJaeger(t *testing.T, bin string) (*jaeger, error) {
-	j := &jaeger{
-		otlpAddr:  testutil.FreeLoopbackAddr(t),
-		queryAddr: testutil.FreeLoopbackAddr(t),
-		dir:       t.TempDir(),
-		exited:    make(chan struct{}),
-	}
-	config := filepath.Join(j.dir, "jaeger.yaml")
+	j := &jaeger{otlpAddr: testutil.FreeLoopbackAddr(t), queryAddr: testutil.FreeLoopbackAddr(t)}
+	dir := t.TempDir()
+	config := filepath.Join(dir, "jaeger.yaml")
 	if err := os.WriteFile(config, fmt.Appendf(nil, jaegerConfig, j.queryAddr, testutil.FreeLoopbackAddr(t), j.otlpAddr), 0o644); err != nil {
 		return nil, err
 	}
-	out, err := os.Create(j.outputPath())
+	cmd := exec.Command(bin, "--config=file:"+config)
+	cmd.Dir = dir
+	s, err := startServer(t, "jaeger", dir, cmd, 60*time.Second,
+		"accept OTLP on "+j.otlpAddr+" and answer queries on "+j.queryAddr,
+		func() bool { return acceptsTCP(j.otlpAddr) && j.services() == nil })
 	if err != nil {
 		return nil, err
 	}
-	defer out.Close() // the child holds its own descriptor
-
-	j.cmd = exec.Command(bin, "--config=file:"+config)
-	j.cmd.Dir = j.dir
-	j.cmd.Stdout, j.cmd.Stderr = out, out
-	// Do not outlive a test binary killed by -timeout, which skips cleanups.
-	j.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := j.cmd.Start(); err != nil {
-		return nil, err
-	}
-	go func() {
-		j.waitErr = j.cmd.Wait()
-		close(j.exited)
-	}()
-	ready := false
-	t.Cleanup(func() {
-		if ready {
-			j.Stop(t)
-		}
-		if t.Failed() && ready {
-			t.Logf("jaeger output:\n%s", j.output())
-		}
-	})
-
-	if err := j.waitReady(60 * time.Second); err != nil {
-		j.stopOnce.Do(func() { // a failed attempt is not the test's failure
-			_ = j.cmd.Process.Kill()
-			<-j.exited
-		})
-		return nil, err
-	}
-	ready = true
+	j.server = s
 	return j, nil
-}
-
-// waitReady waits until the OTLP port accepts connections and the query
-// API answers /api/services, then makes sure the process is still alive
-// (the ports might belong to someone else).
-func (j *jaeger) waitReady(timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for !acceptsTCP(j.otlpAddr) || j.services() != nil {
-		select {
-		case <-j.exited:
-			return fmt.Errorf("jaeger exited during start-up (%v):\n%s", j.waitErr, j.output())
-		default:
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("jaeger did not accept OTLP on %s and answer queries on %s within %v:\n%s",
-				j.otlpAddr, j.queryAddr, timeout, j.output())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	select {
-	case <-j.exited:
-		return fmt.Errorf("jaeger exited during start-up (%v):\n%s", j.waitErr, j.output())
-	case <-time.After(100 * time.Millisecond):
-		return nil
-	}
 }
 
 // OTLPEndpoint is the OTLP/gRPC endpoint, e.g. "http://127.0.0.1:43171".
 func (j *jaeger) OTLPEndpoint() string { return "http://" + j.otlpAddr }
-
-// Stop sends SIGTERM and waits for Jaeger to exit; it kills it after 15
-// seconds. It is safe to call more than once.
-func (j *jaeger) Stop(t testing.TB) {
-	t.Helper()
-	j.stopOnce.Do(func() {
-		select {
-		case <-j.exited:
-			t.Errorf("jaeger exited before it was stopped (%v):\n%s", j.waitErr, j.output())
-			return
-		default:
-		}
-		if err := j.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-			t.Errorf("stop Jaeger: %v", err)
-		}
-		select {
-		case <-j.exited:
-			if j.waitErr != nil {
-				t.Errorf("jaeger exited with %v after SIGTERM:\n%s", j.waitErr, j.output())
-			}
-		case <-time.After(15 * time.Second):
-			_ = j.cmd.Process.Kill()
-			<-j.exited
-			t.Errorf("jaeger did not exit within 15s of SIGTERM; killed it")
-		}
-	})
-}
-
-func (j *jaeger) outputPath() string { return filepath.Join(j.dir, "jaeger.log") }
-
-// output is what Jaeger wrote to stdout and stderr so far.
-func (j *jaeger) output() string {
-	b, err := os.ReadFile(j.outputPath())
-	if err != nil {
-		return fmt.Sprintf("(read Jaeger output: %v)", err)
-	}
-	return string(b)
-}
 
 // jaegerResponse is the envelope of the query API's answers.
 type jaegerResponse[T any] struct {
@@ -497,12 +397,7 @@ func TestJaegerReceivesEveryCall(t *testing.T) {
 	)
 
 	start := time.Now()
-	var calls []testutil.WorkloadCall
-	if inCgroup {
-		calls = cg.RunWorkload(t, workload, "--repeat", "2")
-	} else {
-		calls = testutil.RunWorkload(t, workload, "--repeat", "2")
-	}
+	calls := runWorkload(t, workload, cg, inCgroup, "--repeat", "2")
 	end := time.Now()
 	ours := workloadAttrs(calls, cg, inCgroup)
 	proc := procOf(t, workload, cg, inCgroup)

@@ -82,12 +82,7 @@ func TestTracesOneSpanPerCall(t *testing.T) {
 		"MEMLOCK_EXPORTER_FLUSH_INTERVAL=50ms",
 	)
 
-	var calls []testutil.WorkloadCall
-	if inCgroup {
-		calls = cg.RunWorkload(t, workload, "--repeat", "2")
-	} else {
-		calls = testutil.RunWorkload(t, workload, "--repeat", "2")
-	}
+	calls := runWorkload(t, workload, cg, inCgroup, "--repeat", "2")
 	ours := workloadAttrs(calls, cg, inCgroup)
 	oursLog := ours
 

@@ -506,9 +506,7 @@ func (b *vsBench) measure(kind bpf.Probe, script string, s vsSetup, r *vsRound) 
 	var err error
 	switch s {
 	case vsNone:
-		b.noteOthers(r)
-		r.ns[s], err = vsLoop(b.addr, b.size, b.opts.calls)
-		b.noteOthers(r)
+		r.ns[s], err = b.timedLoop(r)
 		return err
 	case vsBpftrace:
 		bt, out, err := b.startBpftrace(script)
@@ -516,9 +514,7 @@ func (b *vsBench) measure(kind bpf.Probe, script string, s vsSetup, r *vsRound) 
 			return fmt.Errorf("%w\n%s", err, out)
 		}
 		time.Sleep(vsSettle)
-		b.noteOthers(r)
-		r.ns[s], err = vsLoop(b.addr, b.size, b.opts.calls)
-		b.noteOthers(r)
+		r.ns[s], err = b.timedLoop(r)
 		if err != nil {
 			bt.kill()
 			return err
@@ -535,9 +531,7 @@ func (b *vsBench) measure(kind bpf.Probe, script string, s vsSetup, r *vsRound) 
 			return err
 		}
 		time.Sleep(vsSettle)
-		b.noteOthers(r)
-		r.ns[s], err = vsLoop(b.addr, b.size, b.opts.calls)
-		b.noteOthers(r)
+		r.ns[s], err = b.timedLoop(r)
 		if err != nil {
 			d.kill()
 			return err
@@ -550,6 +544,15 @@ func (b *vsBench) measure(kind bpf.Probe, script string, s vsSetup, r *vsRound) 
 		r.daemonEvents, r.daemonLost = c.events, c.lost()
 		return err
 	}
+}
+
+// timedLoop runs the timed calls, noting whether someone else's BPF
+// programs came or went meanwhile (they would spoil the round).
+func (b *vsBench) timedLoop(r *vsRound) (float64, error) {
+	b.noteOthers(r)
+	ns, err := vsLoop(b.addr, b.size, b.opts.calls)
+	b.noteOthers(r)
+	return ns, err
 }
 
 // measureStats runs tracer s once with BPF run-time statistics on and

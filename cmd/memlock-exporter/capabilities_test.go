@@ -167,18 +167,7 @@ func expectStartFailure(t *testing.T, cmd *exec.Cmd, wantErr string) {
 // process's locked memory, log no error, and exit cleanly on SIGTERM.
 func expectFullRun(t *testing.T, cmd *exec.Cmd, workload, setpriv string) {
 	t.Helper()
-	var stdout, stderr testutil.SyncBuffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-	})
-	waitForLog(t, &stderr, "memlock-exporter started")
+	stdout, stderr := startCommand(t, cmd, "memlock-exporter started")
 
 	// --hold-ms keeps 64 pages locked long enough for a few samples.
 	w := testutil.StartWorkload(t, setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--",
@@ -193,7 +182,7 @@ func expectFullRun(t *testing.T, cmd *exec.Cmd, workload, setpriv string) {
 		t.Fatal(err)
 	}
 	if err := cmd.Wait(); err != nil {
-		t.Fatalf("daemon did not exit cleanly after SIGTERM: %v\n%s", err, &stderr)
+		t.Fatalf("daemon did not exit cleanly after SIGTERM: %v\n%s", err, stderr)
 	}
 	// One printed line per call of the workload's threads; children it
 	// forks have pids of their own and are counted the same way.
@@ -210,7 +199,7 @@ func expectFullRun(t *testing.T, cmd *exec.Cmd, workload, setpriv string) {
 	}
 	for prefix, missing := range want {
 		if missing != 0 {
-			t.Errorf("%d lines fewer than calls for%s\n%s", missing, prefix, &stdout)
+			t.Errorf("%d lines fewer than calls for%s\n%s", missing, prefix, stdout)
 		}
 	}
 	for line := range strings.Lines(stderr.String()) {

@@ -25,23 +25,12 @@ func TestHealthEndpoint(t *testing.T) {
 
 	t.Run("probes answer 200", func(t *testing.T) {
 		addr := testutil.FreeLoopbackAddr(t)
-		var stdout, stderr testutil.SyncBuffer
 		cmd := exec.Command(daemon)
 		cmd.Env = append(cmd.Environ(), "MEMLOCK_EXPORTER_HEALTH_ADDR="+addr,
 			"MEMLOCK_EXPORTER_FLUSH_INTERVAL=20ms", "OTEL_SDK_DISABLED=true")
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			if cmd.ProcessState == nil {
-				cmd.Process.Kill()
-				cmd.Wait()
-			}
-		})
-		waitForLog(t, &stderr, "health endpoint listening")
+		_, stderr := startCommand(t, cmd, "health endpoint listening")
 		if !strings.Contains(stderr.String(), "addr="+addr) {
-			t.Errorf("the listening line does not name %s:\n%s", addr, &stderr)
+			t.Errorf("the listening line does not name %s:\n%s", addr, stderr)
 		}
 		// Ready comes once Run has started, a moment after listening.
 		var code int
@@ -65,10 +54,10 @@ func TestHealthEndpoint(t *testing.T) {
 			t.Fatal(err)
 		}
 		if err := cmd.Wait(); err != nil {
-			t.Fatalf("daemon did not exit cleanly after SIGTERM: %v\n%s", err, &stderr)
+			t.Fatalf("daemon did not exit cleanly after SIGTERM: %v\n%s", err, stderr)
 		}
 		if !strings.Contains(stderr.String(), "memlock-exporter stopped") {
-			t.Errorf("no shutdown summary:\n%s", &stderr)
+			t.Errorf("no shutdown summary:\n%s", stderr)
 		}
 		// The server went with the daemon.
 		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {

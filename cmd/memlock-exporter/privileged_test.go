@@ -63,20 +63,9 @@ func TestPrintsEveryWorkloadCall(t *testing.T) {
 	workload := testutil.BuildWorkload(t)
 	noise := testutil.StartNoise(t, workload, 2*time.Millisecond)
 
-	var stdout, stderr testutil.SyncBuffer
 	cmd := exec.Command(daemon, "--print")
 	cmd.Env = append(cmd.Environ(), "MEMLOCK_EXPORTER_FLUSH_INTERVAL=20ms", "OTEL_SDK_DISABLED=true")
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-	})
-	waitForLog(t, &stderr, "memlock-exporter started")
+	stdout, stderr := startCommand(t, cmd, "memlock-exporter started")
 
 	start := time.Now()
 	calls := testutil.RunWorkload(t, workload)
@@ -90,7 +79,7 @@ func TestPrintsEveryWorkloadCall(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := cmd.Wait(); err != nil {
-		t.Fatalf("daemon did not exit cleanly after SIGTERM: %v\n%s", err, &stderr)
+		t.Fatalf("daemon did not exit cleanly after SIGTERM: %v\n%s", err, stderr)
 	}
 
 	// The lines of the workload's threads without their time, by thread,
@@ -148,7 +137,7 @@ func TestPrintsEveryWorkloadCall(t *testing.T) {
 	// attached.
 	summary := regexp.MustCompile(`memlock-exporter stopped.* lost_ringbuf_full=(\d+) lost_missed_entry=(\d+) lost_entry_map_full=(\d+)`).FindStringSubmatch(stderr.String())
 	if summary == nil {
-		t.Errorf("no shutdown summary with the loss counts:\n%s", &stderr)
+		t.Errorf("no shutdown summary with the loss counts:\n%s", stderr)
 	} else if summary[1] != "0" || summary[3] != "0" {
 		t.Errorf("shutdown summary reports losses: %s", summary[0])
 	}
@@ -162,6 +151,26 @@ func syscallByName(t *testing.T, name string) bpf.Syscall {
 	}
 	t.Fatalf("unknown syscall %q", name)
 	return 0
+}
+
+// startCommand starts cmd (a daemon) with its output in buffers and waits
+// until its stderr has the line ready; a cleanup kills it if the test has
+// not waited for it.
+func startCommand(t *testing.T, cmd *exec.Cmd, ready string) (stdout, stderr *testutil.SyncBuffer) {
+	t.Helper()
+	stdout, stderr = new(testutil.SyncBuffer), new(testutil.SyncBuffer)
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	waitForLog(t, stderr, ready)
+	return stdout, stderr
 }
 
 func waitForLog(t *testing.T, buf *testutil.SyncBuffer, text string) {

@@ -4,13 +4,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"path"
 	"slices"
+	"sort"
 	"strings"
 	"testing"
 
 	"helm.sh/helm/v4/pkg/action"
 	"helm.sh/helm/v4/pkg/chart/common"
+	releaseutil "helm.sh/helm/v4/pkg/release/v1/util"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	kjson "sigs.k8s.io/json"
@@ -270,7 +273,14 @@ func TestRenderRefuses(t *testing.T) {
 func decodeAll(t *testing.T, manifest string) []any {
 	t.Helper()
 	var objs []any
-	docs := Documents(manifest)
+	// Helm's own splitting, in the manifest's order.
+	split := releaseutil.SplitManifests(manifest)
+	names := slices.Collect(maps.Keys(split))
+	sort.Sort(releaseutil.BySplitManifestsOrder(names))
+	var docs []string
+	for _, n := range names {
+		docs = append(docs, split[n])
+	}
 	if len(docs) == 0 {
 		t.Fatal("empty manifest")
 	}

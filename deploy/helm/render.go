@@ -130,28 +130,6 @@ func ParseSet(sets []string) (map[string]any, error) {
 	return vals, nil
 }
 
-// Documents splits a rendered manifest into its YAML documents, skipping
-// empty ones, in order.
-func Documents(manifest string) []string {
-	var docs []string
-	for _, d := range strings.Split("\n"+manifest, "\n---") {
-		// A "# Source: ..." comment alone is no document.
-		body := strings.TrimSpace(d)
-		lines := strings.Split(body, "\n")
-		empty := true
-		for _, l := range lines {
-			if t := strings.TrimSpace(l); t != "" && !strings.HasPrefix(t, "#") {
-				empty = false
-				break
-			}
-		}
-		if !empty {
-			docs = append(docs, body+"\n")
-		}
-	}
-	return docs
-}
-
 // templateFiles lists the chart's template files (for tests).
 func templateFiles() ([]string, error) {
 	var names []string
