@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"math"
 	"time"
 )
 
@@ -91,7 +92,7 @@ func (d *Decoder) Decode(raw []byte, ev *Event) error {
 	ev.Syscall = syscall
 	ev.Probe = probe
 	ev.BootNs = le.Uint64(raw[offEntryNs:])
-	ev.Duration = time.Duration(le.Uint64(raw[offDurationNs:]))
+	ev.Duration, ev.Untimed = decodeDuration(le.Uint64(raw[offDurationNs:]))
 	ev.Addr = le.Uint64(raw[offAddr:])
 	ev.Len = le.Uint64(raw[offLen:])
 	ev.Flags = le.Uint64(raw[offFlags:])
@@ -117,6 +118,23 @@ func (d *Decoder) Decode(raw []byte, ev *Event) error {
 		ev.Time = time.Time{}
 	}
 	return nil
+}
+
+// durationUnknown is the kernel's duration_ns of a call seen at its exit
+// only (memlock.h, DURATION_UNKNOWN).
+const durationUnknown = ^uint64(0)
+
+// decodeDuration reads a record's duration_ns: the duration, or untimed
+// for a call seen at its exit only. A value past the largest Duration (no
+// call lasts 292 years: a corrupt record) is clamped to it.
+func decodeDuration(ns uint64) (d time.Duration, untimed bool) {
+	switch {
+	case ns == durationUnknown:
+		return 0, true
+	case ns > math.MaxInt64:
+		return math.MaxInt64, false
+	}
+	return time.Duration(ns), false
 }
 
 // internLimit bounds each intern table; past it the table starts afresh,

@@ -3,6 +3,7 @@ package bpf
 import (
 	"encoding/binary"
 	"errors"
+	"math"
 	"reflect"
 	"testing"
 	"time"
@@ -134,6 +135,17 @@ func TestDecode(t *testing.T) {
 				KernelDuration: 1500, LibcFunc: LibcMlock2, CallerAddr: 0x55aa00001234, StartNs: 4_000_000_000,
 			},
 		},
+		{
+			name: "exit-only call: untimed",
+			raw:  func() []byte { r := sampleRecord; r.durationNs = ^uint64(0); return r.bytes() }(),
+			want: Event{
+				Time: time.Unix(1_700_000_005, 0), BootNs: 5_000_000_000, Untimed: true,
+				Syscall: SyscallMlock2, Probe: ProbeTracepoint, PID: 100, TID: 101, PPID: 1,
+				UID: 1000, EUID: 0, GID: 1001, EGID: 1002, Comm: "gpg-agent", ExeName: "gpg-agent-bin",
+				CgroupID: 4242, Addr: 0x7f3a1c000000, Len: 8192, Flags: 1, Ret: -12,
+				KernelDuration: 1500, LibcFunc: LibcMlock2, CallerAddr: 0x55aa00001234, StartNs: 4_000_000_000,
+			},
+		},
 		{name: "empty", raw: nil, wantErr: ErrRecordSize},
 		{name: "short by one", raw: sampleRecord.bytes()[:RecordSize-1], wantErr: ErrRecordSize},
 		{name: "long by one", raw: append(sampleRecord.bytes(), 0), wantErr: ErrRecordSize},
@@ -255,6 +267,27 @@ func BenchmarkDecodeMalformed(b *testing.B) {
 	for b.Loop() {
 		if err := d.Decode(raw, &ev); err == nil {
 			b.Fatal("short record decoded")
+		}
+	}
+}
+
+func TestDecodeDuration(t *testing.T) {
+	tests := []struct {
+		ns          uint64
+		want        time.Duration
+		wantUntimed bool
+	}{
+		{0, 0, false},
+		{4200, 4200, false},
+		{math.MaxInt64, math.MaxInt64, false},
+		{math.MaxInt64 + 1, math.MaxInt64, false}, // corrupt: clamped, never negative
+		{^uint64(0) - 1, math.MaxInt64, false},
+		{^uint64(0), 0, true}, // DURATION_UNKNOWN
+	}
+	for _, tt := range tests {
+		got, untimed := decodeDuration(tt.ns)
+		if got != tt.want || untimed != tt.wantUntimed {
+			t.Errorf("decodeDuration(%d) = %v, %v; want %v, %v", tt.ns, got, untimed, tt.want, tt.wantUntimed)
 		}
 	}
 }

@@ -124,8 +124,13 @@ type Event struct {
 	// BootNs is the raw entry time on the kernel's boot clock, kept for
 	// ordering and for joining with other kernel-side timestamps.
 	BootNs uint64
-	// Duration is the time from syscall entry to syscall exit.
+	// Duration is the time from syscall entry to syscall exit; zero when
+	// Untimed.
 	Duration time.Duration
+	// Untimed says the call was seen at its exit only (exit-only tracing,
+	// Options.ExitOnly): its duration is unknown, and Time and BootNs are
+	// its exit's.
+	Untimed bool
 
 	Syscall Syscall
 	Probe   Probe

@@ -91,14 +91,16 @@ func ParseHook(s string) ([]Probe, error) {
 // entry points, so every kind yields the same records.
 type attacher interface {
 	probe() Probe
-	// target describes where the hook goes, for logs and --check.
-	target(s Syscall) string
+	// target describes where the hook goes, for logs and --check; exitOnly
+	// when the entry hook is left out.
+	target(s Syscall, exitOnly bool) string
 	// programs names the entry and exit programs in the BPF object.
 	programs(s Syscall) (enter, exit string)
 	// prepare adjusts the programs' specs before loading (e.g. the
-	// kernel function they attach to).
+	// kernel function they attach to); enter is nil when exit-only.
 	prepare(enter, exit *ebpf.ProgramSpec, s Syscall) error
-	attach(enter, exit *ebpf.Program, s Syscall) ([]link.Link, error)
+	attachEnter(enter *ebpf.Program, s Syscall) (link.Link, error)
+	attachExit(exit *ebpf.Program, s Syscall) (link.Link, error)
 }
 
 var attachers = map[Probe]attacher{
@@ -130,15 +132,18 @@ func syscallFunction(s Syscall) (string, error) {
 	return "", fmt.Errorf("%s in the kernel's BTF is not a function", name)
 }
 
-// exitFirst attaches the exit hook before the entry hook: an entry
-// recorded while its exit hook does not exist yet would be left behind and
-// counted as missed.
-func exitFirst(attachExit, attachEnter func() (link.Link, error)) ([]link.Link, error) {
-	exitLink, err := attachExit()
+// attachBoth attaches the exit hook before the entry hook (enter nil:
+// the exit hook alone): an entry recorded while its exit hook does not
+// exist yet would be left behind and counted as missed.
+func attachBoth(a attacher, enter, exit *ebpf.Program, s Syscall) ([]link.Link, error) {
+	exitLink, err := a.attachExit(exit, s)
 	if err != nil {
 		return nil, err
 	}
-	enterLink, err := attachEnter()
+	if enter == nil {
+		return []link.Link{exitLink}, nil
+	}
+	enterLink, err := a.attachEnter(enter, s)
 	if err != nil {
 		exitLink.Close()
 		return nil, err
@@ -151,7 +156,10 @@ type tracepointAttacher struct{}
 
 func (tracepointAttacher) probe() Probe { return ProbeTracepoint }
 
-func (tracepointAttacher) target(s Syscall) string {
+func (tracepointAttacher) target(s Syscall, exitOnly bool) string {
+	if exitOnly {
+		return fmt.Sprintf("syscalls:sys_exit_%s", s)
+	}
 	return fmt.Sprintf("syscalls:sys_enter_%s + syscalls:sys_exit_%s", s, s)
 }
 
@@ -161,22 +169,20 @@ func (tracepointAttacher) programs(s Syscall) (string, string) {
 
 func (tracepointAttacher) prepare(_, _ *ebpf.ProgramSpec, _ Syscall) error { return nil }
 
-func (tracepointAttacher) attach(enter, exit *ebpf.Program, s Syscall) ([]link.Link, error) {
-	return exitFirst(
-		func() (link.Link, error) {
-			l, err := link.Tracepoint("syscalls", "sys_exit_"+s.String(), exit, nil)
-			if err != nil {
-				return nil, fmt.Errorf("attach tracepoint syscalls:sys_exit_%s: %w", s, err)
-			}
-			return l, nil
-		},
-		func() (link.Link, error) {
-			l, err := link.Tracepoint("syscalls", "sys_enter_"+s.String(), enter, nil)
-			if err != nil {
-				return nil, fmt.Errorf("attach tracepoint syscalls:sys_enter_%s: %w", s, err)
-			}
-			return l, nil
-		})
+func (tracepointAttacher) attachEnter(enter *ebpf.Program, s Syscall) (link.Link, error) {
+	l, err := link.Tracepoint("syscalls", "sys_enter_"+s.String(), enter, nil)
+	if err != nil {
+		return nil, fmt.Errorf("attach tracepoint syscalls:sys_enter_%s: %w", s, err)
+	}
+	return l, nil
+}
+
+func (tracepointAttacher) attachExit(exit *ebpf.Program, s Syscall) (link.Link, error) {
+	l, err := link.Tracepoint("syscalls", "sys_exit_"+s.String(), exit, nil)
+	if err != nil {
+		return nil, fmt.Errorf("attach tracepoint syscalls:sys_exit_%s: %w", s, err)
+	}
+	return l, nil
 }
 
 // kprobeAttacher uses a kprobe and a kretprobe on the syscall's function.
@@ -184,7 +190,12 @@ type kprobeAttacher struct{}
 
 func (kprobeAttacher) probe() Probe { return ProbeKprobe }
 
-func (kprobeAttacher) target(s Syscall) string { return "__x64_sys_" + s.String() }
+func (kprobeAttacher) target(s Syscall, exitOnly bool) string {
+	if exitOnly {
+		return "__x64_sys_" + s.String() + " (return)"
+	}
+	return "__x64_sys_" + s.String()
+}
 
 func (kprobeAttacher) programs(s Syscall) (string, string) {
 	return "kp_enter_" + s.String(), "kp_exit_" + s.String()
@@ -192,26 +203,28 @@ func (kprobeAttacher) programs(s Syscall) (string, string) {
 
 func (kprobeAttacher) prepare(_, _ *ebpf.ProgramSpec, _ Syscall) error { return nil }
 
-func (kprobeAttacher) attach(enter, exit *ebpf.Program, s Syscall) ([]link.Link, error) {
+func (kprobeAttacher) attachEnter(enter *ebpf.Program, s Syscall) (link.Link, error) {
 	fn, err := syscallFunction(s)
 	if err != nil {
 		return nil, err
 	}
-	return exitFirst(
-		func() (link.Link, error) {
-			l, err := link.Kretprobe(fn, exit, nil)
-			if err != nil {
-				return nil, fmt.Errorf("attach kretprobe %s: %w", fn, err)
-			}
-			return l, nil
-		},
-		func() (link.Link, error) {
-			l, err := link.Kprobe(fn, enter, nil)
-			if err != nil {
-				return nil, fmt.Errorf("attach kprobe %s: %w", fn, err)
-			}
-			return l, nil
-		})
+	l, err := link.Kprobe(fn, enter, nil)
+	if err != nil {
+		return nil, fmt.Errorf("attach kprobe %s: %w", fn, err)
+	}
+	return l, nil
+}
+
+func (kprobeAttacher) attachExit(exit *ebpf.Program, s Syscall) (link.Link, error) {
+	fn, err := syscallFunction(s)
+	if err != nil {
+		return nil, err
+	}
+	l, err := link.Kretprobe(fn, exit, nil)
+	if err != nil {
+		return nil, fmt.Errorf("attach kretprobe %s: %w", fn, err)
+	}
+	return l, nil
 }
 
 // fentryAttacher uses fentry/fexit (BPF trampolines) on the syscall's
@@ -220,7 +233,12 @@ type fentryAttacher struct{}
 
 func (fentryAttacher) probe() Probe { return ProbeFentry }
 
-func (fentryAttacher) target(s Syscall) string { return "__x64_sys_" + s.String() }
+func (fentryAttacher) target(s Syscall, exitOnly bool) string {
+	if exitOnly {
+		return "__x64_sys_" + s.String() + " (fexit)"
+	}
+	return "__x64_sys_" + s.String()
+}
 
 func (fentryAttacher) programs(s Syscall) (string, string) {
 	return "fe_enter_" + s.String(), "fe_exit_" + s.String()
@@ -231,26 +249,27 @@ func (fentryAttacher) prepare(enter, exit *ebpf.ProgramSpec, s Syscall) error {
 	if err != nil {
 		return err
 	}
-	enter.AttachTo, exit.AttachTo = fn, fn
+	exit.AttachTo = fn
+	if enter != nil {
+		enter.AttachTo = fn
+	}
 	return nil
 }
 
-func (fentryAttacher) attach(enter, exit *ebpf.Program, s Syscall) ([]link.Link, error) {
-	return exitFirst(
-		func() (link.Link, error) {
-			l, err := link.AttachTracing(link.TracingOptions{Program: exit})
-			if err != nil {
-				return nil, fmt.Errorf("attach fexit __x64_sys_%s: %w", s, err)
-			}
-			return l, nil
-		},
-		func() (link.Link, error) {
-			l, err := link.AttachTracing(link.TracingOptions{Program: enter})
-			if err != nil {
-				return nil, fmt.Errorf("attach fentry __x64_sys_%s: %w", s, err)
-			}
-			return l, nil
-		})
+func (fentryAttacher) attachEnter(enter *ebpf.Program, s Syscall) (link.Link, error) {
+	l, err := link.AttachTracing(link.TracingOptions{Program: enter})
+	if err != nil {
+		return nil, fmt.Errorf("attach fentry __x64_sys_%s: %w", s, err)
+	}
+	return l, nil
+}
+
+func (fentryAttacher) attachExit(exit *ebpf.Program, s Syscall) (link.Link, error) {
+	l, err := link.AttachTracing(link.TracingOptions{Program: exit})
+	if err != nil {
+		return nil, fmt.Errorf("attach fexit __x64_sys_%s: %w", s, err)
+	}
+	return l, nil
 }
 
 // shortError says in one line why a hook failed: verifier output and some

@@ -150,6 +150,7 @@ const (
 	memlockProgUpExitMlock         = "up_exit_mlock"
 	memlockProgUpExitMlock2        = "up_exit_mlock2"
 	memlockProgUpExitMlockall      = "up_exit_mlockall"
+	memlockVarExitOnly             = "exit_only"
 	memlockVarShedAboveBytes       = "shed_above_bytes"
 	memlockVarUnusedCgroupRecord   = "unused_cgroup_record"
 	memlockVarUnusedProcessRecord  = "unused_process_record"
@@ -263,6 +264,7 @@ type memlockMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type memlockVariableSpecs struct {
+	ExitOnly            *ebpf.VariableSpec `ebpf:"exit_only"`
 	ShedAboveBytes      *ebpf.VariableSpec `ebpf:"shed_above_bytes"`
 	UnusedCgroupRecord  *ebpf.VariableSpec `ebpf:"unused_cgroup_record"`
 	UnusedProcessRecord *ebpf.VariableSpec `ebpf:"unused_process_record"`
@@ -317,6 +319,7 @@ func (m *memlockMaps) Close() error {
 //
 // It can be passed to loadMemlockObjects or ebpf.CollectionSpec.LoadAndAssign.
 type memlockVariables struct {
+	ExitOnly            *ebpf.Variable `ebpf:"exit_only"`
 	ShedAboveBytes      *ebpf.Variable `ebpf:"shed_above_bytes"`
 	UnusedCgroupRecord  *ebpf.Variable `ebpf:"unused_cgroup_record"`
 	UnusedProcessRecord *ebpf.Variable `ebpf:"unused_process_record"`

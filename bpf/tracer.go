@@ -58,17 +58,29 @@ type Options struct {
 	// CommandArgs puts each process's arguments (their first 512 bytes)
 	// in its identity (Process.Args).
 	CommandArgs bool
+	// ExitOnly attaches each syscall's exit hook alone, which reads the
+	// call's arguments from the thread's saved user registers: one hook
+	// per call instead of two, and no store of the call in flight, so a
+	// call costs less; but its duration is unknown (Event.Untimed) and
+	// Event.Time is its exit's. Needs bpf_task_pt_regs (Linux 5.15+),
+	// and rules out KernelFunctionHook, which adds to the call in flight.
+	ExitOnly bool
 }
+
+// ErrExitOnlyUnsupported is returned by Open when Options.ExitOnly is set
+// on a kernel without bpf_task_pt_regs and task BTF.
+var ErrExitOnlyUnsupported = errors.New("exit-only tracing needs Linux 5.15 or later (bpf_task_pt_regs)")
 
 // Tracer owns the loaded BPF objects and their links. Close releases all.
 type Tracer struct {
-	taskBTF bool
-	spec    *ebpf.CollectionSpec
-	maps    memlockMaps
-	colls   []*ebpf.Collection
-	links   []link.Link
-	hooks   []HookStatus
-	extras  []HookStatus // do_mlock and libc hooks
+	taskBTF  bool
+	exitOnly bool
+	spec     *ebpf.CollectionSpec
+	maps     memlockMaps
+	colls    []*ebpf.Collection
+	links    []link.Link
+	hooks    []HookStatus
+	extras   []HookStatus // do_mlock and libc hooks
 	// btfCache is the kernel BTF every load shares: parsed once, and with
 	// ambiguous fentry targets made unique (btfdup.go).
 	btfCache *btf.Cache
@@ -124,6 +136,17 @@ func Open(opts Options) (*Tracer, error) {
 		}
 	}
 
+	if opts.ExitOnly {
+		if opts.KernelFunctionHook {
+			return nil, errors.New("the kernel-function hook adds do_mlock's time to the call in flight, which exit-only tracing does not keep: turn one of them off")
+		}
+		if !useTaskBTF || !haveTaskPtRegs() {
+			return nil, ErrExitOnlyUnsupported
+		}
+		if err := spec.Variables[memlockVarExitOnly].Set(true); err != nil {
+			return nil, fmt.Errorf("set exit_only: %w", err)
+		}
+	}
 	if err := spec.Variables[memlockVarUseUprobes].Set(opts.Uprobes); err != nil {
 		return nil, fmt.Errorf("set use_uprobes: %w", err)
 	}
@@ -131,7 +154,7 @@ func Open(opts Options) (*Tracer, error) {
 		return nil, fmt.Errorf("set with_args: %w", err)
 	}
 
-	t := &Tracer{taskBTF: useTaskBTF, spec: spec, btfCache: btf.NewCache()}
+	t := &Tracer{taskBTF: useTaskBTF, exitOnly: opts.ExitOnly, spec: spec, btfCache: btf.NewCache()}
 	// The maps are created once and shared by every program loaded later.
 	if err := spec.LoadAndAssign(&t.maps, nil); err != nil {
 		return nil, fmt.Errorf("create BPF maps: %w", err)
@@ -182,7 +205,7 @@ func (t *Tracer) hook(s Syscall, kinds []Probe) HookStatus {
 		if !ok {
 			return HookStatus{Syscall: s, Probe: kind, Err: fmt.Errorf("no %s hook for syscalls", kind)}
 		}
-		status := HookStatus{Syscall: s, Probe: kind, Target: a.target(s), Skipped: skipped}
+		status := HookStatus{Syscall: s, Probe: kind, Target: a.target(s, t.exitOnly), Skipped: skipped}
 		err := t.attachWith(a, s)
 		if err == nil {
 			return status
@@ -197,17 +220,22 @@ func (t *Tracer) hook(s Syscall, kinds []Probe) HookStatus {
 	return HookStatus{Syscall: s, Err: lastErr}
 }
 
-// attachWith loads a's two programs for s, sharing the tracer's maps, and
-// attaches them. On failure nothing stays loaded.
+// attachWith loads a's two programs for s (the exit program alone when
+// exit-only), sharing the tracer's maps, and attaches them. On failure
+// nothing stays loaded.
 func (t *Tracer) attachWith(a attacher, s Syscall) error {
 	enterName, exitName := a.programs(s)
+	names := []string{enterName, exitName}
+	if t.exitOnly {
+		names = names[1:]
+	}
 	coll, err := t.loadPrograms(func(progs map[string]*ebpf.ProgramSpec) error {
 		return a.prepare(progs[enterName], progs[exitName], s)
-	}, enterName, exitName)
+	}, names...)
 	if err != nil {
 		return fmt.Errorf("load %s programs: %w", a.probe(), err)
 	}
-	links, err := a.attach(coll.Programs[enterName], coll.Programs[exitName], s)
+	links, err := attachBoth(a, coll.Programs[enterName], coll.Programs[exitName], s)
 	if err != nil {
 		coll.Close()
 		return err
@@ -269,6 +297,18 @@ func haveTaskBTF() bool {
 		features.HaveProgramHelper(ebpf.TracePoint, asm.FnTaskStorageGet) == nil &&
 		features.HaveMapType(ebpf.TaskStorage) == nil
 }
+
+// haveTaskPtRegs reports whether tracing programs may call
+// bpf_task_pt_regs (Linux 5.15+), which exit-only tracing reads the
+// arguments with.
+func haveTaskPtRegs() bool {
+	return features.HaveProgramHelper(ebpf.TracePoint, asm.FnTaskPtRegs) == nil &&
+		features.HaveProgramHelper(ebpf.Kprobe, asm.FnTaskPtRegs) == nil
+}
+
+// ExitOnly reports whether the tracer hooks each call at its exit alone
+// (Options.ExitOnly): its events are untimed.
+func (t *Tracer) ExitOnly() bool { return t.exitOnly }
 
 // TaskAccess says how the programs find calls in flight and read the
 // task: "task storage + BTF" (5.11+) or "hash map + probe reads".

@@ -2,6 +2,7 @@ package bpf_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/memlock-exporter/memlock-exporter/bpf"
 	"github.com/memlock-exporter/memlock-exporter/internal/testutil"
+	"golang.org/x/sys/unix"
 )
 
 // collector gathers events from a reader running in the background.
@@ -188,11 +190,78 @@ func TestWorkloadEventsExact(t *testing.T) {
 			tcase{kind.String() + "/legacy task access", bpf.Options{Hooks: []bpf.Probe{kind}, WakeupBytes: 64 << 10, LegacyTaskAccess: true}},
 			tcase{kind.String() + "/libc uprobes + do_mlock", bpf.Options{Hooks: []bpf.Probe{kind}, Uprobes: true, KernelFunctionHook: true}},
 			tcase{kind.String() + "/libc uprobes + do_mlock, legacy task access", bpf.Options{Hooks: []bpf.Probe{kind}, Uprobes: true, KernelFunctionHook: true, LegacyTaskAccess: true}},
+			tcase{kind.String() + "/exit-only", bpf.Options{Hooks: []bpf.Probe{kind}, WakeupBytes: 64 << 10, ExitOnly: true}},
+			tcase{kind.String() + "/exit-only + libc uprobes", bpf.Options{Hooks: []bpf.Probe{kind}, Uprobes: true, ExitOnly: true}},
 		)
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.opts.ExitOnly && !exitOnlyExpected(t) {
+				return
+			}
 			testWorkloadEventsExact(t, bin, noise, tc.opts)
+		})
+	}
+}
+
+// exitOnlyExpected says whether exit-only tracing must work on this
+// kernel (5.15+, where bpf_task_pt_regs is). On an older one it checks
+// that Open refuses it with ErrExitOnlyUnsupported, and reports false.
+func exitOnlyExpected(t *testing.T) bool {
+	t.Helper()
+	testutil.RequireRoot(t)
+	if kernelAtLeast(t, 5, 15) {
+		return true
+	}
+	tr, err := bpf.Open(bpf.Options{ExitOnly: true, Syscalls: []bpf.Syscall{bpf.SyscallMlock2}})
+	if err == nil {
+		tr.Close()
+		t.Fatal("exit-only tracing opened on a kernel before 5.15, which lacks bpf_task_pt_regs")
+	}
+	if !errors.Is(err, bpf.ErrExitOnlyUnsupported) {
+		t.Fatalf("exit-only before 5.15: Open error = %v, want ErrExitOnlyUnsupported", err)
+	}
+	t.Logf("kernel before 5.15: exit-only refused as it should be: %v", err)
+	return false
+}
+
+// kernelAtLeast reports whether the running kernel is major.minor or later.
+func kernelAtLeast(t *testing.T, major, minor int) bool {
+	t.Helper()
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		t.Fatal(err)
+	}
+	var maj, min int
+	if _, err := fmt.Sscanf(unix.ByteSliceToString(u.Release[:]), "%d.%d", &maj, &min); err != nil {
+		t.Fatalf("kernel release %q: %v", unix.ByteSliceToString(u.Release[:]), err)
+	}
+	return maj > major || maj == major && min >= minor
+}
+
+// TestExitOnlyRefusals: exit-only tracing keeps no call in flight, so it
+// cannot carry do_mlock's time, and it needs task BTF.
+func TestExitOnlyRefusals(t *testing.T) {
+	testutil.RequireRoot(t)
+	tests := []struct {
+		name string
+		opts bpf.Options
+		want string
+	}{
+		{"with the kernel-function hook", bpf.Options{ExitOnly: true, KernelFunctionHook: true}, "kernel-function hook"},
+		{"with legacy task access", bpf.Options{ExitOnly: true, LegacyTaskAccess: true}, "5.15"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.opts.Syscalls = []bpf.Syscall{bpf.SyscallMlock2}
+			tr, err := bpf.Open(tt.opts)
+			if err == nil {
+				tr.Close()
+				t.Fatal("Open succeeded, want a refusal")
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Open error = %v, want one that mentions %q", err, tt.want)
+			}
 		})
 	}
 }
@@ -215,7 +284,17 @@ func testWorkloadEventsExact(t *testing.T, bin string, noise *testutil.Noise, op
 			t.Errorf("hook %d = %v, want %s attached with %s", i, h, allSyscalls[i], opts.Hooks[0])
 		}
 	}
-	want := expectations{probe: tr.Hooks()[0].Probe, exe: filepath.Base(bin), uprobes: opts.Uprobes}
+	want := expectations{probe: tr.Hooks()[0].Probe, exe: filepath.Base(bin), uprobes: opts.Uprobes, untimed: opts.ExitOnly}
+	if tr.ExitOnly() != opts.ExitOnly {
+		t.Errorf("ExitOnly() = %v, want %v", tr.ExitOnly(), opts.ExitOnly)
+	}
+	if opts.ExitOnly {
+		for _, h := range tr.Hooks() {
+			if strings.Contains(h.Target, "enter") {
+				t.Errorf("exit-only, yet %s", h)
+			}
+		}
+	}
 	for _, x := range tr.Extras() {
 		switch {
 		case x.Probe == bpf.ProbeUprobe && x.Err != nil:
@@ -431,6 +510,7 @@ type expectations struct {
 	exe        string
 	uprobes    bool // libc function and caller expected for calls of hooked libc functions
 	kernelTime bool // do_mlock hooked: kernel time expected where do_mlock ran
+	untimed    bool // exit-only: no duration, the time is the exit's
 }
 
 // uprobedLibc are the libc functions the uprobes hook; munlock and
@@ -479,7 +559,12 @@ func compare(ev *bpf.Event, c *testutil.WorkloadCall, x expectations, start, end
 	if haveCgroup {
 		check("cgroup id", ev.CgroupID, cgroupID)
 	}
-	if ev.Duration <= 0 || ev.Duration > time.Second {
+	switch {
+	case x.untimed && (!ev.Untimed || ev.Duration != 0):
+		diffs = append(diffs, fmt.Sprintf("exit-only: untimed %v, duration %v; want untimed, 0", ev.Untimed, ev.Duration))
+	case !x.untimed && ev.Untimed:
+		diffs = append(diffs, "untimed, with both hooks")
+	case !x.untimed && (ev.Duration <= 0 || ev.Duration > time.Second):
 		diffs = append(diffs, fmt.Sprintf("duration %v out of (0, 1s]", ev.Duration))
 	}
 	// The entry time must fall inside the workload's run (with slack for

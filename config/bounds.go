@@ -184,6 +184,12 @@ var rules = map[string]rule{
 		ok:      func(c *Config) bool { return c.WakeupBytes < c.RingbufSize },
 		example: func(c *Config) string { return (c.RingbufSize / wakeupDivisor).String() },
 	},
+	"MEMLOCK_EXPORTER_KERNEL_FUNCTION_HOOK": {
+		// do_mlock's time is added to the call in flight, which a call
+		// seen at its exit only does not have.
+		allowed: func(*Config) string { return "off while MEMLOCK_EXPORTER_CALL_DURATION is off" },
+		ok:      func(c *Config) bool { return !bool(c.KernelFunctionHook) || bool(c.CallDuration) },
+	},
 	"MEMLOCK_EXPORTER_SYSCALLS": {
 		allowed: func(*Config) string { return "with mlock wherever mlock2 is" },
 		ok: func(c *Config) bool {

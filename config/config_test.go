@@ -27,6 +27,7 @@ func defaults() Config {
 		ShutdownTimeout:    5 * time.Second,
 		Syscalls:           allSyscalls,
 		KernelHook:         HookAuto,
+		CallDuration:       true,
 		KernelFunctionHook: false,
 		Uprobes:            false,
 		LibcPaths:          nil,
@@ -149,6 +150,8 @@ func TestGoodValues(t *testing.T) {
 		{"MEMLOCK_EXPORTER_KERNEL_HOOK=Tracepoint", func(c *Config) { c.KernelHook = HookTracepoint }},
 		{"MEMLOCK_EXPORTER_KERNEL_HOOK=AUTO", func(*Config) {}},
 
+		{"MEMLOCK_EXPORTER_CALL_DURATION=off", func(c *Config) { c.CallDuration = false }},
+		{"MEMLOCK_EXPORTER_CALL_DURATION=ON", func(*Config) {}},
 		{"MEMLOCK_EXPORTER_KERNEL_FUNCTION_HOOK=on", func(c *Config) { c.KernelFunctionHook = true }},
 		{"MEMLOCK_EXPORTER_KERNEL_FUNCTION_HOOK=OFF", func(*Config) {}},
 		{"MEMLOCK_EXPORTER_UPROBES=On", func(c *Config) { c.Uprobes = true }},
@@ -230,6 +233,7 @@ func TestAllTogether(t *testing.T) {
 		ShutdownTimeout:    10 * time.Second,
 		Syscalls:           Syscalls{bpf.SyscallMlock, bpf.SyscallMlock2},
 		KernelHook:         HookKprobe,
+		CallDuration:       true, // the kernel-function hook needs it
 		KernelFunctionHook: true,
 		Uprobes:            true,
 		LibcPaths:          LibcPaths{"/a/libc.so.6", "/b/libc.so"},
@@ -270,6 +274,7 @@ const (
 	errSyscalls   = "must be a comma-separated subset of mlock, mlock2, munlock, mlockall and munlockall (case-insensitive), with mlock wherever mlock2 is (e.g. mlock,mlock2,munlock,mlockall,munlockall)"
 	errHook       = "must be auto, fentry, kprobe or tracepoint (case-insensitive)"
 	errSwitch     = "must be on or off (case-insensitive)"
+	errFnHook     = "must be on or off (case-insensitive), off while MEMLOCK_EXPORTER_CALL_DURATION is off"
 	errLibc       = "must be absolute paths separated by colons (e.g. /lib/x86_64-linux-gnu/libc.so.6)"
 	errCacheSize  = "must be a whole number from 1 to 1048576 (e.g. 4096)"
 	errMetricsMax = "must be a whole number from 1 to 100000 (e.g. 1000)"
@@ -296,7 +301,8 @@ func TestBadValues(t *testing.T) {
 		"MEMLOCK_EXPORTER_SYSCALLS": {errSyscalls, []string{"mlock,mlock3", "mlock2", "mlock2,munlock", ",", "mlock,", "mlock;mlock2",
 			"MLOCK2 , munlockall"}},
 		"MEMLOCK_EXPORTER_KERNEL_HOOK":          {errHook, []string{"kprobes", "uprobe", "fexit", " auto"}},
-		"MEMLOCK_EXPORTER_KERNEL_FUNCTION_HOOK": {errSwitch, []string{"yes", "true", "1", "enabled"}},
+		"MEMLOCK_EXPORTER_CALL_DURATION":        {errSwitch, []string{"no", "false", "0", "exit"}},
+		"MEMLOCK_EXPORTER_KERNEL_FUNCTION_HOOK": {errFnHook, []string{"yes", "true", "1", "enabled"}},
 		"MEMLOCK_EXPORTER_UPROBES":              {errSwitch, []string{"1", "no", "on "}},
 		"MEMLOCK_EXPORTER_LIBC_PATHS":           {errLibc, []string{"libc.so.6", "/a/libc.so:libc.so", "/a::/b", "/a:", ":/a", "./libc.so.6"}},
 		"MEMLOCK_EXPORTER_PROCESS_CACHE_SIZE":   {errCacheSize, []string{"0", "-1", "1048577", "4KiB", "many", "1e3", "99999999999"}},
@@ -325,8 +331,13 @@ func TestBadValues(t *testing.T) {
 		}
 	}
 
+	// do_mlock's time needs the call in flight, which exit-only tracing
+	// does not keep: the two cannot go together.
+	_, err := Load([]string{"MEMLOCK_EXPORTER_CALL_DURATION=off", "MEMLOCK_EXPORTER_KERNEL_FUNCTION_HOOK=on"})
+	checkError(t, err, "MEMLOCK_EXPORTER_KERNEL_FUNCTION_HOOK", "on", errFnHook)
+
 	// The ring buffer size in the wakeup error is the one in effect.
-	_, err := Load([]string{"MEMLOCK_EXPORTER_RINGBUF_SIZE=64KiB", "MEMLOCK_EXPORTER_WAKEUP_BYTES=64KiB"})
+	_, err = Load([]string{"MEMLOCK_EXPORTER_RINGBUF_SIZE=64KiB", "MEMLOCK_EXPORTER_WAKEUP_BYTES=64KiB"})
 	checkError(t, err, "MEMLOCK_EXPORTER_WAKEUP_BYTES", "64KiB",
 		"must be a byte count (digits, with an optional KiB, MiB or GiB suffix in any case), below the ring buffer size 64KiB, or 0 for a quarter of it (e.g. 16KiB)")
 }
@@ -379,7 +390,7 @@ func knownNames() []string {
 func TestUnknownVariable(t *testing.T) {
 	known := "known: MEMLOCK_EXPORTER_LOG_LEVEL, MEMLOCK_EXPORTER_LOG_FORMAT, MEMLOCK_EXPORTER_RINGBUF_SIZE, " +
 		"MEMLOCK_EXPORTER_WAKEUP_BYTES, MEMLOCK_EXPORTER_FLUSH_INTERVAL, MEMLOCK_EXPORTER_SHUTDOWN_TIMEOUT, " +
-		"MEMLOCK_EXPORTER_SYSCALLS, MEMLOCK_EXPORTER_KERNEL_HOOK, MEMLOCK_EXPORTER_KERNEL_FUNCTION_HOOK, " +
+		"MEMLOCK_EXPORTER_SYSCALLS, MEMLOCK_EXPORTER_KERNEL_HOOK, MEMLOCK_EXPORTER_CALL_DURATION, MEMLOCK_EXPORTER_KERNEL_FUNCTION_HOOK, " +
 		"MEMLOCK_EXPORTER_UPROBES, MEMLOCK_EXPORTER_LIBC_PATHS, MEMLOCK_EXPORTER_PROCESS_CACHE_SIZE, " +
 		"MEMLOCK_EXPORTER_COMMAND_ARGS, MEMLOCK_EXPORTER_PROCESS_METRICS, " +
 		"MEMLOCK_EXPORTER_PROCESS_METRICS_MAX, MEMLOCK_EXPORTER_LIMIT_WARN_FRACTION, " +

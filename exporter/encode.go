@@ -133,7 +133,9 @@ func (c *encoder) appendCallAttrs(dst []byte, ev *bpf.Event, errName string) []b
 		dst = append(dst, c.flags.names(ev.Syscall, ev.Flags)...)
 	}
 	dst = otlpwire.AppendIntAttr(dst, string(semconv.ReturnValueKey), ev.Ret)
-	dst = otlpwire.AppendFloatAttr(dst, string(semconv.DurationKey), ev.Duration.Seconds())
+	if !ev.Untimed {
+		dst = otlpwire.AppendFloatAttr(dst, string(semconv.DurationKey), ev.Duration.Seconds())
+	}
 	dst = otlpwire.AppendStringAttr(dst, string(semconv.ProbeKey), ev.Probe.String())
 	if si.hasKernel && ev.KernelDuration > 0 {
 		dst = otlpwire.AppendFloatAttr(dst, string(semconv.KernelDurationKey), ev.KernelDuration.Seconds())

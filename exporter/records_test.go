@@ -114,6 +114,25 @@ var recordCases = []struct {
 		}),
 	},
 	{
+		name: "mlock2 seen at its exit only: no duration",
+		mod: func(e *bpf.Event) {
+			e.Duration, e.Untimed = 0, true
+		},
+		event:    "memlock.mlock2",
+		severity: severityInfo,
+		body:     "mlock2(0x7f3a1c000000, 8192, MLOCK_ONFAULT) = 0",
+		attrs: thread().with(attrs{
+			semconv.SyscallKey:     attribute.StringValue("mlock2"),
+			semconv.AddrKey:        attribute.Int64Value(0x7f3a1c000000),
+			semconv.LenKey:         attribute.Int64Value(8192),
+			semconv.PagesKey:       attribute.Int64Value(2),
+			semconv.FlagsKey:       attribute.Int64Value(1),
+			semconv.FlagNamesKey:   attribute.StringSliceValue([]string{"MLOCK_ONFAULT"}),
+			semconv.ReturnValueKey: attribute.Int64Value(0),
+			semconv.ProbeKey:       attribute.StringValue("tracepoint"),
+		}),
+	},
+	{
 		name: "mlock2 unknown flag bits rejected",
 		mod: func(e *bpf.Event) {
 			e.Flags, e.Addr, e.Len, e.Ret = 3, 0x1000, 4096, -22

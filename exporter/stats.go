@@ -82,7 +82,9 @@ func (s *callStats) record(ev *bpf.Event) *series {
 	defer s.mu.Unlock()
 	se := s.get(ev.Syscall, ev.Errno())
 	se.calls++
-	se.duration.record(ev.Duration.Seconds(), durationBounds)
+	if !ev.Untimed { // seen at its exit only: no duration to count
+		se.duration.record(ev.Duration.Seconds(), durationBounds)
+	}
 	if syscalls[ev.Syscall].hasRange {
 		se.size.record(clampInt64(ev.Len), sizeBounds)
 	}

@@ -572,3 +572,37 @@ func checkHistogramCounts(t *testing.T, m metricdata.Metrics, want map[string]ui
 		t.Errorf("%s counts = %v, want %v", m.Name, got, want)
 	}
 }
+
+// TestUntimedCallsMetrics: calls seen at their exit only are counted and
+// sized like any other, but have no duration to put in the histogram;
+// with no timed call at all the duration histogram is left out.
+func TestUntimedCallsMetrics(t *testing.T) {
+	rig := newRig(t, on(Options{}))
+	for i := 0; i < 3; i++ {
+		ev := sampleEvent()
+		ev.Duration, ev.Untimed = 0, true
+		rig.exp.Handle(&ev)
+	}
+	ms := collect(t, rig)
+	sum, ok := ms[semconv.MetricCalls].Data.(metricdata.Sum[int64])
+	if !ok || len(sum.DataPoints) != 1 || sum.DataPoints[0].Value != 3 {
+		t.Errorf("%s = %+v, want 3 calls in one series", semconv.MetricCalls, ms[semconv.MetricCalls].Data)
+	}
+	if m, ok := ms[semconv.MetricCallDuration]; ok {
+		t.Errorf("%s reported for untimed calls: %+v", semconv.MetricCallDuration, m.Data)
+	}
+	sizeBounds := semconv.CallSizeBuckets()
+	checkHistogram(t, ms, semconv.MetricCallSize, semconv.MetricCallSizeUnit, sizeBounds, map[string]histWant{
+		"mlock2": {3, 3 * 8192, 1, 3},
+	})
+
+	// A timed call among them: only it is in the duration histogram.
+	ev := sampleEvent()
+	rig.exp.Handle(&ev)
+	ms = collect(t, rig)
+	durBounds := semconv.CallDurationBuckets()
+	d := ev.Duration.Seconds()
+	checkHistogram(t, ms, semconv.MetricCallDuration, semconv.MetricCallDurationUnit, durBounds, map[string]histWant{
+		"mlock2": {1, d, bucketOf(durBounds, d), 1},
+	})
+}

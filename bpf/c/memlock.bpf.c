@@ -72,6 +72,18 @@ struct libc_call {
 	__u32 reserved;
 };
 
+/*
+ * Set by the loader for exit-only tracing (no duration): each syscall has
+ * its exit hook alone, which reads the call's arguments from the thread's
+ * saved user registers, where the syscall's entry put them and where they
+ * stay until the return to user space. It saves the entry hook and the
+ * store of the call in flight, at the price of the duration: the record's
+ * duration_ns is DURATION_UNKNOWN and its entry_ns the exit's time. The
+ * tracepoint and kprobe hooks find the registers with bpf_task_pt_regs
+ * (5.15+); fexit has them as its argument.
+ */
+const volatile bool exit_only = false;
+
 /* Set by the loader when the libc uprobes are attached. */
 const volatile bool use_uprobes = false;
 
@@ -456,34 +468,19 @@ static __always_inline bool shed_repeat(struct entry *slot, __u32 syscall, __s64
 	return slot->streak >= REPEATS_KEPT && bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > shed_above_bytes;
 }
 
-static __always_inline void on_exit(__u32 syscall, __u32 probe, __s64 ret)
+/*
+ * Writes the call's record: e holds its entry time and arguments, and
+ * duration is its duration or DURATION_UNKNOWN. task is the current task
+ * when use_task_btf, else 0.
+ */
+static __always_inline void emit(__u32 syscall, __u32 probe, __s64 ret, __u64 pid_tgid, struct task_struct *task,
+				 const struct entry *e, __u64 duration)
 {
-	__u64 now = bpf_ktime_get_boot_ns();
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)pid_tgid;
 	__u32 pid = pid_tgid >> 32;
-	struct task_struct *task = 0;
 	__u64 cgroup_id, start_ns;
-	struct entry e, *slot;
 	struct event *ev;
 	int identity_sent;
-
-	if (use_task_btf)
-		task = bpf_get_current_task_btf();
-	if (!take_entry(syscall, tid, task, &e, &slot)) {
-		/* Still a call: one under way when the hooks were attached,
-		 * or whose entry could not be stored, skipped or overwritten.
-		 * Its syscall and result are known, its arguments and
-		 * duration are not. */
-		count(COUNTER_MISSED_ENTRY);
-		count_lost_call(syscall, ret);
-		return;
-	}
-	if (shed_repeat(slot, syscall, ret)) {
-		count(COUNTER_REPEAT_SHED);
-		count_lost_call(syscall, ret);
-		return;
-	}
 
 	cgroup_id = bpf_get_current_cgroup_id();
 	if (use_task_btf)
@@ -500,15 +497,15 @@ static __always_inline void on_exit(__u32 syscall, __u32 probe, __s64 ret)
 		return;
 	}
 
-	ev->entry_ns = e.entry_ns;
-	ev->duration_ns = now - e.entry_ns;
-	ev->addr = e.addr;
-	ev->len = e.len;
-	ev->flags = e.flags;
+	ev->entry_ns = e->entry_ns;
+	ev->duration_ns = duration;
+	ev->addr = e->addr;
+	ev->len = e->len;
+	ev->flags = e->flags;
 	ev->ret = ret;
 	ev->syscall = syscall;
 	ev->probe = probe;
-	ev->kernel_ns = e.kernel_ns;
+	ev->kernel_ns = e->kernel_ns;
 	ev->caller_addr = 0;
 	ev->libc_fn = LIBC_NONE;
 	if (use_uprobes) {
@@ -534,6 +531,67 @@ static __always_inline void on_exit(__u32 syscall, __u32 probe, __s64 ret)
 	bpf_ringbuf_submit(ev, submit_flags());
 }
 
+/* The exit of a call whose entry hook stored it (two hooks per call). */
+static __always_inline void on_exit(__u32 syscall, __u32 probe, __s64 ret)
+{
+	__u64 now = bpf_ktime_get_boot_ns();
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct task_struct *task = 0;
+	struct entry e, *slot;
+
+	if (use_task_btf)
+		task = bpf_get_current_task_btf();
+	if (!take_entry(syscall, (__u32)pid_tgid, task, &e, &slot)) {
+		/* Still a call: one under way when the hooks were attached,
+		 * or whose entry could not be stored, skipped or overwritten.
+		 * Its syscall and result are known, its arguments and
+		 * duration are not. */
+		count(COUNTER_MISSED_ENTRY);
+		count_lost_call(syscall, ret);
+		return;
+	}
+	if (shed_repeat(slot, syscall, ret)) {
+		count(COUNTER_REPEAT_SHED);
+		count_lost_call(syscall, ret);
+		return;
+	}
+	emit(syscall, probe, ret, pid_tgid, task, &e, now - e.entry_ns);
+}
+
+/*
+ * A call seen at its exit only (exit_only, which implies use_task_btf):
+ * the arguments come from the hook. The repeat streak of the pressure
+ * valve is kept only while the ring buffer is over its threshold, so that
+ * the task-storage lookup is paid under pressure alone: a flood is shed
+ * from its REPEATS_KEPT-th repeat after the pressure began.
+ */
+static __always_inline void on_exit_only(__u32 syscall, __u32 probe, __s64 ret, __u64 addr, __u64 len, __u64 flags)
+{
+	struct entry e = {
+		.entry_ns = bpf_ktime_get_boot_ns(),
+		.addr = addr,
+		.len = len,
+		.flags = flags,
+	};
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct entry *slot;
+
+	if (shed_above_bytes && bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > shed_above_bytes) {
+		slot = bpf_task_storage_get(&task_entries, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+		if (slot) {
+			slot->addr = addr;
+			slot->len = len;
+			slot->flags = flags;
+			if (shed_repeat(slot, syscall, ret)) {
+				count(COUNTER_REPEAT_SHED);
+				count_lost_call(syscall, ret);
+				return;
+			}
+		}
+	}
+	emit(syscall, probe, ret, bpf_get_current_pid_tgid(), task, &e, DURATION_UNKNOWN);
+}
+
 /*
  * The hooks. Every kind of hook runs the same on_enter/on_exit, so every
  * kind yields the same record; only how the arguments are fetched differs.
@@ -546,21 +604,6 @@ static __always_inline void on_exit(__u32 syscall, __u32 probe, __s64 ret)
 #define ARGS_mlockall(A) 0, 0, (__u32)A(0)
 #define ARGS_munlockall(A) 0, 0, 0
 
-/* Syscall tracepoints: the arguments are in the record. */
-#define TP_ARG(i) ctx->args[i]
-#define TRACEPOINT_HOOKS(name, id)                                        \
-	SEC("tracepoint/syscalls/sys_enter_" #name)                       \
-	int tp_enter_##name(struct syscall_enter_ctx *ctx)                \
-	{                                                                 \
-		on_enter(id, ARGS_##name(TP_ARG));                        \
-		return 0;                                                 \
-	}                                                                 \
-	SEC("tracepoint/syscalls/sys_exit_" #name)                        \
-	int tp_exit_##name(struct syscall_exit_ctx *ctx)                  \
-	{                                                                 \
-		on_exit(id, PROBE_TRACEPOINT, ctx->ret);                  \
-		return 0;                                                 \
-	}
 
 /*
  * kprobes and fentry on the syscall's kernel function (__x64_sys_<name>,
@@ -591,6 +634,37 @@ static __always_inline __u64 regs_arg_btf(const struct pt_regs *regs, int i)
 	}
 }
 
+/* The user registers saved at syscall entry, for exit_only (5.15+). */
+static __always_inline const struct pt_regs *user_regs(void)
+{
+	return (const struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+}
+
+#define REGS_ARG(i) regs_arg_btf(regs, i)
+
+/* Syscall tracepoints: the arguments are in the entry's record. */
+#define TP_ARG(i) ctx->args[i]
+#define TRACEPOINT_HOOKS(name, id)                                            \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                           \
+	int tp_enter_##name(struct syscall_enter_ctx *ctx)                    \
+	{                                                                     \
+		on_enter(id, ARGS_##name(TP_ARG));                            \
+		return 0;                                                     \
+	}                                                                     \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                            \
+	int tp_exit_##name(struct syscall_exit_ctx *ctx)                      \
+	{                                                                     \
+		if (exit_only) {                                              \
+			const struct pt_regs *regs __attribute__((unused)) =  \
+				user_regs();                                  \
+			on_exit_only(id, PROBE_TRACEPOINT, ctx->ret,          \
+				     ARGS_##name(REGS_ARG));                  \
+			return 0;                                             \
+		}                                                             \
+		on_exit(id, PROBE_TRACEPOINT, ctx->ret);                      \
+		return 0;                                                     \
+	}
+
 #define KP_ARG(i) regs_arg_probe(regs, i)
 #define KPROBE_HOOKS(name, id)                                            \
 	SEC("kprobe")                                                     \
@@ -604,6 +678,14 @@ static __always_inline __u64 regs_arg_btf(const struct pt_regs *regs, int i)
 	SEC("kretprobe")                                                  \
 	int kp_exit_##name(struct pt_regs *ctx)                           \
 	{                                                                 \
+		if (exit_only) {                                          \
+			const struct pt_regs *regs __attribute__((unused)) = \
+				user_regs();                                 \
+			on_exit_only(id, PROBE_KPROBE,                    \
+				     (long)PT_REGS_RC(ctx),               \
+				     ARGS_##name(REGS_ARG));              \
+			return 0;                                         \
+		}                                                         \
 		on_exit(id, PROBE_KPROBE, (long)PT_REGS_RC(ctx));         \
 		return 0;                                                 \
 	}
@@ -619,6 +701,11 @@ static __always_inline __u64 regs_arg_btf(const struct pt_regs *regs, int i)
 	SEC("fexit/__x64_sys_" #name)                                     \
 	int BPF_PROG(fe_exit_##name, const struct pt_regs *regs, long ret) \
 	{                                                                 \
+		if (exit_only) {                                          \
+			on_exit_only(id, PROBE_FENTRY, ret,               \
+				     ARGS_##name(FE_ARG));                \
+			return 0;                                         \
+		}                                                         \
 		on_exit(id, PROBE_FENTRY, ret);                           \
 		return 0;                                                 \
 	}

@@ -61,9 +61,12 @@ enum memlock_counter {
 #define ERRNO_SLOTS 160
 #define LOST_CALL_SLOTS (SYSCALL_MUNLOCKALL * ERRNO_SLOTS)
 
+/* duration_ns of a call seen at its exit only (exit-only tracing). */
+#define DURATION_UNKNOWN (~(__u64)0)
+
 struct event {
-	__u64 entry_ns;    /* bpf_ktime_get_boot_ns() at syscall entry */
-	__u64 duration_ns; /* exit minus entry */
+	__u64 entry_ns;    /* bpf_ktime_get_boot_ns() at syscall entry (at exit when exit-only) */
+	__u64 duration_ns; /* exit minus entry, or DURATION_UNKNOWN */
 	__u64 addr;
 	__u64 len;
 	__u64 flags;

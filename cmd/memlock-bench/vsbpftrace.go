@@ -6,7 +6,9 @@ package main
 // (one program, on entry, no event leaves the kernel); the daemon runs two
 // programs (entry and exit), writes a record per call into its ring buffer
 // and reads it in user space, here with its export off
-// (OTEL_SDK_DISABLED=true).
+// (OTEL_SDK_DISABLED=true). It is measured twice: as configured by default,
+// and with MEMLOCK_EXPORTER_CALL_DURATION=off, where it runs the exit
+// program alone.
 //
 // The probe is mlock2 with an invalid flag: the kernel rejects it with
 // EINVAL before touching memory, so the call itself costs next to nothing
@@ -17,12 +19,12 @@ package main
 // (MEMLOCK_EXPORTER_KERNEL_HOOK); a kind that either cannot attach is
 // reported with the reason.
 //
-// Every round measures the three setups (no probe, bpftrace, the daemon),
-// in ABC order in even rounds and CBA in odd ones, starting each tracer
+// Every round measures the four setups (no probe, bpftrace, the daemon, the
+// daemon exit-only), in ABCD order in even rounds and DCBA in odd ones, starting each tracer
 // afresh and stopping it after: a tracer left attached would tax the
 // others. What a tracer adds is its ns per call less the same round's
 // without a probe; the figures are medians over the rounds. A round counts
-// only if both tracers saw every call (bpftrace's printed count, the
+// only if every tracer saw every call (bpftrace's printed count, the
 // daemon's events and losses): else a tracer was not attached for the
 // whole loop.
 //
@@ -69,17 +71,31 @@ const (
 // vsKinds are the kinds of hook measured, each forced on its own.
 var vsKinds = taxKinds
 
-// vsSetup is one of the three things a round measures.
+// vsSetup is one of the four things a round measures.
 type vsSetup int
 
 const (
 	vsNone     vsSetup = iota // no probe
 	vsBpftrace                // bpftrace counting the calls
 	vsDaemon                  // memlock-exporter, export off
+	vsExitOnly                // the same with MEMLOCK_EXPORTER_CALL_DURATION=off
 	vsSetups                  // how many there are
 )
 
-var vsSetupNames = [vsSetups]string{"no probe", "bpftrace", "memlock-exporter"}
+var vsSetupNames = [vsSetups]string{"no probe", "bpftrace", "memlock-exporter", "exporter exit-only"}
+
+// vsDaemons are the setups that run the daemon.
+var vsDaemons = []vsSetup{vsDaemon, vsExitOnly}
+
+// daemonEnv is the environment the daemon runs with in setup s, forced
+// onto kind.
+func daemonEnv(kind bpf.Probe, s vsSetup) []string {
+	env := []string{"OTEL_SDK_DISABLED=true", "MEMLOCK_EXPORTER_KERNEL_HOOK=" + kind.String()}
+	if s == vsExitOnly {
+		env = append(env, "MEMLOCK_EXPORTER_CALL_DURATION=off")
+	}
+	return env
+}
 
 func (s vsSetup) String() string { return vsSetupNames[s] }
 
@@ -87,17 +103,17 @@ func (s vsSetup) String() string { return vsSetupNames[s] }
 func (s vsSetup) letter() string { return string(rune('A' + s)) }
 
 // vsOrder returns the setups of round i (from 0) in the order measured:
-// ABC in even rounds, CBA in odd ones, so that a drift of the machine's
+// ABCD in even rounds, DCBA in odd ones, so that a drift of the machine's
 // speed falls on every setup alike over two rounds.
 func vsOrder(round int) []vsSetup {
-	order := []vsSetup{vsNone, vsBpftrace, vsDaemon}
+	order := []vsSetup{vsNone, vsBpftrace, vsDaemon, vsExitOnly}
 	if round%2 == 1 {
 		slices.Reverse(order)
 	}
 	return order
 }
 
-// vsOrderLetters renders the order of round i, "CBA".
+// vsOrderLetters renders the order of round i, "DCBA".
 func vsOrderLetters(round int) string {
 	var b strings.Builder
 	for _, s := range vsOrder(round) {
@@ -106,7 +122,7 @@ func vsOrderLetters(round int) string {
 	return b.String()
 }
 
-// vsOrderString renders the orders of n rounds, "ABC CBA ABC".
+// vsOrderString renders the orders of n rounds, "ABCD DCBA ABCD".
 func vsOrderString(n int) string {
 	rounds := make([]string, n)
 	for i := range n {
@@ -187,10 +203,11 @@ func gist(s string) string {
 
 // vsRound is one round of one kind.
 type vsRound struct {
-	ns            [vsSetups]float64 // ns per call of each setup
+	ns            [vsSetups]float64 // ns per call of each setup, in the loop's fastest chunk (vsLoop)
+	mean          [vsSetups]float64 // ns per call of each setup over the whole loop
 	bpftraceCount uint64            // the calls bpftrace counted, from all processes
-	daemonEvents  uint64            // the records the daemon read, from all processes
-	daemonLost    uint64            // the calls it counted but did not read (ring buffer full, repeats shed, ...)
+	daemonEvents  [vsSetups]uint64  // the records each daemon read, from all processes
+	daemonLost    [vsSetups]uint64  // the calls it counted but did not read (ring buffer full, repeats shed, ...)
 	invalid       string            // why the round does not count; "" if it does
 	// others are the tracers somebody else had loaded during the round
 	// (type and name), whose cost falls on its setups unevenly.
@@ -204,8 +221,10 @@ func (r *vsRound) check(calls int) {
 	if r.bpftraceCount < uint64(calls) {
 		why = append(why, fmt.Sprintf("bpftrace counted %d calls, fewer than the %d made", r.bpftraceCount, calls))
 	}
-	if seen := r.daemonEvents + r.daemonLost; seen < uint64(calls) {
-		why = append(why, fmt.Sprintf("memlock-exporter saw %d calls (events and losses), fewer than the %d made", seen, calls))
+	for _, s := range vsDaemons {
+		if seen := r.daemonEvents[s] + r.daemonLost[s]; seen < uint64(calls) {
+			why = append(why, fmt.Sprintf("%s saw %d calls (events and losses), fewer than the %d made", s, seen, calls))
+		}
 	}
 	r.invalid = strings.Join(why, "; ")
 }
@@ -248,7 +267,7 @@ type vsSummary struct {
 	tainted bool                // other tracers were loaded during every valid round, and these are counted
 	ns      [vsSetups]float64   // median ns per call of each setup
 	added   [vsSetups]float64   // median of the rounds' differences from no probe
-	ratio   float64             // added[vsDaemon] / added[vsBpftrace]; NaN unless bpftrace added something
+	ratio   [vsSetups]float64   // a daemon's added / added[vsBpftrace]; NaN unless bpftrace added something
 	per     [vsSetups][]float64 // each valid round's difference from no probe
 }
 
@@ -276,9 +295,11 @@ func summarizeVs(rounds []vsRound) (vsSummary, error) {
 	for k := range vsSetups {
 		s.ns[k], s.added[k] = median(ns[k]), median(s.per[k])
 	}
-	s.ratio = math.NaN()
-	if s.added[vsBpftrace] > 0 {
-		s.ratio = s.added[vsDaemon] / s.added[vsBpftrace]
+	for k := range vsSetups {
+		s.ratio[k] = math.NaN()
+		if s.added[vsBpftrace] > 0 && slices.Contains(vsDaemons, k) {
+			s.ratio[k] = s.added[k] / s.added[vsBpftrace]
+		}
 	}
 	return s, nil
 }
@@ -296,9 +317,9 @@ func (p vsProgStat) nsPerRun() float64 { return float64(p.runtime.Nanoseconds())
 // vsRow is one kind's result.
 type vsRow struct {
 	kind    bpf.Probe
-	reasons []string // why the kind was not measured; nil if it was
-	script  string   // the bpftrace program that attached
-	hooks   string   // the daemon's hooks, as it reported them
+	reasons []string         // why the kind was not measured; nil if it was
+	script  string           // the bpftrace program that attached
+	hooks   [vsSetups]string // each daemon's hooks, as it reported them
 	rounds  []vsRound
 	sum     vsSummary
 	// The -vs-bpftrace-stats run of each tracer: ns per call, with the
@@ -314,14 +335,15 @@ func vsLine(kernel string, calls int, r vsRow) string {
 		return fmt.Sprintf("VSBPFTRACE kernel=%s kind=%s attached=no reason=%s", kernel, r.kind, strings.Join(r.reasons, "; "))
 	}
 	s := r.sum
-	return fmt.Sprintf("VSBPFTRACE kernel=%s kind=%s attached=yes rounds=%d left_out=%d tainted=%t calls=%d base=%.1f bpftrace=%.1f daemon=%.1f bpftrace_added=%.1f daemon_added=%.1f ratio=%.2f",
-		kernel, r.kind, s.rounds, len(r.rounds)-s.rounds, s.tainted, calls, s.ns[vsNone], s.ns[vsBpftrace], s.ns[vsDaemon], s.added[vsBpftrace], s.added[vsDaemon], s.ratio)
+	return fmt.Sprintf("VSBPFTRACE kernel=%s kind=%s attached=yes rounds=%d left_out=%d tainted=%t calls=%d base=%.1f bpftrace=%.1f daemon=%.1f exit_only=%.1f bpftrace_added=%.1f daemon_added=%.1f exit_only_added=%.1f ratio=%.2f ratio_exit_only=%.2f",
+		kernel, r.kind, s.rounds, len(r.rounds)-s.rounds, s.tainted, calls, s.ns[vsNone], s.ns[vsBpftrace], s.ns[vsDaemon], s.ns[vsExitOnly],
+		s.added[vsBpftrace], s.added[vsDaemon], s.added[vsExitOnly], s.ratio[vsDaemon], s.ratio[vsExitOnly])
 }
 
 // vsStatsLine renders one program's statistics as "VSBPFTRACE_STATS ...".
 func vsStatsLine(kernel string, kind bpf.Probe, p vsProgStat) string {
 	return fmt.Sprintf("VSBPFTRACE_STATS kernel=%s kind=%s tracer=%s prog=%s runs=%d run_time_ns=%d ns_per_run=%.1f",
-		kernel, kind, map[vsSetup]string{vsBpftrace: "bpftrace", vsDaemon: "daemon"}[p.who], p.name, p.runs, p.runtime.Nanoseconds(), p.nsPerRun())
+		kernel, kind, map[vsSetup]string{vsBpftrace: "bpftrace", vsDaemon: "daemon", vsExitOnly: "daemon_exit_only"}[p.who], p.name, p.runs, p.runtime.Nanoseconds(), p.nsPerRun())
 }
 
 // vsOptions are the flags of the vs-bpftrace mode.
@@ -369,7 +391,7 @@ func runVsBpftrace(opts vsOptions) error {
 	b := &vsBench{opts: opts, bpftrace: path, addr: uintptr(unsafePointer(page)), size: uintptr(len(page)),
 		ours: map[ebpf.ProgramID]bool{}, others: map[string]bool{}}
 	// A first loop checks the probe fails as it should.
-	if _, err := vsLoop(b.addr, b.size, 1); err != nil {
+	if _, _, err := vsLoop(b.addr, b.size, 1); err != nil {
 		return err
 	}
 
@@ -379,7 +401,8 @@ func runVsBpftrace(opts vsOptions) error {
 	fmt.Printf("memlock-bench -vs-bpftrace: %d CPUs, kernel %s, %s, %d rounds x %d mlock2 calls failing with EINVAL (flags %#x)\n",
 		runtime.NumCPU(), kernel, strings.TrimSpace(string(version)), opts.rounds, opts.calls, vsBadFlags)
 	fmt.Printf("A no probe; B bpftrace -e '<hook> { @c = count(); }', stopped with SIGINT;\n"+
-		"C %s with OTEL_SDK_DISABLED=true MEMLOCK_EXPORTER_KERNEL_HOOK=<kind>, stopped with SIGTERM\n"+
+		"C %s with OTEL_SDK_DISABLED=true MEMLOCK_EXPORTER_KERNEL_HOOK=<kind>, stopped with SIGTERM;\n"+
+		"D the same with MEMLOCK_EXPORTER_CALL_DURATION=off (exit hooks only);\n"+
 		"each tracer started afresh for each of its measurements; order by round: %s\n\n", opts.exporter, vsOrderString(opts.rounds))
 
 	var rows []vsRow
@@ -421,13 +444,15 @@ func (b *vsBench) measureKind(kind bpf.Probe) (vsRow, error) {
 	fmt.Printf("%s: ", kind)
 	// Can each tracer attach? The first bpftrace program that does is
 	// the one measured.
-	d, err := b.startDaemon(kind)
-	if err == nil {
-		row.hooks = daemonHooks(d.stderr.String())
-		err = d.stop()
-	}
-	if err != nil {
-		row.reasons = append(row.reasons, "memlock-exporter: "+gist(err.Error()))
+	for _, s := range vsDaemons {
+		d, err := b.startDaemon(kind, s)
+		if err == nil {
+			row.hooks[s] = daemonHooks(d.stderr.String())
+			err = d.stop()
+		}
+		if err != nil {
+			row.reasons = append(row.reasons, s.String()+": "+gist(err.Error()))
+		}
 	}
 	var tried []string
 	for _, script := range bpftraceScripts(kind) {
@@ -468,7 +493,7 @@ func (b *vsBench) measureKind(kind bpf.Probe) (vsRow, error) {
 	}
 	row.sum = sum
 	if b.opts.stats {
-		for _, s := range []vsSetup{vsBpftrace, vsDaemon} {
+		for _, s := range []vsSetup{vsBpftrace, vsDaemon, vsExitOnly} {
 			ns, progs, err := b.measureStats(kind, row.script, s)
 			if err != nil {
 				return row, fmt.Errorf("%s with statistics on: %w", s, err)
@@ -503,19 +528,16 @@ func bpftraceReason(err error, out string) string {
 // measure starts setup s (nothing for vsNone), times the loop, stops it,
 // and puts ns per call and the calls the tracer saw into r.
 func (b *vsBench) measure(kind bpf.Probe, script string, s vsSetup, r *vsRound) error {
-	var err error
 	switch s {
 	case vsNone:
-		r.ns[s], err = b.timedLoop(r)
-		return err
+		return b.timedLoop(r, s)
 	case vsBpftrace:
 		bt, out, err := b.startBpftrace(script)
 		if err != nil {
 			return fmt.Errorf("%w\n%s", err, out)
 		}
 		time.Sleep(vsSettle)
-		r.ns[s], err = b.timedLoop(r)
-		if err != nil {
+		if err := b.timedLoop(r, s); err != nil {
 			bt.kill()
 			return err
 		}
@@ -526,13 +548,12 @@ func (b *vsBench) measure(kind bpf.Probe, script string, s vsSetup, r *vsRound) 
 		r.bpftraceCount, err = parseBpftraceCount(out.String())
 		return err
 	default:
-		d, err := b.startDaemon(kind)
+		d, err := b.startDaemon(kind, s)
 		if err != nil {
 			return err
 		}
 		time.Sleep(vsSettle)
-		r.ns[s], err = b.timedLoop(r)
-		if err != nil {
+		if err := b.timedLoop(r, s); err != nil {
 			d.kill()
 			return err
 		}
@@ -541,18 +562,20 @@ func (b *vsBench) measure(kind bpf.Probe, script string, s vsSetup, r *vsRound) 
 		}
 		time.Sleep(vsSettle)
 		c, err := d.counts()
-		r.daemonEvents, r.daemonLost = c.events, c.lost()
+		r.daemonEvents[s], r.daemonLost[s] = c.events, c.lost()
 		return err
 	}
 }
 
 // timedLoop runs the timed calls, noting whether someone else's BPF
 // programs came or went meanwhile (they would spoil the round).
-func (b *vsBench) timedLoop(r *vsRound) (float64, error) {
+// Its fastest chunk's ns per call go into r.ns[s], the mean into r.mean[s].
+func (b *vsBench) timedLoop(r *vsRound, s vsSetup) error {
 	b.noteOthers(r)
-	ns, err := vsLoop(b.addr, b.size, b.opts.calls)
+	mean, best, err := vsLoop(b.addr, b.size, b.opts.calls)
 	b.noteOthers(r)
-	return ns, err
+	r.ns[s], r.mean[s] = best, mean
+	return err
 }
 
 // measureStats runs tracer s once with BPF run-time statistics on and
@@ -567,7 +590,7 @@ func (b *vsBench) measureStats(kind bpf.Probe, script string, s vsSetup) (float6
 		}
 		c, out = bt, buf
 	} else {
-		d, err := b.startDaemon(kind)
+		d, err := b.startDaemon(kind, s)
 		if err != nil {
 			return 0, nil, err
 		}
@@ -583,7 +606,7 @@ func (b *vsBench) measureStats(kind bpf.Probe, script string, s vsSetup) (float6
 		defer stats.Close()
 		time.Sleep(vsSettle)
 		before = childProgramStats(c.pid())
-		ns, err := vsLoop(b.addr, b.size, b.opts.calls)
+		ns, _, err := vsLoop(b.addr, b.size, b.opts.calls)
 		after = childProgramStats(c.pid())
 		return ns, err
 	}()
@@ -610,10 +633,10 @@ func (b *vsBench) measureStats(kind bpf.Probe, script string, s vsSetup) (float6
 	return ns, progs, nil
 }
 
-// startDaemon starts the daemon forced onto kind, with its export off,
-// and returns once its programs run.
-func (b *vsBench) startDaemon(kind bpf.Probe) (*daemon, error) {
-	d, err := startDaemon(b.opts.exporter, []string{"OTEL_SDK_DISABLED=true", "MEMLOCK_EXPORTER_KERNEL_HOOK=" + kind.String()})
+// startDaemon starts the daemon of setup s forced onto kind, with its
+// export off, and returns once its programs run.
+func (b *vsBench) startDaemon(kind bpf.Probe, s vsSetup) (*daemon, error) {
+	d, err := startDaemon(b.opts.exporter, daemonEnv(kind, s))
 	if err != nil {
 		return nil, err
 	}
@@ -760,9 +783,17 @@ func interruptChild(c *child) error {
 	return nil
 }
 
+// vsChunk is how many calls each timed chunk of a loop makes.
+const vsChunk = 50_000
+
 // vsLoop makes vsWarmup untimed mlock2 calls, then n timed ones, all
-// failing with EINVAL, on a locked thread, and returns ns per timed call.
-func vsLoop(addr, size uintptr, n int) (float64, error) {
+// failing with EINVAL, on a locked thread. It returns ns per call over
+// all n (mean), and in the fastest chunk of vsChunk calls (best). This
+// host is a guest whose neighbours take its CPUs now and then: that only
+// ever adds time, to some chunks and not others, while a tracer's cost is
+// in every call alike, so the fastest chunk shows the cost with the least
+// interference.
+func vsLoop(addr, size uintptr, n int) (mean, best float64, err error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	call := func() error {
@@ -775,65 +806,98 @@ func vsLoop(addr, size uintptr, n int) (float64, error) {
 	}
 	for range vsWarmup {
 		if err := call(); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 	}
+	best = math.Inf(1)
 	start := time.Now()
-	for range n {
-		if err := call(); err != nil {
-			return 0, err
+	for done := 0; done < n; {
+		chunk := min(vsChunk, n-done)
+		chunkStart := time.Now()
+		for range chunk {
+			if err := call(); err != nil {
+				return 0, 0, err
+			}
 		}
+		best = min(best, float64(time.Since(chunkStart).Nanoseconds())/float64(chunk))
+		done += chunk
 	}
-	return float64(time.Since(start).Nanoseconds()) / float64(n), nil
+	return float64(time.Since(start).Nanoseconds()) / float64(n), best, nil
 }
 
 // vsPrint prints the table, then each measured kind's rounds.
 func vsPrint(kernel string, opts vsOptions, rows []vsRow) {
-	fmt.Printf("\nns per failing mlock2 call, median of the rounds counted; (added) = median over the rounds of setup - that round's no probe\n")
-	fmt.Printf("%-10s  %8s  %-18s  %-18s  %s\n", "hook", "no probe", "bpftrace count", "memlock-exporter", "ratio daemon-added /")
-	fmt.Printf("%-10s  %8s  %-18s  %-18s  %s\n", "", "", "", "(export off)", "bpftrace-added")
+	fmt.Printf("\nns per failing mlock2 call in each loop's fastest chunk of %d calls, median of the rounds counted;\n"+
+		"(added) = median over the rounds of setup - that round's no probe; ratio = daemon-added / bpftrace-added\n", vsChunk)
+	fmt.Printf("%-10s  %8s  %-18s  %-18s  %-7s  %-18s  %s\n", "hook", "no probe", "bpftrace count", "memlock-exporter", "ratio", "exporter exit-only", "ratio")
+	fmt.Printf("%-10s  %8s  %-18s  %-18s  %-7s  %-18s  %s\n", "", "", "", "(export off)", "", "(no duration)", "")
 	for _, r := range rows {
 		if r.reasons != nil {
 			fmt.Printf("%-10s  not measured: %s\n", r.kind, strings.Join(r.reasons, "; "))
 			continue
 		}
 		s := r.sum
-		fmt.Printf("%-10s  %8.1f  %7.1f (%+7.1f)  %7.1f (%+7.1f)  %8.2fx\n", r.kind,
-			s.ns[vsNone], s.ns[vsBpftrace], s.added[vsBpftrace], s.ns[vsDaemon], s.added[vsDaemon], s.ratio)
+		fmt.Printf("%-10s  %8.1f  %7.1f (%+7.1f)  %7.1f (%+7.1f)  %6.2fx  %7.1f (%+7.1f)  %6.2fx\n", r.kind,
+			s.ns[vsNone], s.ns[vsBpftrace], s.added[vsBpftrace], s.ns[vsDaemon], s.added[vsDaemon], s.ratio[vsDaemon],
+			s.ns[vsExitOnly], s.added[vsExitOnly], s.ratio[vsExitOnly])
 	}
 	for _, r := range rows {
 		if r.reasons != nil {
 			continue
 		}
-		fmt.Printf("\n%s: bpftrace -e '%s'; memlock-exporter's hooks: %s\n", r.kind, r.script, r.hooks)
+		fmt.Printf("\n%s: bpftrace -e '%s'\n  memlock-exporter's hooks: %s\n  exit-only: %s\n", r.kind, r.script, r.hooks[vsDaemon], r.hooks[vsExitOnly])
 		counted, _ := vsCounted(r.rounds)
 		invalid := make([]bool, len(r.rounds))
 		var ns [vsSetups][]float64
 		var added [vsSetups][]float64
-		var ratios []float64
+		var ratios [vsSetups][]float64
 		for i, rd := range r.rounds {
 			invalid[i] = !counted[i]
 			for k := range vsSetups {
 				ns[k] = append(ns[k], rd.ns[k])
 				added[k] = append(added[k], rd.added(k))
+				ratios[k] = append(ratios[k], rd.added(k)/rd.added(vsBpftrace))
 			}
-			ratios = append(ratios, rd.added(vsDaemon)/rd.added(vsBpftrace))
 		}
-		fmt.Printf("  per round, ns:       no probe         %s\n", formatMarked(ns[vsNone], invalid, "%.1f"))
-		fmt.Printf("                       bpftrace         %s\n", formatMarked(ns[vsBpftrace], invalid, "%.1f"))
-		fmt.Printf("                       memlock-exporter %s\n", formatMarked(ns[vsDaemon], invalid, "%.1f"))
-		fmt.Printf("  per round, added:    bpftrace         %s\n", formatMarked(added[vsBpftrace], invalid, "%+.1f"))
-		fmt.Printf("                       memlock-exporter %s\n", formatMarked(added[vsDaemon], invalid, "%+.1f"))
-		fmt.Printf("  per round, ratio:                     %s (median %.2fx)\n", formatMarked(ratios, invalid, "%.2fx"), median(cleanRounds(ratios, invalid)))
+		fmt.Printf("  per round, ns:       %-18s %s\n", vsNone, formatMarked(ns[vsNone], invalid, "%.1f"))
+		for _, k := range []vsSetup{vsBpftrace, vsDaemon, vsExitOnly} {
+			fmt.Printf("                       %-18s %s\n", k, formatMarked(ns[k], invalid, "%.1f"))
+		}
+		for k := range vsSetups {
+			label := ""
+			if k == 0 {
+				label = "mean of the loop:"
+			}
+			means := make([]float64, len(r.rounds))
+			for i, rd := range r.rounds {
+				means[i] = rd.mean[k]
+			}
+			fmt.Printf("  %-19s %-18s %s\n", label, k, formatMarked(means, invalid, "%.1f"))
+		}
+		fmt.Printf("  per round, added:    %-18s %s\n", vsBpftrace, formatMarked(added[vsBpftrace], invalid, "%+.1f"))
+		for _, k := range vsDaemons {
+			fmt.Printf("                       %-18s %s\n", k, formatMarked(added[k], invalid, "%+.1f"))
+		}
+		for i, k := range vsDaemons {
+			label := ""
+			if i == 0 {
+				label = "per round, ratio:"
+			}
+			fmt.Printf("  %-19s %-18s %s (median %.2fx)\n", label, k, formatMarked(ratios[k], invalid, "%.2fx"), median(cleanRounds(ratios[k], invalid)))
+		}
 		counts := make([]string, len(r.rounds))
-		seen := make([]string, len(r.rounds))
+		var seen [vsSetups][]string
 		for i, rd := range r.rounds {
 			counts[i] = strconv.FormatUint(rd.bpftraceCount, 10)
-			seen[i] = fmt.Sprintf("%d+%d", rd.daemonEvents, rd.daemonLost)
+			for _, k := range vsDaemons {
+				seen[k] = append(seen[k], fmt.Sprintf("%d+%d", rd.daemonEvents[k], rd.daemonLost[k]))
+			}
 		}
 		fmt.Printf("  calls seen, want >= %d each (%d warm-up calls and the attach check's come on top, and other processes'):\n", opts.calls, vsWarmup)
-		fmt.Printf("    bpftrace's count               %s\n", strings.Join(counts, " "))
-		fmt.Printf("    daemon's records read + lost   %s\n", strings.Join(seen, " "))
+		fmt.Printf("    bpftrace's count                          %s\n", strings.Join(counts, " "))
+		for _, k := range vsDaemons {
+			fmt.Printf("    %-18s records read + lost   %s\n", k, strings.Join(seen[k], " "))
+		}
 		for i, rd := range r.rounds {
 			if why := rd.leftOut(counted[i]); why != "" {
 				fmt.Printf("  * round %d left out: %s\n", i+1, why)
@@ -845,13 +909,14 @@ func vsPrint(kernel string, opts vsOptions, rows []vsRow) {
 		if len(r.stats) > 0 {
 			fmt.Printf("  BPF run-time statistics (kernel.bpf_stats_enabled), one more run of each tracer, not in the medians\n" +
 				"  (program names cut to 15 characters by the kernel; every process's calls count):\n")
-			fmt.Printf("    bpftrace %.1f ns/call, memlock-exporter %.1f ns/call with statistics on\n", r.statsNs[vsBpftrace], r.statsNs[vsDaemon])
+			fmt.Printf("    ns/call with statistics on: bpftrace %.1f, memlock-exporter %.1f, exit-only %.1f\n", r.statsNs[vsBpftrace], r.statsNs[vsDaemon], r.statsNs[vsExitOnly])
 			for _, p := range r.stats {
-				fmt.Printf("    %-16s %-16s %10d runs %8.1f ns/run\n", p.who, p.name, p.runs, p.nsPerRun())
+				fmt.Printf("    %-18s %-16s %10d runs %8.1f ns/run\n", p.who, p.name, p.runs, p.nsPerRun())
 			}
 		}
 	}
 	fmt.Println("\n(the ns are the calling thread's wall time per call: what the traced program pays. The daemon's\n" +
 		" reader works on another CPU meanwhile and is not in them. bpftrace runs one program, on entry;\n" +
-		" the daemon two, on entry and exit, and writes a record per call into its ring buffer.)")
+		" the daemon two, on entry and exit, or the exit one alone with the call duration off, and writes\n" +
+		" a record per call into its ring buffer.)")
 }

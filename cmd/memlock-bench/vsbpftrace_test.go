@@ -17,29 +17,29 @@ func TestVsOrder(t *testing.T) {
 	for _, tc := range []struct {
 		round int
 		want  string
-	}{{0, "ABC"}, {1, "CBA"}, {2, "ABC"}, {5, "CBA"}} {
+	}{{0, "ABCD"}, {1, "DCBA"}, {2, "ABCD"}, {5, "DCBA"}} {
 		if got := vsOrderLetters(tc.round); got != tc.want {
 			t.Errorf("round %d: got %s, want %s", tc.round, got, tc.want)
 		}
 		// Every setup exactly once.
 		got := vsOrder(tc.round)
 		slices.Sort(got)
-		if !slices.Equal(got, []vsSetup{vsNone, vsBpftrace, vsDaemon}) {
+		if !slices.Equal(got, []vsSetup{vsNone, vsBpftrace, vsDaemon, vsExitOnly}) {
 			t.Errorf("round %d: setups %v, want each once", tc.round, got)
 		}
 	}
-	if got, want := vsOrderString(5), "ABC CBA ABC CBA ABC"; got != want {
+	if got, want := vsOrderString(5), "ABCD DCBA ABCD DCBA ABCD"; got != want {
 		t.Errorf("5 rounds: got %q, want %q", got, want)
 	}
 	// Over two rounds every setup's positions add up alike: linear drift
-	// falls on all three the same.
+	// falls on all four the same.
 	pos := map[vsSetup]int{}
 	for r := range 2 {
 		for i, s := range vsOrder(r) {
 			pos[s] += i
 		}
 	}
-	if pos[vsNone] != pos[vsBpftrace] || pos[vsBpftrace] != pos[vsDaemon] {
+	if pos[vsNone] != pos[vsBpftrace] || pos[vsBpftrace] != pos[vsDaemon] || pos[vsDaemon] != pos[vsExitOnly] {
 		t.Errorf("positions over two rounds %v, want equal", pos)
 	}
 }
@@ -119,17 +119,23 @@ func TestFdinfoProgID(t *testing.T) {
 func TestVsRoundCheck(t *testing.T) {
 	for _, tc := range []struct {
 		name         string
-		count, seen  uint64
-		want1, want2 string // in invalid; "" for a valid round
+		count        uint64
+		seen         [vsSetups]uint64 // of each daemon
+		want1, want2 string           // in invalid; "" for a valid round
 		valid        bool
 		calls        int
 	}{
-		{name: "both saw all", count: 2_000_010, seen: 2_000_000, calls: 2_000_000, valid: true},
-		{name: "bpftrace short", count: 1_999_999, seen: 2_000_000, calls: 2_000_000, want1: "bpftrace counted 1999999 calls, fewer than the 2000000 made"},
-		{name: "daemon short", count: 2_000_000, seen: 5, calls: 2_000_000, want1: "memlock-exporter saw 5 calls"},
-		{name: "both short", calls: 10, want1: "bpftrace counted 0", want2: "memlock-exporter saw 0"},
+		{name: "all saw all", count: 2_000_010, seen: [vsSetups]uint64{vsDaemon: 2_000_000, vsExitOnly: 2_000_001}, calls: 2_000_000, valid: true},
+		{name: "bpftrace short", count: 1_999_999, seen: [vsSetups]uint64{vsDaemon: 2_000_000, vsExitOnly: 2_000_000}, calls: 2_000_000, want1: "bpftrace counted 1999999 calls, fewer than the 2000000 made"},
+		{name: "daemon short", count: 2_000_000, seen: [vsSetups]uint64{vsDaemon: 5, vsExitOnly: 2_000_000}, calls: 2_000_000, want1: "memlock-exporter saw 5 calls"},
+		{name: "exit-only short", count: 2_000_000, seen: [vsSetups]uint64{vsDaemon: 2_000_000, vsExitOnly: 7}, calls: 2_000_000, want1: "exporter exit-only saw 7 calls"},
+		{name: "all short", calls: 10, want1: "bpftrace counted 0", want2: "memlock-exporter saw 0"},
 	} {
-		r := vsRound{bpftraceCount: tc.count, daemonEvents: tc.seen / 2, daemonLost: tc.seen - tc.seen/2}
+		var r vsRound
+		r.bpftraceCount = tc.count
+		for _, k := range vsDaemons {
+			r.daemonEvents[k], r.daemonLost[k] = tc.seen[k]/2, tc.seen[k]-tc.seen[k]/2
+		}
 		r.check(tc.calls)
 		if tc.valid != (r.invalid == "") || !strings.Contains(r.invalid, tc.want1) || !strings.Contains(r.invalid, tc.want2) {
 			t.Errorf("%s: invalid %q, want valid=%t containing %q and %q", tc.name, r.invalid, tc.valid, tc.want1, tc.want2)
@@ -138,7 +144,9 @@ func TestVsRoundCheck(t *testing.T) {
 }
 
 func TestSummarizeVs(t *testing.T) {
-	round := func(base, bt, dm float64) vsRound { return vsRound{ns: [vsSetups]float64{base, bt, dm}} }
+	// The exit-only daemon is 100 ns faster than the default one in every
+	// round here: its ns and added are the default's less 100.
+	round := func(base, bt, dm float64) vsRound { return vsRound{ns: [vsSetups]float64{base, bt, dm, dm - 100}} }
 	for _, tc := range []struct {
 		name    string
 		rounds  []vsRound
@@ -146,7 +154,7 @@ func TestSummarizeVs(t *testing.T) {
 		valid   int
 		ns      [vsSetups]float64
 		added   [vsSetups]float64
-		ratio   float64 // NaN: undefined
+		ratio   float64 // the default daemon's; NaN: undefined
 		tainted bool
 	}{
 		{name: "none", err: "none valid"},
@@ -154,7 +162,7 @@ func TestSummarizeVs(t *testing.T) {
 		{
 			// The figures, one round.
 			name: "one", rounds: []vsRound{round(128.6, 335.0, 795.4)}, valid: 1,
-			ns: [vsSetups]float64{128.6, 335.0, 795.4}, added: [vsSetups]float64{0, 206.4, 666.8}, ratio: 666.8 / 206.4,
+			ns: [vsSetups]float64{128.6, 335.0, 795.4, 795.4 - 100}, added: [vsSetups]float64{0, 206.4, 666.8, 666.8 - 100}, ratio: 666.8 / 206.4,
 		},
 		{
 			// The machine slows down in round 3: each round's added ns
@@ -169,20 +177,20 @@ func TestSummarizeVs(t *testing.T) {
 				round(120, 340, 720),
 			},
 			valid: 4,
-			ns:    [vsSetups]float64{125, 335, 725},
-			added: [vsSetups]float64{0, 200, 600},
+			ns:    [vsSetups]float64{125, 335, 725, 725 - 100},
+			added: [vsSetups]float64{0, 200, 600, 600 - 100},
 			ratio: 3,
 		},
 		{
 			name: "invalid left out",
 			rounds: []vsRound{
 				round(100, 300, 700),
-				{ns: [vsSetups]float64{100, 100, 100}, invalid: "bpftrace counted 0 calls"},
+				{ns: [vsSetups]float64{100, 100, 100, 0}, invalid: "bpftrace counted 0 calls"},
 				round(100, 200, 500),
 			},
 			valid: 2,
-			ns:    [vsSetups]float64{100, 250, 600},
-			added: [vsSetups]float64{0, 150, 500},
+			ns:    [vsSetups]float64{100, 250, 600, 600 - 100},
+			added: [vsSetups]float64{0, 150, 500, 500 - 100},
 			ratio: 500.0 / 150,
 		},
 		{
@@ -191,12 +199,12 @@ func TestSummarizeVs(t *testing.T) {
 			name: "tainted left out",
 			rounds: []vsRound{
 				round(100, 300, 700),
-				{ns: [vsSetups]float64{500, 900, 900}, others: []string{"TracePoint tp_enter_mlock2"}},
+				{ns: [vsSetups]float64{500, 900, 900, 800}, others: []string{"TracePoint tp_enter_mlock2"}},
 				round(100, 200, 500),
 			},
 			valid: 2,
-			ns:    [vsSetups]float64{100, 250, 600},
-			added: [vsSetups]float64{0, 150, 500},
+			ns:    [vsSetups]float64{100, 250, 600, 600 - 100},
+			added: [vsSetups]float64{0, 150, 500, 500 - 100},
 			ratio: 500.0 / 150,
 		},
 		{
@@ -204,18 +212,18 @@ func TestSummarizeVs(t *testing.T) {
 			// tainted; the invalid one stays out.
 			name: "all tainted",
 			rounds: []vsRound{
-				{ns: [vsSetups]float64{100, 300, 700}, others: []string{"x"}},
-				{ns: [vsSetups]float64{100, 100, 100}, others: []string{"x"}, invalid: "bpftrace counted 0 calls"},
-				{ns: [vsSetups]float64{100, 200, 500}, others: []string{"y"}},
+				{ns: [vsSetups]float64{100, 300, 700, 600}, others: []string{"x"}},
+				{ns: [vsSetups]float64{100, 100, 100, 0}, others: []string{"x"}, invalid: "bpftrace counted 0 calls"},
+				{ns: [vsSetups]float64{100, 200, 500, 400}, others: []string{"y"}},
 			},
 			valid: 2, tainted: true,
-			ns:    [vsSetups]float64{100, 250, 600},
-			added: [vsSetups]float64{0, 150, 500},
+			ns:    [vsSetups]float64{100, 250, 600, 600 - 100},
+			added: [vsSetups]float64{0, 150, 500, 500 - 100},
 			ratio: 500.0 / 150,
 		},
 		{
 			name: "bpftrace added nothing", rounds: []vsRound{round(100, 99, 300)}, valid: 1,
-			ns: [vsSetups]float64{100, 99, 300}, added: [vsSetups]float64{0, -1, 200}, ratio: math.NaN(),
+			ns: [vsSetups]float64{100, 99, 300, 300 - 100}, added: [vsSetups]float64{0, -1, 200, 200 - 100}, ratio: math.NaN(),
 		},
 	} {
 		s, err := summarizeVs(tc.rounds)
@@ -230,12 +238,18 @@ func TestSummarizeVs(t *testing.T) {
 			continue
 		}
 		near := func(a, b float64) bool { return math.Abs(a-b) < 1e-9 || math.IsNaN(a) && math.IsNaN(b) }
-		ok := s.rounds == tc.valid && near(s.ratio, tc.ratio) && s.tainted == tc.tainted
+		// The exit-only daemon's ratio follows from its added ns.
+		exitRatio := math.NaN()
+		if tc.added[vsBpftrace] > 0 {
+			exitRatio = tc.added[vsExitOnly] / tc.added[vsBpftrace]
+		}
+		ok := s.rounds == tc.valid && near(s.ratio[vsDaemon], tc.ratio) && near(s.ratio[vsExitOnly], exitRatio) && s.tainted == tc.tainted &&
+			math.IsNaN(s.ratio[vsNone]) && math.IsNaN(s.ratio[vsBpftrace])
 		for k := range vsSetups {
 			ok = ok && near(s.ns[k], tc.ns[k]) && near(s.added[k], tc.added[k]) && len(s.per[k]) == tc.valid
 		}
 		if !ok {
-			t.Errorf("%s: got rounds %d ns %v added %v ratio %g tainted %t; want %d %v %v %g %t", tc.name, s.rounds, s.ns, s.added, s.ratio, s.tainted, tc.valid, tc.ns, tc.added, tc.ratio, tc.tainted)
+			t.Errorf("%s: got rounds %d ns %v added %v ratio %v tainted %t; want %d %v %v %g (exit-only %g) %t", tc.name, s.rounds, s.ns, s.added, s.ratio, s.tainted, tc.valid, tc.ns, tc.added, tc.ratio, exitRatio, tc.tainted)
 		}
 	}
 }
@@ -244,15 +258,16 @@ func TestSummarizeVs(t *testing.T) {
 // the reason (free text) last.
 func TestVsLine(t *testing.T) {
 	r := vsRow{kind: bpf.ProbeTracepoint, rounds: []vsRound{
-		{ns: [vsSetups]float64{128.6, 335.0, 795.4}},
-		{ns: [vsSetups]float64{1, 1, 1}, invalid: "x"},
+		{ns: [vsSetups]float64{128.6, 335.0, 795.4, 438.0}},
+		{ns: [vsSetups]float64{1, 1, 1, -99}, invalid: "x"},
 	}}
 	var err error
 	if r.sum, err = summarizeVs(r.rounds); err != nil {
 		t.Fatal(err)
 	}
 	got := vsLine("6.18.44", 2_000_000, r)
-	want := "VSBPFTRACE kernel=6.18.44 kind=tracepoint attached=yes rounds=1 left_out=1 tainted=false calls=2000000 base=128.6 bpftrace=335.0 daemon=795.4 bpftrace_added=206.4 daemon_added=666.8 ratio=3.23"
+	want := "VSBPFTRACE kernel=6.18.44 kind=tracepoint attached=yes rounds=1 left_out=1 tainted=false calls=2000000 base=128.6 bpftrace=335.0 daemon=795.4 exit_only=438.0 " +
+		"bpftrace_added=206.4 daemon_added=666.8 exit_only_added=309.4 ratio=3.23 ratio_exit_only=1.50"
 	if got != want {
 		t.Errorf("measured row:\n got %s\nwant %s", got, want)
 	}

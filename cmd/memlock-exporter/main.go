@@ -82,8 +82,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Uprobes:            bool(cfg.Uprobes),
 		LibcPaths:          cfg.LibcPaths,
 		CommandArgs:        bool(cfg.CommandArgs),
+		ExitOnly:           !bool(cfg.CallDuration),
 	})
 	if err != nil {
+		if errors.Is(err, bpf.ErrExitOnlyUnsupported) {
+			fmt.Fprintf(stderr, "memlock-exporter: MEMLOCK_EXPORTER_CALL_DURATION=%q: %v; set it to on\n", "off", err)
+			return exitUsage
+		}
 		var hookErr *bpf.HookError
 		if errors.As(err, &hookErr) && cfg.KernelHook != config.HookAuto {
 			// The operator insisted on a kind of hook this kernel lacks.
@@ -116,6 +121,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if *check {
 		fmt.Fprint(stdout, tracer.Plan())
 		fmt.Fprintf(stdout, "task access: %s\n", tracer.TaskAccess())
+		fmt.Fprintf(stdout, "call duration: %s\n", map[bool]string{false: "on (entry and exit hooks)", true: "off (exit hooks only)"}[tracer.ExitOnly()])
 		return exitOK
 	}
 
@@ -214,7 +220,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, tracer *bpf
 	}
 
 	tel := &cfg.Telemetry
-	log.Info("memlock-exporter started", "version", version, "ringbuf_bytes", int(cfg.RingbufSize),
+	log.Info("memlock-exporter started", "version", version, "ringbuf_bytes", int(cfg.RingbufSize), "call_duration", !tracer.ExitOnly(),
 		"flush_interval", cfg.FlushInterval, "export_disabled", tel.Disabled,
 		"logs", tel.LogsExporter.String(), "traces", tel.TracesExporter.String(), "metrics", tel.MetricsExporter.String(),
 		"collector", tel.Logs.Endpoint)

@@ -32,9 +32,12 @@ func (p *printer) print(ev *bpf.Event) {
 	b = strconv.AppendUint(b, uint64(ev.EUID), 10)
 	b = append(b, ' ')
 	b = ev.AppendCall(b)
-	b = append(b, " <"...)
-	b = strconv.AppendFloat(b, ev.Duration.Seconds(), 'f', 9, 64)
-	b = append(b, "> pages="...)
+	if !ev.Untimed { // strace's <seconds>; none for a call seen at its exit only
+		b = append(b, " <"...)
+		b = strconv.AppendFloat(b, ev.Duration.Seconds(), 'f', 9, 64)
+		b = append(b, '>')
+	}
+	b = append(b, " pages="...)
 	b = strconv.AppendUint(b, ev.Pages(), 10)
 	b = append(b, " probe="...)
 	b = append(b, ev.Probe.String()...)
