@@ -100,7 +100,7 @@ const collectorOutput = "collector.log"
 // accepts connections and the process is still alive, for the port might
 // belong to someone else. It listens for OTLP/gRPC on grpcAddr, or on a
 // free loopback port if grpcAddr is "".
-func startCollector(bin, config, dir, grpcAddr string) (*collector, error) {
+func startCollector(bin, config, dir, grpcAddr string, args ...string) (*collector, error) {
 	var err error
 	if grpcAddr == "" {
 		if grpcAddr, err = freeLoopbackAddr(); err != nil {
@@ -117,7 +117,7 @@ func startCollector(bin, config, dir, grpcAddr string) (*collector, error) {
 	}
 	defer out.Close() // the child has its own descriptor
 
-	cmd := exec.Command(bin, "--config=file:"+config)
+	cmd := exec.Command(bin, append([]string{"--config=file:" + config}, args...)...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(),
 		"OTELCOL_E2E_GRPC_ENDPOINT="+grpcAddr,
