@@ -152,15 +152,21 @@ func intAttr(m pcommon.Map, key string) (int64, bool) {
 // OpenTelemetry SDK's pipelines: both must deliver the same.
 func TestExportsEveryCallToCollector(t *testing.T) {
 	testutil.RequireRoot(t)
-	for _, tc := range []struct{ name, env string }{
-		{"encoder=default", "MEMLOCK_EXPORTER_LOG_LEVEL=info"}, // no MEMLOCK_EXPORTER_OTLP_ENCODER: its default must apply
-		{"encoder=sdk", "MEMLOCK_EXPORTER_OTLP_ENCODER=sdk"},
+	for _, tc := range []struct {
+		name    string
+		env     string
+		untimed bool
+	}{
+		{"encoder=default", "MEMLOCK_EXPORTER_LOG_LEVEL=info", false}, // no MEMLOCK_EXPORTER_OTLP_ENCODER: its default must apply
+		{"encoder=sdk", "MEMLOCK_EXPORTER_OTLP_ENCODER=sdk", false},
+		// Exit hooks only: the same calls and arguments, no duration.
+		{"call-duration=off", "MEMLOCK_EXPORTER_CALL_DURATION=off", true},
 	} {
-		t.Run(tc.name, func(t *testing.T) { testExportsEveryCall(t, tc.env) })
+		t.Run(tc.name, func(t *testing.T) { testExportsEveryCall(t, tc.env, tc.untimed) })
 	}
 }
 
-func testExportsEveryCall(t *testing.T, encoderEnv string) {
+func testExportsEveryCall(t *testing.T, encoderEnv string, untimed bool) {
 	col := startCollector(t)
 	bin := buildDaemon(t)
 	workload := testutil.BuildWorkload(t)
@@ -183,7 +189,7 @@ func testExportsEveryCall(t *testing.T, encoderEnv string) {
 	calls := runWorkload(t, workload, cg, inCgroup, "--repeat", "2")
 	end := time.Now()
 	ours := workloadRecords(calls, cg, inCgroup)
-	proc := procView{exePath: workload}
+	proc := procView{exePath: workload, untimed: untimed}
 	if resolved, err := filepath.EvalSymlinks(workload); err == nil {
 		proc.exePath = resolved
 	}
@@ -245,7 +251,7 @@ func testExportsEveryCall(t *testing.T, encoderEnv string) {
 		}
 	}
 	checkNothingLost(t, d, metrics)
-	checkCallMetrics(t, metrics, logs, calls, stopped)
+	checkCallMetrics(t, metrics, logs, calls, stopped, untimed)
 }
 
 // workloadRecords returns a filter that keeps the log records of the
@@ -290,6 +296,7 @@ func workloadAttrs(calls []testutil.WorkloadCall, cg *testutil.Cgroup, inCgroup 
 type procView struct {
 	exePath string // the workload binary, symbolic links resolved
 	cgroup  string // process.linux.cgroup; "" when any is right
+	untimed bool   // MEMLOCK_EXPORTER_CALL_DURATION=off: no memlock.duration
 }
 
 // cgroupFileOf is process.linux.cgroup of a process that the test started
@@ -455,7 +462,10 @@ func checkRecord(r received, c testutil.WorkloadCall, start, end time.Time, proc
 			diffs = append(diffs, "missing attribute "+key)
 		}
 	}
-	if v, ok := attrs.Get("memlock.duration"); !ok || v.Type() != pcommon.ValueTypeDouble || v.Double() <= 0 || v.Double() > 1 {
+	switch v, ok := attrs.Get("memlock.duration"); {
+	case proc.untimed && ok:
+		diffs = append(diffs, fmt.Sprintf("memlock.duration %v with the call duration off", v.AsRaw()))
+	case !proc.untimed && (!ok || v.Type() != pcommon.ValueTypeDouble || v.Double() <= 0 || v.Double() > 1):
 		diffs = append(diffs, fmt.Sprintf("memlock.duration %v not a double in (0, 1] s", v.AsRaw()))
 	}
 	if _, ok := intAttr(attrs, "memlock.cgroup.id"); !ok {
@@ -671,7 +681,9 @@ func checkNothingLost(t *testing.T, d *daemon, final pmetric.Metrics) {
 // (the calls that take a range: mlock, mlock2, munlock). The workload's own
 // calls are among them. stopped is when the daemon was told to stop: its
 // final export, the newest, was collected after.
-func checkCallMetrics(t *testing.T, metrics pmetric.Metrics, logs plog.Logs, calls []testutil.WorkloadCall, stopped time.Time) {
+//
+// With untimed (the call duration off) there is no memlock.call.duration.
+func checkCallMetrics(t *testing.T, metrics pmetric.Metrics, logs plog.Logs, calls []testutil.WorkloadCall, stopped time.Time, untimed bool) {
 	t.Helper()
 	// What the records say, from all processes.
 	// A folded record stands for memlock.repeat.count calls.
@@ -703,6 +715,12 @@ func checkCallMetrics(t *testing.T, metrics pmetric.Metrics, logs plog.Logs, cal
 	}
 
 	names := []string{"memlock.calls", "memlock.call.duration", "memlock.call.size", "memlock.events.lost"}
+	if untimed {
+		if f := finalPoints(metrics, "memlock.call.duration"); len(f) > 0 {
+			t.Errorf("memlock.call.duration exported with the call duration off: %+v", f)
+		}
+		names = slices.DeleteFunc(names, func(n string) bool { return n == "memlock.call.duration" })
+	}
 	final := finalPoints(metrics, names...)
 	for _, name := range names {
 		f, ok := final[name]
@@ -730,9 +748,13 @@ func checkCallMetrics(t *testing.T, metrics pmetric.Metrics, logs plog.Logs, cal
 		}
 	}
 
-	for name, want := range map[string]map[seriesKey]int64{
+	expected := map[string]map[seriesKey]int64{
 		"memlock.calls": records, "memlock.call.duration": records, "memlock.call.size": sized,
-	} {
+	}
+	if untimed {
+		delete(expected, "memlock.call.duration")
+	}
+	for name, want := range expected {
 		got := final[name].bySeries()
 		excess := int64(0) // memlock.calls beyond the records: the missed calls
 		for k, n := range want {
