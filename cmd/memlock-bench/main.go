@@ -92,6 +92,13 @@ func main() {
 		}
 		return
 	}
+	if *vcFlag { // -vs-counter and its flags: vscounter.go
+		if err := runVsCounter(vcOptions{rounds: *vcRoundsFlag, calls: *vcCallsFlag}); err != nil {
+			fmt.Fprintln(os.Stderr, "memlock-bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *execMode {
 		if err := runExec(execOptions{exporter: e2e.exporter, prog: *execProg, rounds: *execRounds, iterations: *execIterations, aa: *execAA}); err != nil {
 			fmt.Fprintln(os.Stderr, "memlock-bench:", err)
