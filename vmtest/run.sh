@@ -7,9 +7,12 @@
 #   VMTEST_KERNELS  suites to boot, space or comma separated
 #                   (default: bullseye bookworm trixie sid)
 #   VMTEST_RUN      -test.run pattern for the bpf test binary (default: Hook|Tracer|Workload)
-#   VMTEST_TESTS    tests to run in each VM, from: bpf check tax (default: bpf check);
-#                   tax is memlock-bench -tax, reported as a matrix of ratios at the end
+#   VMTEST_TESTS    tests to run in each VM, from: bpf check tax vs (default: bpf check);
+#                   tax is memlock-bench -tax, reported as a matrix of ratios at the end;
+#                   vs is memlock-bench -vs-counter, its VSCOUNTER lines reported at the end
 #   VMTEST_TAX_ARGS arguments of memlock-bench -tax (default: -rounds 4 -tax-calls 50000)
+#   VMTEST_VS_ARGS  arguments of memlock-bench -vs-counter
+#                   (default: -vs-counter-rounds 6 -vs-counter-calls 100000)
 #   VMTEST_TIMEOUT  seconds per kernel from QEMU's start to its exit (default 300)
 #   VMTEST_EXPECT_<suite>  hook kinds that must attach on that suite's kernel,
 #                   comma separated; passed to the tests as MEMLOCK_TEST_EXPECT_HOOKS
@@ -38,6 +41,7 @@ run=${VMTEST_RUN:-Hook|Tracer|Workload}
 tests=${VMTEST_TESTS:-bpf check}
 tests=${tests//,/ }
 tax_args=${VMTEST_TAX_ARGS:--rounds 4 -tax-calls 50000}
+vs_args=${VMTEST_VS_ARGS:--vs-counter-rounds 6 -vs-counter-calls 100000}
 timeout=${VMTEST_TIMEOUT:-300}
 out=${VMTEST_OUT:-$root/bin/vmtest}
 export VMTEST_CACHE=${VMTEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/memlock-exporter/vmtest}
@@ -54,7 +58,7 @@ sq() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
 
 [[ $timeout =~ ^[1-9][0-9]*$ ]] || die "VMTEST_TIMEOUT=$timeout: want a whole number of seconds"
 for t in $tests; do
-	case $t in bpf | check | tax) ;; *) die "VMTEST_TESTS: unknown test $t (known: bpf check tax; VMTEST_EXTRA adds one)" ;; esac
+	case $t in bpf | check | tax | vs) ;; *) die "VMTEST_TESTS: unknown test $t (known: bpf check tax vs; VMTEST_EXTRA adds one)" ;; esac
 done
 [ -n "$kernels" ] || die "VMTEST_KERNELS is empty"
 extra=(${VMTEST_EXTRA:-})
@@ -91,7 +95,7 @@ if [[ " $tests " == *" check "* ]]; then
 		-o "$build"/root/vmtest/memlock-exporter ./cmd/memlock-exporter ||
 		die "cannot build memlock-exporter"
 fi
-if [[ " $tests " == *" tax "* ]]; then
+if [[ " $tests " == *" tax "* ]] || [[ " $tests " == *" vs "* ]]; then
 	CGO_ENABLED=0 "$GO" build -trimpath -ldflags '-s -w' -o "$build"/root/vmtest/memlock-bench ./cmd/memlock-bench ||
 		die "cannot build memlock-bench"
 fi
@@ -116,6 +120,7 @@ echo "export MEMLOCK_WORKLOAD_BIN=/vmtest/workload" >"$build"/root/vmtest/env
 		bpf) echo "bpf /vmtest/bpf.test -test.v -test.count=1 -test.timeout=$((timeout * 2 / 3))s -test.run $(sq "$run")" ;;
 		check) echo "check timeout 60 /vmtest/memlock-exporter --check" ;;
 		tax) echo "tax timeout $((timeout * 2 / 3)) /vmtest/memlock-bench -tax $tax_args" ;;
+		vs) echo "vs timeout $((timeout * 2 / 3)) /vmtest/memlock-bench -vs-counter $vs_args" ;;
 		extra)
 			printf 'extra /vmtest/extra'
 			for a in "${extra[@]:1}"; do printf ' %s' "$(sq "$a")"; done
@@ -280,7 +285,7 @@ done
 	done
 	for k in $kernels; do
 		res=$results/$k
-		[ -s "$res"/bpf.log ] || [ -s "$res"/check.log ] || [ -s "$res"/tax.log ] || [ -s "$res"/extra.log ] || continue
+		[ -s "$res"/bpf.log ] || [ -s "$res"/check.log ] || [ -s "$res"/tax.log ] || [ -s "$res"/vs.log ] || [ -s "$res"/extra.log ] || continue
 		echo
 		echo "--- $k (${release[$k]}; expected hooks: $(expect "$k" || true); logs in $res)"
 		if [ -s "$res"/bpf.log ]; then
@@ -296,6 +301,12 @@ done
 		if [ -s "$res"/tax.log ]; then
 			echo "memlock-bench -tax $tax_args:"
 			grep -v '^TAX ' "$res"/tax.log | sed 's/^/  /' | head -n 20
+		fi
+		if [ -s "$res"/vs.log ]; then
+			# The table and each kind's rounds; the VSCOUNTER lines come
+			# at the end of the report.
+			echo "memlock-bench -vs-counter $vs_args:"
+			grep -v '^VSCOUNTER' "$res"/vs.log | sed 's/^/  /' | head -n 120
 		fi
 		if [ -s "$res"/extra.log ]; then
 			echo "VMTEST_EXTRA (${extra[*]}):"
@@ -324,6 +335,16 @@ done
 		for k in $kernels; do
 			grep '^TAX .* attached=no ' "$results/$k"/tax.log 2>/dev/null |
 				sed -E "s/.* hook=([^ ]+) attached=no reason=(.*)/$k \1: \2/"
+		done
+	fi
+	if [[ " $tests " == *" vs "* ]]; then
+		# ns per failing mlock2 call and what each setup adds, under TCG:
+		# compare within a row only; the ratios are the tracer's added
+		# ns over the entry counter's.
+		echo
+		echo "== vs: memlock-bench -vs-counter $vs_args (counter = a BPF program counting the calls; ns under TCG)"
+		for k in $kernels; do
+			grep -h '^VSCOUNTER' "$results/$k"/vs.log 2>/dev/null
 		done
 	fi
 	echo
