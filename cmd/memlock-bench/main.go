@@ -66,6 +66,7 @@ func main() {
 		e2e.env = append(e2e.env, kv)
 		return nil
 	})
+	flag.BoolVar(&e2e.collectorSink, "collector-sink", false, "the end-to-end collector only counts what it receives (its debug exporter alone, no files): the exporter's CPU per event measured without a collector that takes most of the 2 CPUs")
 	flag.StringVar(&e2e.profileDir, "daemon-cpuprofile", "", "directory to write a CPU profile of each end-to-end run's exporter into (go tool pprof), collector-down setup excepted")
 	flag.StringVar(&e2e.logDir, "daemon-log", "", "directory to write each end-to-end run's exporter stderr into (with the runtime's gctrace in the collector-down setup)")
 	setups := flag.String("setups", "", "run only the end-to-end setups whose label matches this regular expression")
