@@ -32,17 +32,19 @@ func uniqueTracingTargets(cache *btf.Cache, progs map[string]*ebpf.ProgramSpec) 
 		if p.Type != ebpf.Tracing || p.AttachTo == "" || p.AttachTarget != nil {
 			continue
 		}
-		if err := uniqueKernelFunc(cache, p.AttachTo); err != nil {
+		if err := UniqueKernelFunc(cache, p.AttachTo); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// uniqueKernelFunc renames all but the lowest-numbered of name's BTF
+// UniqueKernelFunc renames all but the lowest-numbered of name's BTF
 // functions in cache when they share one prototype. It is a no-op when
-// there is one entry, or none (the load then says it is missing).
-func uniqueKernelFunc(cache *btf.Cache, name string) error {
+// there is one entry, or none (the load then says it is missing). The
+// tracer does it for its own fentry/fexit targets; other loaders of
+// tracing programs that share the cache (memlock-bench's counter) call it.
+func UniqueKernelFunc(cache *btf.Cache, name string) error {
 	spec, err := cache.Kernel()
 	if err != nil {
 		return fmt.Errorf("read kernel BTF: %w", err)

@@ -48,8 +48,8 @@ func TestUniqueKernelFuncKeepsUniqueNames(t *testing.T) {
 	}
 	for _, name := range []string{"__x64_sys_mlock2", "no_such_function_here"} {
 		before, _ := spec.AnyTypesByName(name)
-		if err := uniqueKernelFunc(cache, name); err != nil {
-			t.Fatalf("uniqueKernelFunc(%s): %v", name, err)
+		if err := UniqueKernelFunc(cache, name); err != nil {
+			t.Fatalf("UniqueKernelFunc(%s): %v", name, err)
 		}
 		after, _ := spec.AnyTypesByName(name)
 		if len(before) != len(after) {

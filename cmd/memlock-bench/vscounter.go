@@ -237,7 +237,9 @@ func openCounter(kind bpf.Probe, exit bool, tgid uint32, cache *btf.Cache) (*cou
 		return nil, fmt.Errorf("raise RLIMIT_MEMLOCK for BPF maps: %w", err)
 	}
 	if h.progType == ebpf.Tracing {
-		if err := uniqueFentryTarget(cache, vcFunction); err != nil {
+		// Debian 6.1's BTF lists __x64_sys_mlock2 twice; cilium/ebpf
+		// refuses an ambiguous fentry target (see bpf/btfdup.go).
+		if err := bpf.UniqueKernelFunc(cache, vcFunction); err != nil {
 			return nil, err
 		}
 	}
@@ -305,64 +307,6 @@ func (c *counter) Close() error {
 		return fmt.Errorf("detach the %s counter: %w", c.hook.name, err)
 	}
 	return nil
-}
-
-// uniqueFentryTarget makes name one function in cache's kernel BTF. Some
-// kernels' BTF lists a function twice (Debian's 6.1 has two identical
-// __x64_sys_mlock2), and cilium/ebpf refuses an ambiguous fentry target.
-// As the tracer does (bpf/btfdup.go, unexported, hence mirrored here in
-// brief): when every entry has the same prototype, the kernel attaches by
-// the name's address whichever is chosen, so all but the lowest type ID
-// are renamed in this private copy. Otherwise nothing is renamed and the
-// load says why it failed.
-func uniqueFentryTarget(cache *btf.Cache, name string) error {
-	spec, err := cache.Kernel()
-	if err != nil {
-		return fmt.Errorf("read kernel BTF: %w", err)
-	}
-	types, err := spec.AnyTypesByName(name)
-	if errors.Is(err, btf.ErrNotFound) {
-		return nil
-	} else if err != nil {
-		return fmt.Errorf("look up %s in kernel BTF: %w", name, err)
-	}
-	var funcs []*btf.Func
-	for _, t := range types {
-		if f, ok := t.(*btf.Func); ok {
-			funcs = append(funcs, f)
-		}
-	}
-	if len(funcs) < 2 {
-		return nil
-	}
-	id := func(f *btf.Func) btf.TypeID { i, _ := spec.TypeID(f); return i }
-	slices.SortFunc(funcs, func(a, b *btf.Func) int { return int(id(a)) - int(id(b)) })
-	for _, f := range funcs[1:] {
-		if !sameFuncProto(funcs[0], f) {
-			return nil
-		}
-	}
-	for _, f := range funcs[1:] {
-		f.Name += ".vscounter-duplicate"
-	}
-	return nil
-}
-
-// sameFuncProto reports whether two BTF functions have the same return
-// and parameter types (compared by identity, which the kernel's
-// deduplicated BTF makes meaningful).
-func sameFuncProto(a, b *btf.Func) bool {
-	pa, okA := a.Type.(*btf.FuncProto)
-	pb, okB := b.Type.(*btf.FuncProto)
-	if !okA || !okB || pa.Return != pb.Return || len(pa.Params) != len(pb.Params) {
-		return false
-	}
-	for i := range pa.Params {
-		if pa.Params[i].Type != pb.Params[i].Type {
-			return false
-		}
-	}
-	return true
 }
 
 // vcProbe is an attached setup: a counter, or a tracer with its reader.

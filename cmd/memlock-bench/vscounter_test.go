@@ -115,32 +115,6 @@ func TestCounterInstructions(t *testing.T) {
 	}
 }
 
-// sameProtoCase returns two functions of one name, as Debian 6.1's BTF
-// lists __x64_sys_mlock2 twice, of the same prototype if same.
-func sameProtoCase(t *testing.T, same bool) (a, b *btf.Func) {
-	t.Helper()
-	regs := &btf.Pointer{Target: &btf.Struct{Name: "pt_regs"}}
-	long := &btf.Int{Name: "long", Size: 8, Encoding: btf.Signed}
-	proto := &btf.FuncProto{Return: long, Params: []btf.FuncParam{{Name: "regs", Type: regs}}}
-	other := proto
-	if !same {
-		other = &btf.FuncProto{Return: long, Params: []btf.FuncParam{{Name: "regs", Type: regs}, {Name: "x", Type: long}}}
-	}
-	return &btf.Func{Name: "f", Type: proto}, &btf.Func{Name: "f", Type: other}
-}
-
-func TestSameFuncProto(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		same bool
-	}{{"identical", true}, {"one more parameter", false}} {
-		a, b := sameProtoCase(t, tc.same)
-		if got := sameFuncProto(a, b); got != tc.same {
-			t.Errorf("%s: got %t, want %t", tc.name, got, tc.same)
-		}
-	}
-}
-
 // vcTestRound builds a round from ns per setup, every probe having seen
 // seen calls.
 func vcTestRound(ns [vcSetups]float64, seen uint64) vcRound {
