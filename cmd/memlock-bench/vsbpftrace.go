@@ -38,7 +38,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"maps"
 	"math"
 	"os"
 	"os/exec"
@@ -99,37 +98,15 @@ func daemonEnv(kind bpf.Probe, s vsSetup) []string {
 
 func (s vsSetup) String() string { return vsSetupNames[s] }
 
-// letter names the setup in the printed order of a round (ABC).
-func (s vsSetup) letter() string { return string(rune('A' + s)) }
+// vsOrder returns the setups of round i (from 0) in the order measured
+// (abbaOrder).
+func vsOrder(round int) []vsSetup { return abbaOrder[vsSetup](int(vsSetups), round) }
 
-// vsOrder returns the setups of round i (from 0) in the order measured:
-// ABCD in even rounds, DCBA in odd ones, so that a drift of the machine's
-// speed falls on every setup alike over two rounds.
-func vsOrder(round int) []vsSetup {
-	order := []vsSetup{vsNone, vsBpftrace, vsDaemon, vsExitOnly}
-	if round%2 == 1 {
-		slices.Reverse(order)
-	}
-	return order
-}
+// vsOrderLetters renders the order of round i.
+func vsOrderLetters(round int) string { return orderLetters(vsOrder(round)) }
 
-// vsOrderLetters renders the order of round i, "DCBA".
-func vsOrderLetters(round int) string {
-	var b strings.Builder
-	for _, s := range vsOrder(round) {
-		b.WriteString(s.letter())
-	}
-	return b.String()
-}
-
-// vsOrderString renders the orders of n rounds, "ABCD DCBA ABCD".
-func vsOrderString(n int) string {
-	rounds := make([]string, n)
-	for i := range n {
-		rounds[i] = vsOrderLetters(i)
-	}
-	return strings.Join(rounds, " ")
-}
+// vsOrderString renders the orders of n rounds.
+func vsOrderString(n int) string { return orderString(int(vsSetups), n) }
 
 // bpftraceScripts returns the bpftrace programs that count mlock2 calls
 // through kind's hook, the one to try first first: bpftrace before 0.19
@@ -360,11 +337,7 @@ type vsBench struct {
 	bpftrace string  // its path
 	addr     uintptr // the page mlock2 is called on
 	size     uintptr
-	// ours are the BPF programs of the tracers this run started, and
-	// others those of anybody else seen loaded (with names), which tax
-	// every setup alike.
-	ours   map[ebpf.ProgramID]bool
-	others map[string]bool
+	tracerWatch
 }
 
 // runVsBpftrace measures the vs-bpftrace mode and prints its table and
@@ -389,9 +362,9 @@ func runVsBpftrace(opts vsOptions) error {
 	}
 	defer unix.Munmap(page)
 	b := &vsBench{opts: opts, bpftrace: path, addr: uintptr(unsafePointer(page)), size: uintptr(len(page)),
-		ours: map[ebpf.ProgramID]bool{}, others: map[string]bool{}}
+		tracerWatch: newTracerWatch()}
 	// A first loop checks the probe fails as it should.
-	if _, _, err := vsLoop(b.addr, b.size, 1); err != nil {
+	if _, _, err := vsLoop(b.addr, b.size, 1, 1); err != nil {
 		return err
 	}
 
@@ -419,7 +392,7 @@ func runVsBpftrace(opts vsOptions) error {
 	}
 	vsPrint(kernel, opts, rows)
 	if len(b.others) > 0 {
-		fmt.Printf("other tracers loaded during the run: %s\n", strings.Join(slices.Sorted(maps.Keys(b.others)), ", "))
+		fmt.Printf("other tracers loaded during the run: %s\n", strings.Join(b.otherNames(), ", "))
 	}
 	fmt.Println()
 	for _, r := range rows {
@@ -571,9 +544,9 @@ func (b *vsBench) measure(kind bpf.Probe, script string, s vsSetup, r *vsRound) 
 // programs came or went meanwhile (they would spoil the round).
 // Its fastest chunk's ns per call go into r.ns[s], the mean into r.mean[s].
 func (b *vsBench) timedLoop(r *vsRound, s vsSetup) error {
-	b.noteOthers(r)
-	mean, best, err := vsLoop(b.addr, b.size, b.opts.calls)
-	b.noteOthers(r)
+	b.note(&r.others)
+	mean, best, err := vsLoop(b.addr, b.size, b.opts.calls, vsChunk)
+	b.note(&r.others)
 	r.ns[s], r.mean[s] = best, mean
 	return err
 }
@@ -606,7 +579,7 @@ func (b *vsBench) measureStats(kind bpf.Probe, script string, s vsSetup) (float6
 		defer stats.Close()
 		time.Sleep(vsSettle)
 		before = childProgramStats(c.pid())
-		ns, _, err := vsLoop(b.addr, b.size, b.opts.calls)
+		ns, _, err := vsLoop(b.addr, b.size, b.opts.calls, vsChunk)
 		after = childProgramStats(c.pid())
 		return ns, err
 	}()
@@ -701,22 +674,6 @@ func (b *vsBench) waitRunning(c *child) error {
 	}
 }
 
-// noteOthers records the tracing programs loaded by anybody but us, in
-// the run's list and in r's.
-func (b *vsBench) noteOthers(r *vsRound) {
-	progs, _ := tracingPrograms()
-	for id, name := range progs {
-		if b.ours[id] {
-			continue
-		}
-		b.others[name] = true
-		if !slices.Contains(r.others, name) {
-			r.others = append(r.others, name)
-			slices.Sort(r.others)
-		}
-	}
-}
-
 // progRuns is a program's name and the kernel's run-time statistics of it
 // (zero unless statistics are on).
 type progRuns struct {
@@ -788,12 +745,12 @@ const vsChunk = 50_000
 
 // vsLoop makes vsWarmup untimed mlock2 calls, then n timed ones, all
 // failing with EINVAL, on a locked thread. It returns ns per call over
-// all n (mean), and in the fastest chunk of vsChunk calls (best). This
+// all n (mean), and in the fastest chunk of chunk calls (best). This
 // host is a guest whose neighbours take its CPUs now and then: that only
 // ever adds time, to some chunks and not others, while a tracer's cost is
 // in every call alike, so the fastest chunk shows the cost with the least
 // interference.
-func vsLoop(addr, size uintptr, n int) (mean, best float64, err error) {
+func vsLoop(addr, size uintptr, n, chunk int) (mean, best float64, err error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	call := func() error {
@@ -812,15 +769,15 @@ func vsLoop(addr, size uintptr, n int) (mean, best float64, err error) {
 	best = math.Inf(1)
 	start := time.Now()
 	for done := 0; done < n; {
-		chunk := min(vsChunk, n-done)
+		c := min(chunk, n-done)
 		chunkStart := time.Now()
-		for range chunk {
+		for range c {
 			if err := call(); err != nil {
 				return 0, 0, err
 			}
 		}
-		best = min(best, float64(time.Since(chunkStart).Nanoseconds())/float64(chunk))
-		done += chunk
+		best = min(best, float64(time.Since(chunkStart).Nanoseconds())/float64(c))
+		done += c
 	}
 	return float64(time.Since(start).Nanoseconds()) / float64(n), best, nil
 }

@@ -99,37 +99,15 @@ var (
 
 func (s vcSetup) String() string { return vcSetupNames[s] }
 
-// letter names the setup in the printed order of a round (ABCDE).
-func (s vcSetup) letter() string { return string(rune('A' + s)) }
+// vcOrder returns the setups of round i (from 0) in the order measured
+// (abbaOrder).
+func vcOrder(round int) []vcSetup { return abbaOrder[vcSetup](int(vcSetups), round) }
 
-// vcOrder returns the setups of round i (from 0) in the order measured:
-// ABCDE in even rounds, EDCBA in odd ones, so that a drift of the
-// machine's speed falls on every setup alike over two rounds.
-func vcOrder(round int) []vcSetup {
-	order := []vcSetup{vcNone, vcEntry, vcExit, vcTracer, vcExitOnly}
-	if round%2 == 1 {
-		slices.Reverse(order)
-	}
-	return order
-}
+// vcOrderLetters renders the order of round i.
+func vcOrderLetters(round int) string { return orderLetters(vcOrder(round)) }
 
-// vcOrderLetters renders the order of round i, "EDCBA".
-func vcOrderLetters(round int) string {
-	var b strings.Builder
-	for _, s := range vcOrder(round) {
-		b.WriteString(s.letter())
-	}
-	return b.String()
-}
-
-// vcOrderString renders the orders of n rounds, "ABCDE EDCBA ABCDE".
-func vcOrderString(n int) string {
-	rounds := make([]string, n)
-	for i := range n {
-		rounds[i] = vcOrderLetters(i)
-	}
-	return strings.Join(rounds, " ")
-}
+// vcOrderString renders the orders of n rounds.
+func vcOrderString(n int) string { return orderString(int(vcSetups), n) }
 
 // counterHook is where a counter attaches for one kind of hook, on entry
 // or on exit.
@@ -570,10 +548,7 @@ type vcBench struct {
 	opts       vcOptions
 	addr, size uintptr    // the page mlock2 is called on
 	cache      *btf.Cache // the kernel BTF, for the counters' fentry targets
-	// ours are the BPF programs this run loaded; others the names of
-	// anybody else's tracing programs seen loaded.
-	ours   map[ebpf.ProgramID]bool
-	others map[string]bool
+	tracerWatch
 }
 
 // runVsCounter measures the vs-counter mode and prints its tables and one
@@ -588,9 +563,9 @@ func runVsCounter(o vcOptions) error {
 	}
 	defer unix.Munmap(page)
 	b := &vcBench{opts: o, addr: uintptr(unsafePointer(page)), size: uintptr(len(page)), cache: btf.NewCache(),
-		ours: map[ebpf.ProgramID]bool{}, others: map[string]bool{}}
+		tracerWatch: newTracerWatch()}
 	// A first call checks the probe fails as it should.
-	if _, _, err := vcLoop(b.addr, b.size, 1, 1); err != nil {
+	if _, _, err := vsLoop(b.addr, b.size, 1, 1); err != nil {
 		return err
 	}
 
@@ -616,12 +591,7 @@ func runVsCounter(o vcOptions) error {
 	}
 	vcPrint(o, rows)
 	if len(b.others) > 0 {
-		names := make([]string, 0, len(b.others))
-		for n := range b.others {
-			names = append(names, n)
-		}
-		slices.Sort(names)
-		fmt.Printf("other tracers loaded during the run: %s\n", strings.Join(names, ", "))
+		fmt.Printf("other tracers loaded during the run: %s\n", strings.Join(b.otherNames(), ", "))
 	}
 	fmt.Println()
 	for _, r := range rows {
@@ -735,10 +705,10 @@ func settle() {
 // it, and puts ns per call and the calls it saw into r. It returns what
 // the setup attached to.
 func (b *vcBench) measure(kind bpf.Probe, s vcSetup, r *vcRound) (string, error) {
-	b.noteOthers(r)
+	b.note(&r.others)
 	if s == vcNone {
 		settle()
-		mean, best, err := vcLoop(b.addr, b.size, b.opts.calls, b.opts.chunk())
+		mean, best, err := vsLoop(b.addr, b.size, b.opts.calls, b.opts.chunk())
 		r.ns[s], r.mean[s] = best, mean
 		return "", err
 	}
@@ -748,7 +718,7 @@ func (b *vcBench) measure(kind bpf.Probe, s vcSetup, r *vcRound) (string, error)
 	}
 	hooks := p.describe()
 	settle()
-	mean, best, err := vcLoop(b.addr, b.size, b.opts.calls, b.opts.chunk())
+	mean, best, err := vsLoop(b.addr, b.size, b.opts.calls, b.opts.chunk())
 	if err != nil {
 		p.close()
 		return hooks, err
@@ -758,7 +728,7 @@ func (b *vcBench) measure(kind bpf.Probe, s vcSetup, r *vcRound) (string, error)
 	if cerr := p.close(); err == nil {
 		err = cerr
 	}
-	b.noteOthers(r)
+	b.note(&r.others)
 	return hooks, err
 }
 
@@ -780,7 +750,7 @@ func (b *vcBench) measureStats(kind bpf.Probe, s vcSetup) (float64, []vcProgStat
 	if err != nil {
 		return 0, nil, err
 	}
-	_, best, err := vcLoop(b.addr, b.size, b.opts.calls, b.opts.chunk())
+	_, best, err := vsLoop(b.addr, b.size, b.opts.calls, b.opts.chunk())
 	if err != nil {
 		return 0, nil, err
 	}
@@ -808,59 +778,6 @@ func statsDelta(s vcSetup, before, after []bpf.ProgramStat, minRuns uint64) []vc
 	}
 	slices.SortFunc(out, func(x, y vcProgStat) int { return strings.Compare(x.name, y.name) })
 	return out
-}
-
-// noteOthers records the tracing programs loaded by anybody but us, in
-// the run's list and in r's.
-func (b *vcBench) noteOthers(r *vcRound) {
-	progs, _ := tracingPrograms()
-	for id, name := range progs {
-		if b.ours[id] {
-			continue
-		}
-		b.others[name] = true
-		if !slices.Contains(r.others, name) {
-			r.others = append(r.others, name)
-			slices.Sort(r.others)
-		}
-	}
-}
-
-// vcLoop is vsLoop with the chunk given: vsLoop's fixed 50 000 calls
-// would leave the VM's 100 000-call loops two chunks to choose from.
-// It makes vsWarmup untimed mlock2 calls, then n timed ones, all failing
-// with EINVAL, on a locked thread, and returns ns per call over all n
-// (mean) and in the fastest chunk (best).
-func vcLoop(addr, size uintptr, n, chunk int) (mean, best float64, err error) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	call := func() error {
-		// RawSyscall6 skips the Go scheduler's bookkeeping around the
-		// call, which would otherwise dilute the kernel's share.
-		if _, _, errno := unix.RawSyscall6(unix.SYS_MLOCK2, addr, size, vsBadFlags, 0, 0, 0); errno != unix.EINVAL {
-			return fmt.Errorf("mlock2 with flags %#x: got errno %d (%v), want EINVAL", vsBadFlags, errno, errno)
-		}
-		return nil
-	}
-	for range vsWarmup {
-		if err := call(); err != nil {
-			return 0, 0, err
-		}
-	}
-	best = math.Inf(1)
-	start := time.Now()
-	for done := 0; done < n; {
-		c := min(chunk, n-done)
-		chunkStart := time.Now()
-		for range c {
-			if err := call(); err != nil {
-				return 0, 0, err
-			}
-		}
-		best = min(best, float64(time.Since(chunkStart).Nanoseconds())/float64(c))
-		done += c
-	}
-	return float64(time.Since(start).Nanoseconds()) / float64(n), best, nil
 }
 
 // vcCell renders a setup's median ns and added ns, "-" if it did not attach.
