@@ -103,6 +103,7 @@ const (
 	memlockMapCounters             = "counters"
 	memlockMapEntries              = "entries"
 	memlockMapEvents               = "events"
+	memlockMapLastWakeup           = "last_wakeup"
 	memlockMapLibcCalls            = "libc_calls"
 	memlockMapLostCalls            = "lost_calls"
 	memlockMapSeenProcesses        = "seen_processes"
@@ -157,6 +158,7 @@ const (
 	memlockVarUseTaskBtf           = "use_task_btf"
 	memlockVarUseUprobes           = "use_uprobes"
 	memlockVarWakeupBytes          = "wakeup_bytes"
+	memlockVarWakeupGapNs          = "wakeup_gap_ns"
 	memlockVarWithArgs             = "with_args"
 )
 
@@ -254,6 +256,7 @@ type memlockMapSpecs struct {
 	Counters      *ebpf.MapSpec `ebpf:"counters"`
 	Entries       *ebpf.MapSpec `ebpf:"entries"`
 	Events        *ebpf.MapSpec `ebpf:"events"`
+	LastWakeup    *ebpf.MapSpec `ebpf:"last_wakeup"`
 	LibcCalls     *ebpf.MapSpec `ebpf:"libc_calls"`
 	LostCalls     *ebpf.MapSpec `ebpf:"lost_calls"`
 	SeenProcesses *ebpf.MapSpec `ebpf:"seen_processes"`
@@ -271,6 +274,7 @@ type memlockVariableSpecs struct {
 	UseTaskBtf          *ebpf.VariableSpec `ebpf:"use_task_btf"`
 	UseUprobes          *ebpf.VariableSpec `ebpf:"use_uprobes"`
 	WakeupBytes         *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	WakeupGapNs         *ebpf.VariableSpec `ebpf:"wakeup_gap_ns"`
 	WithArgs            *ebpf.VariableSpec `ebpf:"with_args"`
 }
 
@@ -297,6 +301,7 @@ type memlockMaps struct {
 	Counters      *ebpf.Map `ebpf:"counters"`
 	Entries       *ebpf.Map `ebpf:"entries"`
 	Events        *ebpf.Map `ebpf:"events"`
+	LastWakeup    *ebpf.Map `ebpf:"last_wakeup"`
 	LibcCalls     *ebpf.Map `ebpf:"libc_calls"`
 	LostCalls     *ebpf.Map `ebpf:"lost_calls"`
 	SeenProcesses *ebpf.Map `ebpf:"seen_processes"`
@@ -308,6 +313,7 @@ func (m *memlockMaps) Close() error {
 		m.Counters,
 		m.Entries,
 		m.Events,
+		m.LastWakeup,
 		m.LibcCalls,
 		m.LostCalls,
 		m.SeenProcesses,
@@ -326,6 +332,7 @@ type memlockVariables struct {
 	UseTaskBtf          *ebpf.Variable `ebpf:"use_task_btf"`
 	UseUprobes          *ebpf.Variable `ebpf:"use_uprobes"`
 	WakeupBytes         *ebpf.Variable `ebpf:"wakeup_bytes"`
+	WakeupGapNs         *ebpf.Variable `ebpf:"wakeup_gap_ns"`
 	WithArgs            *ebpf.Variable `ebpf:"with_args"`
 }
 

@@ -6,6 +6,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
@@ -86,6 +87,13 @@ type Tracer struct {
 	btfCache *btf.Cache
 }
 
+// forcedWakeupGap is the least time between two wake-ups of the reader
+// that the kernel forces past the wake-up threshold (memlock.bpf.c,
+// submit_flags): a tenth of a millisecond bounds them to 10 000 a second
+// while the reader is behind, and a sleeping reader is woken by the first
+// record past the threshold unless a wake-up came within it.
+const forcedWakeupGap = 100 * time.Microsecond
+
 // Open checks the host, loads the programs and attaches them, choosing for
 // each syscall the first kind of hook in opts.Hooks that works here. If a
 // syscall cannot be hooked at all, Open fails and releases everything: a
@@ -116,6 +124,9 @@ func Open(opts Options) (*Tracer, error) {
 	}
 	if err := spec.Variables[memlockVarWakeupBytes].Set(uint64(opts.WakeupBytes)); err != nil {
 		return nil, fmt.Errorf("set wakeup_bytes: %w", err)
+	}
+	if err := spec.Variables[memlockVarWakeupGapNs].Set(uint64(forcedWakeupGap.Nanoseconds())); err != nil {
+		return nil, fmt.Errorf("set wakeup_gap_ns: %w", err)
 	}
 	useTaskBTF := !opts.LegacyTaskAccess && haveTaskBTF()
 	if err := spec.Variables[memlockVarUseTaskBtf].Set(useTaskBTF); err != nil {
@@ -274,6 +285,7 @@ func (t *Tracer) loadPrograms(prepare func(map[string]*ebpf.ProgramSpec) error, 
 		memlockMapCounters:      t.maps.Counters,
 		memlockMapLostCalls:     t.maps.LostCalls,
 		memlockMapSeenProcesses: t.maps.SeenProcesses,
+		memlockMapLastWakeup:    t.maps.LastWakeup,
 	}
 	// Only the read-only data is created anew; the other maps are shared.
 	for name := range spec.Maps {
