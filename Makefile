@@ -124,6 +124,7 @@ bench: $(BIN)/memlock-exporter $(BIN)/otelcol
 	$(GO) test -run '^$$' -bench . -benchmem ./bpf ./exporter/...
 	$(GO) run ./cmd/memlock-bench -tax
 	$(GO) run ./cmd/memlock-bench -exec -exporter $(BIN)/memlock-exporter
+	$(GO) run ./cmd/memlock-bench -behind -exporter $(BIN)/memlock-exporter
 	@# bpftrace, the yardstick of -vs-bpftrace (issue #13), is a Debian package.
 	@command -v bpftrace >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bpftrace >/dev/null; }
 	$(GO) run ./cmd/memlock-bench -vs-bpftrace -vs-bpftrace-rounds 9 -exporter $(BIN)/memlock-exporter

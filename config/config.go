@@ -43,7 +43,7 @@ type Config struct {
 	// only architecture.
 	RingbufSize Bytes `env:"MEMLOCK_EXPORTER_RINGBUF_SIZE" envDefault:"1MiB" min:"4KiB" max:"1GiB" pow2:"true" help:"Size of the BPF ring buffer that carries events from the kernel to the daemon."`
 	// WakeupBytes is above 0 and below RingbufSize after Load.
-	WakeupBytes     Bytes         `env:"MEMLOCK_EXPORTER_WAKEUP_BYTES" envDefault:"0" help:"Pending data in the ring buffer above which the kernel wakes the reader; less means lower latency and more wake-ups."`
+	WakeupBytes     Bytes         `env:"MEMLOCK_EXPORTER_WAKEUP_BYTES" envDefault:"0" help:"Pending data in the ring buffer above which the kernel wakes the reader (at most once per 100 µs while it is behind); less means lower latency and more wake-ups."`
 	FlushInterval   time.Duration `env:"MEMLOCK_EXPORTER_FLUSH_INTERVAL" envDefault:"200ms" min:"1ms" max:"1m" help:"Longest time an event may wait in the ring buffer before the daemon reads it."`
 	ShutdownTimeout time.Duration `env:"MEMLOCK_EXPORTER_SHUTDOWN_TIMEOUT" envDefault:"5s" gt:"0s" max:"5m" help:"Longest time the final flush of telemetry may take on exit."`
 	// Syscalls holds each call once, in the order first given, after Load.

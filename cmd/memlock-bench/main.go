@@ -54,6 +54,8 @@ func main() {
 	vsCalls := flag.Int("vs-bpftrace-calls", 2_000_000, "failing mlock2 calls per -vs-bpftrace measurement")
 	vsRounds := flag.Int("vs-bpftrace-rounds", 5, "rounds of -vs-bpftrace, each setup once per round (ABC, then CBA)")
 	vsStats := flag.Bool("vs-bpftrace-stats", false, "after the -vs-bpftrace rounds, run each tracer once more with BPF run-time statistics on (kernel.bpf_stats_enabled) and print its programs' ns per run")
+	behind := flag.Bool("behind", false, "measure instead what a failing mlock2 call costs while the daemon's reader is behind (stopped), below and past the wake-up threshold (see behind.go)")
+	behindRounds := flag.Int("behind-rounds", 3, "rounds of -behind, each with a fresh daemon")
 	flag.BoolVar(&e2e.only, "e2e-only", false, "run only the end-to-end measurement")
 	flag.IntVar(&e2e.rounds, "e2e-rounds", 3, "rounds of the end-to-end measurement, each setup in turn; the median round is reported")
 	flag.DurationVar(&e2e.downDuration, "down-duration", 30*time.Second, "measured window of the end-to-end setup with the collector down (its export queues full)")
@@ -88,6 +90,13 @@ func main() {
 	}
 	if *vsMode {
 		if err := runVsBpftrace(vsOptions{exporter: e2e.exporter, calls: *vsCalls, rounds: *vsRounds, stats: *vsStats}); err != nil {
+			fmt.Fprintln(os.Stderr, "memlock-bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if *behind {
+		if err := runBehind(e2e.exporter, *behindRounds); err != nil {
 			fmt.Fprintln(os.Stderr, "memlock-bench:", err)
 			os.Exit(1)
 		}
