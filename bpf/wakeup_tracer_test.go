@@ -12,23 +12,23 @@ import (
 	"github.com/memlock-exporter/memlock-exporter/internal/testutil"
 )
 
-// TestForcedWakeupsAreSpaced fills a ring buffer that nothing reads past
+// TestTracerSpacesForcedWakeups fills a ring buffer that nothing reads past
 // its wake-up threshold with calls that all differ, and after each call
 // asks the ring's descriptor whether the kernel woke its readers since the
 // last call. The kernel must have woken them (the threshold was crossed),
 // but at most once per bpf.ForcedWakeupGap of the time the calls took, not
 // once per record: a reader that is behind does not need waking, and each
 // wake-up costs the traced call an interrupt.
-func TestForcedWakeupsAreSpaced(t *testing.T) {
+func TestTracerSpacesForcedWakeups(t *testing.T) {
 	testutil.RequireRoot(t)
 	for _, kind := range availableHooks(t) {
 		t.Run(kind.String(), func(t *testing.T) {
-			testForcedWakeupsAreSpaced(t, kind)
+			testSpacesForcedWakeups(t, kind)
 		})
 	}
 }
 
-func testForcedWakeupsAreSpaced(t *testing.T, kind bpf.Probe) {
+func testSpacesForcedWakeups(t *testing.T, kind bpf.Probe) {
 	const (
 		ring      = 256 << 10
 		threshold = 16 << 10
