@@ -323,16 +323,22 @@ func (d *daemon) warnings() []string {
 }
 
 // lockedBuffer collects a child's output; exec writes into it from its own
-// goroutine while we poll it.
+// goroutine while we poll it. With keep above 0 it holds only about the
+// last keep bytes, for a child that prints a line per call.
 type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	keep int
 }
 
 func (b *lockedBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.buf.Write(p)
+	n, err := b.buf.Write(p)
+	if b.keep > 0 && b.buf.Len() > 2*b.keep {
+		b.buf.Next(b.buf.Len() - b.keep)
+	}
+	return n, err
 }
 
 func (b *lockedBuffer) String() string {

@@ -74,14 +74,18 @@ var vsKinds = taxKinds
 type vsSetup int
 
 const (
-	vsNone     vsSetup = iota // no probe
-	vsBpftrace                // bpftrace counting the calls
-	vsDaemon                  // memlock-exporter, export off
-	vsExitOnly                // the same with MEMLOCK_EXPORTER_CALL_DURATION=off
-	vsSetups                  // how many there are
+	vsNone          vsSetup = iota // no probe
+	vsBpftrace                     // bpftrace counting the calls
+	vsDaemon                       // memlock-exporter, export off
+	vsExitOnly                     // the same with MEMLOCK_EXPORTER_CALL_DURATION=off
+	vsBpftracePrint                // bpftrace printing a line per call, as a user of it would to see each call
+	vsSetups                       // how many there are
 )
 
-var vsSetupNames = [vsSetups]string{"no probe", "bpftrace", "memlock-exporter", "exporter exit-only"}
+var vsSetupNames = [vsSetups]string{"no probe", "bpftrace", "memlock-exporter", "exporter exit-only", "bpftrace printing"}
+
+// vsRatioed are the setups whose added ns are divided by bpftrace's.
+var vsRatioed = []vsSetup{vsDaemon, vsExitOnly, vsBpftracePrint}
 
 // vsDaemons are the setups that run the daemon.
 var vsDaemons = []vsSetup{vsDaemon, vsExitOnly}
@@ -123,6 +127,29 @@ func bpftraceScripts(kind bpf.Probe) []string {
 	}
 	return nil
 }
+
+// bpftracePrintScripts returns the bpftrace programs that print a line per
+// mlock2 call through kind's exit hook (what a call returned is only known
+// there), and count the calls, as bpftraceScripts does; nil if bpftrace has
+// no such probe.
+func bpftracePrintScripts(kind bpf.Probe) []string {
+	action := func(ret string) string {
+		return ` { @c = count(); printf("%d %d %s %d %llu\n", pid, tid, comm, ` + ret + `, nsecs); }`
+	}
+	switch kind {
+	case bpf.ProbeTracepoint:
+		return []string{"tracepoint:syscalls:sys_exit_mlock2" + action("args->ret")}
+	case bpf.ProbeKprobe:
+		return []string{"kretprobe:__x64_sys_mlock2" + action("retval")}
+	case bpf.ProbeFentry:
+		return []string{"fexit:__x64_sys_mlock2" + action("retval"), "kretfunc:__x64_sys_mlock2" + action("retval")}
+	}
+	return nil
+}
+
+// vsPrintKeep is how much of a printing bpftrace's output is kept: its
+// last lines, where it prints @c when it exits.
+const vsPrintKeep = 64 << 10
 
 // bpftraceCountLine is how bpftrace prints the map @c when it exits.
 var bpftraceCountLine = regexp.MustCompile(`(?m)^@c: (\d+)\s*$`)
@@ -183,6 +210,7 @@ type vsRound struct {
 	ns            [vsSetups]float64 // ns per call of each setup, in the loop's fastest chunk (vsLoop)
 	mean          [vsSetups]float64 // ns per call of each setup over the whole loop
 	bpftraceCount uint64            // the calls bpftrace counted, from all processes
+	printCount    uint64            // the calls the printing bpftrace counted
 	daemonEvents  [vsSetups]uint64  // the records each daemon read, from all processes
 	daemonLost    [vsSetups]uint64  // the calls it counted but did not read (ring buffer full, repeats shed, ...)
 	invalid       string            // why the round does not count; "" if it does
@@ -197,6 +225,9 @@ func (r *vsRound) check(calls int) {
 	var why []string
 	if r.bpftraceCount < uint64(calls) {
 		why = append(why, fmt.Sprintf("bpftrace counted %d calls, fewer than the %d made", r.bpftraceCount, calls))
+	}
+	if r.printCount < uint64(calls) {
+		why = append(why, fmt.Sprintf("the printing bpftrace counted %d calls, fewer than the %d made", r.printCount, calls))
 	}
 	for _, s := range vsDaemons {
 		if seen := r.daemonEvents[s] + r.daemonLost[s]; seen < uint64(calls) {
@@ -274,7 +305,7 @@ func summarizeVs(rounds []vsRound) (vsSummary, error) {
 	}
 	for k := range vsSetups {
 		s.ratio[k] = math.NaN()
-		if s.added[vsBpftrace] > 0 && slices.Contains(vsDaemons, k) {
+		if s.added[vsBpftrace] > 0 && slices.Contains(vsRatioed, k) {
 			s.ratio[k] = s.added[k] / s.added[vsBpftrace]
 		}
 	}
@@ -296,6 +327,7 @@ type vsRow struct {
 	kind    bpf.Probe
 	reasons []string         // why the kind was not measured; nil if it was
 	script  string           // the bpftrace program that attached
+	print   string           // the printing bpftrace program that attached
 	hooks   [vsSetups]string // each daemon's hooks, as it reported them
 	rounds  []vsRound
 	sum     vsSummary
@@ -312,9 +344,9 @@ func vsLine(kernel string, calls int, r vsRow) string {
 		return fmt.Sprintf("VSBPFTRACE kernel=%s kind=%s attached=no reason=%s", kernel, r.kind, strings.Join(r.reasons, "; "))
 	}
 	s := r.sum
-	return fmt.Sprintf("VSBPFTRACE kernel=%s kind=%s attached=yes rounds=%d left_out=%d tainted=%t calls=%d base=%.1f bpftrace=%.1f daemon=%.1f exit_only=%.1f bpftrace_added=%.1f daemon_added=%.1f exit_only_added=%.1f ratio=%.2f ratio_exit_only=%.2f",
-		kernel, r.kind, s.rounds, len(r.rounds)-s.rounds, s.tainted, calls, s.ns[vsNone], s.ns[vsBpftrace], s.ns[vsDaemon], s.ns[vsExitOnly],
-		s.added[vsBpftrace], s.added[vsDaemon], s.added[vsExitOnly], s.ratio[vsDaemon], s.ratio[vsExitOnly])
+	return fmt.Sprintf("VSBPFTRACE kernel=%s kind=%s attached=yes rounds=%d left_out=%d tainted=%t calls=%d base=%.1f bpftrace=%.1f daemon=%.1f exit_only=%.1f bpftrace_print=%.1f bpftrace_added=%.1f daemon_added=%.1f exit_only_added=%.1f bpftrace_print_added=%.1f ratio=%.2f ratio_exit_only=%.2f ratio_bpftrace_print=%.2f",
+		kernel, r.kind, s.rounds, len(r.rounds)-s.rounds, s.tainted, calls, s.ns[vsNone], s.ns[vsBpftrace], s.ns[vsDaemon], s.ns[vsExitOnly], s.ns[vsBpftracePrint],
+		s.added[vsBpftrace], s.added[vsDaemon], s.added[vsExitOnly], s.added[vsBpftracePrint], s.ratio[vsDaemon], s.ratio[vsExitOnly], s.ratio[vsBpftracePrint])
 }
 
 // vsStatsLine renders one program's statistics as "VSBPFTRACE_STATS ...".
@@ -376,6 +408,7 @@ func runVsBpftrace(opts vsOptions) error {
 	fmt.Printf("A no probe; B bpftrace -e '<hook> { @c = count(); }', stopped with SIGINT;\n"+
 		"C %s with OTEL_SDK_DISABLED=true MEMLOCK_EXPORTER_KERNEL_HOOK=<kind>, stopped with SIGTERM;\n"+
 		"D the same with MEMLOCK_EXPORTER_CALL_DURATION=off (exit hooks only);\n"+
+		"E bpftrace -e '<exit hook> { @c = count(); printf(pid, tid, comm, return value, time); }', a line per call, as a user of it would see each call;\n"+
 		"each tracer started afresh for each of its measurements; order by round: %s\n\n", opts.exporter, vsOrderString(opts.rounds))
 
 	var rows []vsRow
@@ -442,6 +475,21 @@ func (b *vsBench) measureKind(kind bpf.Probe) (vsRow, error) {
 	if row.script == "" {
 		row.reasons = append(row.reasons, "bpftrace: "+strings.Join(tried, "; "))
 	}
+	tried = nil
+	for _, script := range bpftracePrintScripts(kind) {
+		bt, out, err := b.startBpftraceKeeping(script, vsPrintKeep)
+		if err == nil {
+			err = interruptChild(bt)
+		}
+		if err == nil {
+			row.print = script
+			break
+		}
+		tried = append(tried, fmt.Sprintf("%q: %s", script, bpftraceReason(err, out.String())))
+	}
+	if row.print == "" && row.script != "" {
+		row.reasons = append(row.reasons, "bpftrace printing: "+strings.Join(tried, "; "))
+	}
 	if row.reasons != nil {
 		fmt.Println("not measured")
 		return row, nil
@@ -451,7 +499,7 @@ func (b *vsBench) measureKind(kind bpf.Probe) (vsRow, error) {
 	for i := range b.opts.rounds {
 		var r vsRound
 		for _, s := range vsOrder(i) {
-			if err := b.measure(kind, row.script, s, &r); err != nil {
+			if err := b.measure(kind, row, s, &r); err != nil {
 				return row, fmt.Errorf("round %d, %s: %w", i+1, s, err)
 			}
 		}
@@ -500,12 +548,16 @@ func bpftraceReason(err error, out string) string {
 
 // measure starts setup s (nothing for vsNone), times the loop, stops it,
 // and puts ns per call and the calls the tracer saw into r.
-func (b *vsBench) measure(kind bpf.Probe, script string, s vsSetup, r *vsRound) error {
+func (b *vsBench) measure(kind bpf.Probe, row vsRow, s vsSetup, r *vsRound) error {
 	switch s {
 	case vsNone:
 		return b.timedLoop(r, s)
-	case vsBpftrace:
-		bt, out, err := b.startBpftrace(script)
+	case vsBpftrace, vsBpftracePrint:
+		script, keep, count := row.script, 0, &r.bpftraceCount
+		if s == vsBpftracePrint {
+			script, keep, count = row.print, vsPrintKeep, &r.printCount
+		}
+		bt, out, err := b.startBpftraceKeeping(script, keep)
 		if err != nil {
 			return fmt.Errorf("%w\n%s", err, out)
 		}
@@ -518,7 +570,7 @@ func (b *vsBench) measure(kind bpf.Probe, script string, s vsSetup, r *vsRound) 
 			return fmt.Errorf("%w\n%s", err, out)
 		}
 		time.Sleep(vsSettle)
-		r.bpftraceCount, err = parseBpftraceCount(out.String())
+		*count, err = parseBpftraceCount(out.String())
 		return err
 	default:
 		d, err := b.startDaemon(kind, s)
@@ -625,7 +677,13 @@ func (b *vsBench) startDaemon(kind bpf.Probe, s vsSetup) (*daemon, error) {
 // compiling the script takes a second or more before that.) out collects its stdout and stderr, also
 // on failure.
 func (b *vsBench) startBpftrace(script string) (*child, *lockedBuffer, error) {
-	out := &lockedBuffer{}
+	return b.startBpftraceKeeping(script, 0)
+}
+
+// startBpftraceKeeping is startBpftrace keeping only about the last keep
+// bytes of its output (all of it for 0).
+func (b *vsBench) startBpftraceKeeping(script string, keep int) (*child, *lockedBuffer, error) {
+	out := &lockedBuffer{keep: keep}
 	cmd := exec.Command(b.bpftrace, "-e", script)
 	cmd.Stdout, cmd.Stderr = out, out
 	c, err := startChild("bpftrace", cmd)
@@ -786,23 +844,23 @@ func vsLoop(addr, size uintptr, n, chunk int) (mean, best float64, err error) {
 func vsPrint(kernel string, opts vsOptions, rows []vsRow) {
 	fmt.Printf("\nns per failing mlock2 call in each loop's fastest chunk of %d calls, median of the rounds counted;\n"+
 		"(added) = median over the rounds of setup - that round's no probe; ratio = daemon-added / bpftrace-added\n", vsChunk)
-	fmt.Printf("%-10s  %8s  %-18s  %-18s  %-7s  %-18s  %s\n", "hook", "no probe", "bpftrace count", "memlock-exporter", "ratio", "exporter exit-only", "ratio")
-	fmt.Printf("%-10s  %8s  %-18s  %-18s  %-7s  %-18s  %s\n", "", "", "", "(export off)", "", "(no duration)", "")
+	fmt.Printf("%-10s  %8s  %-18s  %-18s  %-7s  %-18s  %-7s  %-20s  %s\n", "hook", "no probe", "bpftrace count", "memlock-exporter", "ratio", "exporter exit-only", "ratio", "bpftrace printing", "ratio")
+	fmt.Printf("%-10s  %8s  %-18s  %-18s  %-7s  %-18s  %-7s  %-20s  %s\n", "", "", "", "(export off)", "", "(no duration)", "", "(a line per call)", "")
 	for _, r := range rows {
 		if r.reasons != nil {
 			fmt.Printf("%-10s  not measured: %s\n", r.kind, strings.Join(r.reasons, "; "))
 			continue
 		}
 		s := r.sum
-		fmt.Printf("%-10s  %8.1f  %7.1f (%+7.1f)  %7.1f (%+7.1f)  %6.2fx  %7.1f (%+7.1f)  %6.2fx\n", r.kind,
+		fmt.Printf("%-10s  %8.1f  %7.1f (%+7.1f)  %7.1f (%+7.1f)  %6.2fx  %7.1f (%+7.1f)  %6.2fx  %8.1f (%+8.1f)  %6.2fx\n", r.kind,
 			s.ns[vsNone], s.ns[vsBpftrace], s.added[vsBpftrace], s.ns[vsDaemon], s.added[vsDaemon], s.ratio[vsDaemon],
-			s.ns[vsExitOnly], s.added[vsExitOnly], s.ratio[vsExitOnly])
+			s.ns[vsExitOnly], s.added[vsExitOnly], s.ratio[vsExitOnly], s.ns[vsBpftracePrint], s.added[vsBpftracePrint], s.ratio[vsBpftracePrint])
 	}
 	for _, r := range rows {
 		if r.reasons != nil {
 			continue
 		}
-		fmt.Printf("\n%s: bpftrace -e '%s'\n  memlock-exporter's hooks: %s\n  exit-only: %s\n", r.kind, r.script, r.hooks[vsDaemon], r.hooks[vsExitOnly])
+		fmt.Printf("\n%s: bpftrace -e '%s'\n  printing: bpftrace -e '%s'\n  memlock-exporter's hooks: %s\n  exit-only: %s\n", r.kind, r.script, r.print, r.hooks[vsDaemon], r.hooks[vsExitOnly])
 		counted, _ := vsCounted(r.rounds)
 		invalid := make([]bool, len(r.rounds))
 		var ns [vsSetups][]float64
@@ -817,7 +875,7 @@ func vsPrint(kernel string, opts vsOptions, rows []vsRow) {
 			}
 		}
 		fmt.Printf("  per round, ns:       %-18s %s\n", vsNone, formatMarked(ns[vsNone], invalid, "%.1f"))
-		for _, k := range []vsSetup{vsBpftrace, vsDaemon, vsExitOnly} {
+		for _, k := range []vsSetup{vsBpftrace, vsDaemon, vsExitOnly, vsBpftracePrint} {
 			fmt.Printf("                       %-18s %s\n", k, formatMarked(ns[k], invalid, "%.1f"))
 		}
 		for k := range vsSetups {
@@ -832,10 +890,10 @@ func vsPrint(kernel string, opts vsOptions, rows []vsRow) {
 			fmt.Printf("  %-19s %-18s %s\n", label, k, formatMarked(means, invalid, "%.1f"))
 		}
 		fmt.Printf("  per round, added:    %-18s %s\n", vsBpftrace, formatMarked(added[vsBpftrace], invalid, "%+.1f"))
-		for _, k := range vsDaemons {
+		for _, k := range vsRatioed {
 			fmt.Printf("                       %-18s %s\n", k, formatMarked(added[k], invalid, "%+.1f"))
 		}
-		for i, k := range vsDaemons {
+		for i, k := range vsRatioed {
 			label := ""
 			if i == 0 {
 				label = "per round, ratio:"
@@ -843,15 +901,18 @@ func vsPrint(kernel string, opts vsOptions, rows []vsRow) {
 			fmt.Printf("  %-19s %-18s %s (median %.2fx)\n", label, k, formatMarked(ratios[k], invalid, "%.2fx"), median(cleanRounds(ratios[k], invalid)))
 		}
 		counts := make([]string, len(r.rounds))
+		printCounts := make([]string, len(r.rounds))
 		var seen [vsSetups][]string
 		for i, rd := range r.rounds {
 			counts[i] = strconv.FormatUint(rd.bpftraceCount, 10)
+			printCounts[i] = strconv.FormatUint(rd.printCount, 10)
 			for _, k := range vsDaemons {
 				seen[k] = append(seen[k], fmt.Sprintf("%d+%d", rd.daemonEvents[k], rd.daemonLost[k]))
 			}
 		}
 		fmt.Printf("  calls seen, want >= %d each (%d warm-up calls and the attach check's come on top, and other processes'):\n", opts.calls, vsWarmup)
 		fmt.Printf("    bpftrace's count                          %s\n", strings.Join(counts, " "))
+		fmt.Printf("    the printing bpftrace's count             %s\n", strings.Join(printCounts, " "))
 		for _, k := range vsDaemons {
 			fmt.Printf("    %-18s records read + lost   %s\n", k, strings.Join(seen[k], " "))
 		}
@@ -875,5 +936,6 @@ func vsPrint(kernel string, opts vsOptions, rows []vsRow) {
 	fmt.Println("\n(the ns are the calling thread's wall time per call: what the traced program pays. The daemon's\n" +
 		" reader works on another CPU meanwhile and is not in them. bpftrace runs one program, on entry;\n" +
 		" the daemon two, on entry and exit, or the exit one alone with the call duration off, and writes\n" +
-		" a record per call into its ring buffer.)")
+		" a record per call into its ring buffer. The printing bpftrace hands each call to its own\n" +
+		" output, on exit, as a user of bpftrace would to see the calls themselves.)")
 }

@@ -17,30 +17,57 @@ func TestVsOrder(t *testing.T) {
 	for _, tc := range []struct {
 		round int
 		want  string
-	}{{0, "ABCD"}, {1, "DCBA"}, {2, "ABCD"}, {5, "DCBA"}} {
+	}{{0, "ABCDE"}, {1, "EDCBA"}, {2, "ABCDE"}, {5, "EDCBA"}} {
 		if got := vsOrderLetters(tc.round); got != tc.want {
 			t.Errorf("round %d: got %s, want %s", tc.round, got, tc.want)
 		}
 		// Every setup exactly once.
 		got := vsOrder(tc.round)
 		slices.Sort(got)
-		if !slices.Equal(got, []vsSetup{vsNone, vsBpftrace, vsDaemon, vsExitOnly}) {
+		if !slices.Equal(got, []vsSetup{vsNone, vsBpftrace, vsDaemon, vsExitOnly, vsBpftracePrint}) {
 			t.Errorf("round %d: setups %v, want each once", tc.round, got)
 		}
 	}
-	if got, want := vsOrderString(5), "ABCD DCBA ABCD DCBA ABCD"; got != want {
+	if got, want := vsOrderString(5), "ABCDE EDCBA ABCDE EDCBA ABCDE"; got != want {
 		t.Errorf("5 rounds: got %q, want %q", got, want)
 	}
 	// Over two rounds every setup's positions add up alike: linear drift
-	// falls on all four the same.
+	// falls on all five the same.
 	pos := map[vsSetup]int{}
 	for r := range 2 {
 		for i, s := range vsOrder(r) {
 			pos[s] += i
 		}
 	}
-	if pos[vsNone] != pos[vsBpftrace] || pos[vsBpftrace] != pos[vsDaemon] || pos[vsDaemon] != pos[vsExitOnly] {
+	if pos[vsNone] != pos[vsBpftrace] || pos[vsBpftrace] != pos[vsDaemon] || pos[vsDaemon] != pos[vsExitOnly] || pos[vsExitOnly] != pos[vsBpftracePrint] {
 		t.Errorf("positions over two rounds %v, want equal", pos)
+	}
+}
+
+// TestBpftracePrintScripts: each printing script hooks the exit, where the
+// return value is, counts the calls (@c, which the round's check reads)
+// and prints one line per call.
+func TestBpftracePrintScripts(t *testing.T) {
+	for _, tc := range []struct {
+		kind   bpf.Probe
+		probes []string
+	}{
+		{bpf.ProbeTracepoint, []string{"tracepoint:syscalls:sys_exit_mlock2 "}},
+		{bpf.ProbeKprobe, []string{"kretprobe:__x64_sys_mlock2 "}},
+		{bpf.ProbeFentry, []string{"fexit:__x64_sys_mlock2 ", "kretfunc:__x64_sys_mlock2 "}},
+		{bpf.ProbeUprobe, nil},
+	} {
+		got := bpftracePrintScripts(tc.kind)
+		if len(got) != len(tc.probes) {
+			t.Errorf("%s: got %q, want %d scripts", tc.kind, got, len(tc.probes))
+			continue
+		}
+		for i, script := range got {
+			if !strings.HasPrefix(script, tc.probes[i]) || !strings.Contains(script, "@c = count();") ||
+				!strings.Contains(script, `printf("`) || !strings.Contains(script, `\n"`) {
+				t.Errorf("%s: script %q: want %q counting into @c and printing a line", tc.kind, script, tc.probes[i])
+			}
+		}
 	}
 }
 
@@ -119,7 +146,8 @@ func TestFdinfoProgID(t *testing.T) {
 func TestVsRoundCheck(t *testing.T) {
 	for _, tc := range []struct {
 		name         string
-		count        uint64
+		count        uint64 // bpftrace's; the printing one's is the same unless print is set
+		print        uint64
 		seen         [vsSetups]uint64 // of each daemon
 		want1, want2 string           // in invalid; "" for a valid round
 		valid        bool
@@ -129,10 +157,14 @@ func TestVsRoundCheck(t *testing.T) {
 		{name: "bpftrace short", count: 1_999_999, seen: [vsSetups]uint64{vsDaemon: 2_000_000, vsExitOnly: 2_000_000}, calls: 2_000_000, want1: "bpftrace counted 1999999 calls, fewer than the 2000000 made"},
 		{name: "daemon short", count: 2_000_000, seen: [vsSetups]uint64{vsDaemon: 5, vsExitOnly: 2_000_000}, calls: 2_000_000, want1: "memlock-exporter saw 5 calls"},
 		{name: "exit-only short", count: 2_000_000, seen: [vsSetups]uint64{vsDaemon: 2_000_000, vsExitOnly: 7}, calls: 2_000_000, want1: "exporter exit-only saw 7 calls"},
+		{name: "printing short", count: 2_000_000, print: 1_000, seen: [vsSetups]uint64{vsDaemon: 2_000_000, vsExitOnly: 2_000_000}, calls: 2_000_000, want1: "the printing bpftrace counted 1000 calls"},
 		{name: "all short", calls: 10, want1: "bpftrace counted 0", want2: "memlock-exporter saw 0"},
 	} {
 		var r vsRound
-		r.bpftraceCount = tc.count
+		r.bpftraceCount, r.printCount = tc.count, tc.count
+		if tc.print != 0 {
+			r.printCount = tc.print
+		}
 		for _, k := range vsDaemons {
 			r.daemonEvents[k], r.daemonLost[k] = tc.seen[k]/2, tc.seen[k]-tc.seen[k]/2
 		}
@@ -145,8 +177,11 @@ func TestVsRoundCheck(t *testing.T) {
 
 func TestSummarizeVs(t *testing.T) {
 	// The exit-only daemon is 100 ns faster than the default one in every
-	// round here: its ns and added are the default's less 100.
-	round := func(base, bt, dm float64) vsRound { return vsRound{ns: [vsSetups]float64{base, bt, dm, dm - 100}} }
+	// round here, and the printing bpftrace 5000 ns slower: their ns and
+	// added are the default's less 100 and plus 5000.
+	round := func(base, bt, dm float64) vsRound {
+		return vsRound{ns: [vsSetups]float64{base, bt, dm, dm - 100, dm + 5000}}
+	}
 	for _, tc := range []struct {
 		name    string
 		rounds  []vsRound
@@ -162,7 +197,7 @@ func TestSummarizeVs(t *testing.T) {
 		{
 			// The issue's figures, one round.
 			name: "one", rounds: []vsRound{round(128.6, 335.0, 795.4)}, valid: 1,
-			ns: [vsSetups]float64{128.6, 335.0, 795.4, 795.4 - 100}, added: [vsSetups]float64{0, 206.4, 666.8, 666.8 - 100}, ratio: 666.8 / 206.4,
+			ns: [vsSetups]float64{128.6, 335.0, 795.4, 795.4 - 100, 795.4 + 5000}, added: [vsSetups]float64{0, 206.4, 666.8, 666.8 - 100, 666.8 + 5000}, ratio: 666.8 / 206.4,
 		},
 		{
 			// The machine slows down in round 3: each round's added ns
@@ -177,20 +212,20 @@ func TestSummarizeVs(t *testing.T) {
 				round(120, 340, 720),
 			},
 			valid: 4,
-			ns:    [vsSetups]float64{125, 335, 725, 725 - 100},
-			added: [vsSetups]float64{0, 200, 600, 600 - 100},
+			ns:    [vsSetups]float64{125, 335, 725, 725 - 100, 725 + 5000},
+			added: [vsSetups]float64{0, 200, 600, 600 - 100, 600 + 5000},
 			ratio: 3,
 		},
 		{
 			name: "invalid left out",
 			rounds: []vsRound{
 				round(100, 300, 700),
-				{ns: [vsSetups]float64{100, 100, 100, 0}, invalid: "bpftrace counted 0 calls"},
+				{ns: [vsSetups]float64{100, 100, 100, 0, 5100}, invalid: "bpftrace counted 0 calls"},
 				round(100, 200, 500),
 			},
 			valid: 2,
-			ns:    [vsSetups]float64{100, 250, 600, 600 - 100},
-			added: [vsSetups]float64{0, 150, 500, 500 - 100},
+			ns:    [vsSetups]float64{100, 250, 600, 600 - 100, 600 + 5000},
+			added: [vsSetups]float64{0, 150, 500, 500 - 100, 500 + 5000},
 			ratio: 500.0 / 150,
 		},
 		{
@@ -199,12 +234,12 @@ func TestSummarizeVs(t *testing.T) {
 			name: "tainted left out",
 			rounds: []vsRound{
 				round(100, 300, 700),
-				{ns: [vsSetups]float64{500, 900, 900, 800}, others: []string{"TracePoint tp_enter_mlock2"}},
+				{ns: [vsSetups]float64{500, 900, 900, 800, 5900}, others: []string{"TracePoint tp_enter_mlock2"}},
 				round(100, 200, 500),
 			},
 			valid: 2,
-			ns:    [vsSetups]float64{100, 250, 600, 600 - 100},
-			added: [vsSetups]float64{0, 150, 500, 500 - 100},
+			ns:    [vsSetups]float64{100, 250, 600, 600 - 100, 600 + 5000},
+			added: [vsSetups]float64{0, 150, 500, 500 - 100, 500 + 5000},
 			ratio: 500.0 / 150,
 		},
 		{
@@ -212,18 +247,18 @@ func TestSummarizeVs(t *testing.T) {
 			// tainted; the invalid one stays out.
 			name: "all tainted",
 			rounds: []vsRound{
-				{ns: [vsSetups]float64{100, 300, 700, 600}, others: []string{"x"}},
-				{ns: [vsSetups]float64{100, 100, 100, 0}, others: []string{"x"}, invalid: "bpftrace counted 0 calls"},
-				{ns: [vsSetups]float64{100, 200, 500, 400}, others: []string{"y"}},
+				{ns: [vsSetups]float64{100, 300, 700, 600, 5700}, others: []string{"x"}},
+				{ns: [vsSetups]float64{100, 100, 100, 0, 5100}, others: []string{"x"}, invalid: "bpftrace counted 0 calls"},
+				{ns: [vsSetups]float64{100, 200, 500, 400, 5500}, others: []string{"y"}},
 			},
 			valid: 2, tainted: true,
-			ns:    [vsSetups]float64{100, 250, 600, 600 - 100},
-			added: [vsSetups]float64{0, 150, 500, 500 - 100},
+			ns:    [vsSetups]float64{100, 250, 600, 600 - 100, 600 + 5000},
+			added: [vsSetups]float64{0, 150, 500, 500 - 100, 500 + 5000},
 			ratio: 500.0 / 150,
 		},
 		{
 			name: "bpftrace added nothing", rounds: []vsRound{round(100, 99, 300)}, valid: 1,
-			ns: [vsSetups]float64{100, 99, 300, 300 - 100}, added: [vsSetups]float64{0, -1, 200, 200 - 100}, ratio: math.NaN(),
+			ns: [vsSetups]float64{100, 99, 300, 300 - 100, 300 + 5000}, added: [vsSetups]float64{0, -1, 200, 200 - 100, 200 + 5000}, ratio: math.NaN(),
 		},
 	} {
 		s, err := summarizeVs(tc.rounds)
@@ -238,12 +273,14 @@ func TestSummarizeVs(t *testing.T) {
 			continue
 		}
 		near := func(a, b float64) bool { return math.Abs(a-b) < 1e-9 || math.IsNaN(a) && math.IsNaN(b) }
-		// The exit-only daemon's ratio follows from its added ns.
-		exitRatio := math.NaN()
+		// The exit-only daemon's and the printing bpftrace's ratios follow
+		// from their added ns.
+		exitRatio, printRatio := math.NaN(), math.NaN()
 		if tc.added[vsBpftrace] > 0 {
 			exitRatio = tc.added[vsExitOnly] / tc.added[vsBpftrace]
+			printRatio = tc.added[vsBpftracePrint] / tc.added[vsBpftrace]
 		}
-		ok := s.rounds == tc.valid && near(s.ratio[vsDaemon], tc.ratio) && near(s.ratio[vsExitOnly], exitRatio) && s.tainted == tc.tainted &&
+		ok := s.rounds == tc.valid && near(s.ratio[vsDaemon], tc.ratio) && near(s.ratio[vsExitOnly], exitRatio) && near(s.ratio[vsBpftracePrint], printRatio) && s.tainted == tc.tainted &&
 			math.IsNaN(s.ratio[vsNone]) && math.IsNaN(s.ratio[vsBpftrace])
 		for k := range vsSetups {
 			ok = ok && near(s.ns[k], tc.ns[k]) && near(s.added[k], tc.added[k]) && len(s.per[k]) == tc.valid
@@ -258,16 +295,16 @@ func TestSummarizeVs(t *testing.T) {
 // the reason (free text) last.
 func TestVsLine(t *testing.T) {
 	r := vsRow{kind: bpf.ProbeTracepoint, rounds: []vsRound{
-		{ns: [vsSetups]float64{128.6, 335.0, 795.4, 438.0}},
-		{ns: [vsSetups]float64{1, 1, 1, -99}, invalid: "x"},
+		{ns: [vsSetups]float64{128.6, 335.0, 795.4, 438.0, 5128.6}},
+		{ns: [vsSetups]float64{1, 1, 1, -99, 1}, invalid: "x"},
 	}}
 	var err error
 	if r.sum, err = summarizeVs(r.rounds); err != nil {
 		t.Fatal(err)
 	}
 	got := vsLine("6.18.44", 2_000_000, r)
-	want := "VSBPFTRACE kernel=6.18.44 kind=tracepoint attached=yes rounds=1 left_out=1 tainted=false calls=2000000 base=128.6 bpftrace=335.0 daemon=795.4 exit_only=438.0 " +
-		"bpftrace_added=206.4 daemon_added=666.8 exit_only_added=309.4 ratio=3.23 ratio_exit_only=1.50"
+	want := "VSBPFTRACE kernel=6.18.44 kind=tracepoint attached=yes rounds=1 left_out=1 tainted=false calls=2000000 base=128.6 bpftrace=335.0 daemon=795.4 exit_only=438.0 bpftrace_print=5128.6 " +
+		"bpftrace_added=206.4 daemon_added=666.8 exit_only_added=309.4 bpftrace_print_added=5000.0 ratio=3.23 ratio_exit_only=1.50 ratio_bpftrace_print=24.22"
 	if got != want {
 		t.Errorf("measured row:\n got %s\nwant %s", got, want)
 	}
