@@ -460,35 +460,11 @@ func (b *vsBench) measureKind(kind bpf.Probe) (vsRow, error) {
 			row.reasons = append(row.reasons, s.String()+": "+gist(err.Error()))
 		}
 	}
-	var tried []string
-	for _, script := range bpftraceScripts(kind) {
-		bt, out, err := b.startBpftrace(script)
-		if err == nil {
-			err = interruptChild(bt)
-		}
-		if err == nil {
-			row.script = script
-			break
-		}
-		tried = append(tried, fmt.Sprintf("%q: %s", script, bpftraceReason(err, out.String())))
-	}
-	if row.script == "" {
-		row.reasons = append(row.reasons, "bpftrace: "+strings.Join(tried, "; "))
-	}
-	tried = nil
-	for _, script := range bpftracePrintScripts(kind) {
-		bt, out, err := b.startBpftraceKeeping(script, vsPrintKeep)
-		if err == nil {
-			err = interruptChild(bt)
-		}
-		if err == nil {
-			row.print = script
-			break
-		}
-		tried = append(tried, fmt.Sprintf("%q: %s", script, bpftraceReason(err, out.String())))
-	}
-	if row.print == "" && row.script != "" {
-		row.reasons = append(row.reasons, "bpftrace printing: "+strings.Join(tried, "; "))
+	var why string
+	if row.script, why = b.firstAttaching(bpftraceScripts(kind), 0); row.script == "" {
+		row.reasons = append(row.reasons, "bpftrace: "+why)
+	} else if row.print, why = b.firstAttaching(bpftracePrintScripts(kind), vsPrintKeep); row.print == "" {
+		row.reasons = append(row.reasons, "bpftrace printing: "+why)
 	}
 	if row.reasons != nil {
 		fmt.Println("not measured")
@@ -524,6 +500,23 @@ func (b *vsBench) measureKind(kind bpf.Probe) (vsRow, error) {
 		}
 	}
 	return row, nil
+}
+
+// firstAttaching returns the first of scripts that bpftrace attaches (its
+// output kept as startBpftraceKeeping keeps it), or "" and why none did.
+func (b *vsBench) firstAttaching(scripts []string, keep int) (script, why string) {
+	var tried []string
+	for _, script := range scripts {
+		bt, out, err := b.startBpftraceKeeping(script, keep)
+		if err == nil {
+			err = interruptChild(bt)
+		}
+		if err == nil {
+			return script, ""
+		}
+		tried = append(tried, fmt.Sprintf("%q: %s", script, bpftraceReason(err, out.String())))
+	}
+	return "", strings.Join(tried, "; ")
 }
 
 // bpftraceReason is the gist of why bpftrace did not attach, from its
