@@ -8,8 +8,8 @@ import (
 	"github.com/cilium/ebpf"
 )
 
-// What -vs-bpftrace and -vs-counter share: the order of a round's setups
-// and the watch for other people's tracers.
+// What -vs-bpftrace and -vs-counter share: the order of a round's setups,
+// the watch for other people's tracers and which rounds count.
 
 // abbaOrder returns setups 0 to n-1 of round i (from 0) in the order
 // measured: in order in even rounds, reversed in odd ones, so that a
@@ -42,6 +42,33 @@ func orderString(setups, n int) string {
 		rounds[i] = orderLetters(abbaOrder[int](setups, i))
 	}
 	return strings.Join(rounds, " ")
+}
+
+// markedRound is a round that says whether it is valid (invalid is "" if
+// so) and which of other people's tracers were loaded during it.
+type markedRound interface {
+	marks() (invalid string, others []string)
+}
+
+// countedRounds says which rounds the medians take: the valid ones during
+// which nobody else had tracers loaded, or, if there are none such, every
+// valid one (tainted true).
+func countedRounds[R markedRound](rounds []R) (counted []bool, tainted bool) {
+	counted = make([]bool, len(rounds))
+	clean := false
+	for i, r := range rounds {
+		invalid, others := r.marks()
+		counted[i] = invalid == "" && len(others) == 0
+		clean = clean || counted[i]
+	}
+	if clean {
+		return counted, false
+	}
+	for i, r := range rounds {
+		invalid, _ := r.marks()
+		counted[i] = invalid == ""
+	}
+	return counted, slices.Contains(counted, true)
 }
 
 // tracerWatch tells the BPF programs a run loaded itself from anybody

@@ -239,24 +239,7 @@ func (r *vsRound) check(calls int) {
 
 func (r vsRound) added(s vsSetup) float64 { return r.ns[s] - r.ns[vsNone] }
 
-// vsCounted says which rounds the medians take: the valid ones during
-// which nobody else had tracers loaded, or, if there are none such, every
-// valid one (tainted true).
-func vsCounted(rounds []vsRound) (counted []bool, tainted bool) {
-	counted = make([]bool, len(rounds))
-	clean := false
-	for i, r := range rounds {
-		counted[i] = r.invalid == "" && len(r.others) == 0
-		clean = clean || counted[i]
-	}
-	if clean {
-		return counted, false
-	}
-	for i, r := range rounds {
-		counted[i] = r.invalid == ""
-	}
-	return counted, slices.Contains(counted, true)
-}
+func (r vsRound) marks() (string, []string) { return r.invalid, r.others }
 
 // leftOut says why round r is not in the medians ("" if it is).
 func (r vsRound) leftOut(counted bool) string {
@@ -269,7 +252,7 @@ func (r vsRound) leftOut(counted bool) string {
 	return "other tracers were loaded meanwhile: " + strings.Join(r.others, ", ")
 }
 
-// vsSummary is what the counted rounds of one kind come to (vsCounted).
+// vsSummary is what the counted rounds of one kind come to (countedRounds).
 type vsSummary struct {
 	rounds  int                 // counted rounds
 	tainted bool                // other tracers were loaded during every valid round, and these are counted
@@ -279,13 +262,13 @@ type vsSummary struct {
 	per     [vsSetups][]float64 // each valid round's difference from no probe
 }
 
-// summarizeVs takes the medians over the counted rounds (vsCounted).
+// summarizeVs takes the medians over the counted rounds (countedRounds).
 // Each round's added ns are against that round's own no-probe
 // measurement, taken within a few seconds of it.
 func summarizeVs(rounds []vsRound) (vsSummary, error) {
 	var s vsSummary
 	var ns [vsSetups][]float64
-	counted, tainted := vsCounted(rounds)
+	counted, tainted := countedRounds(rounds)
 	s.tainted = tainted
 	for i, r := range rounds {
 		if !counted[i] {
@@ -854,7 +837,7 @@ func vsPrint(kernel string, opts vsOptions, rows []vsRow) {
 			continue
 		}
 		fmt.Printf("\n%s: bpftrace -e '%s'\n  printing: bpftrace -e '%s'\n  memlock-exporter's hooks: %s\n  exit-only: %s\n", r.kind, r.script, r.print, r.hooks[vsDaemon], r.hooks[vsExitOnly])
-		counted, _ := vsCounted(r.rounds)
+		counted, _ := countedRounds(r.rounds)
 		invalid := make([]bool, len(r.rounds))
 		var ns [vsSetups][]float64
 		var added [vsSetups][]float64

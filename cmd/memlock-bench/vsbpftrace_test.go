@@ -13,37 +13,6 @@ import (
 	"github.com/memlock-exporter/memlock-exporter/bpf"
 )
 
-func TestVsOrder(t *testing.T) {
-	for _, tc := range []struct {
-		round int
-		want  string
-	}{{0, "ABCDE"}, {1, "EDCBA"}, {2, "ABCDE"}, {5, "EDCBA"}} {
-		if got := vsOrderLetters(tc.round); got != tc.want {
-			t.Errorf("round %d: got %s, want %s", tc.round, got, tc.want)
-		}
-		// Every setup exactly once.
-		got := vsOrder(tc.round)
-		slices.Sort(got)
-		if !slices.Equal(got, []vsSetup{vsNone, vsBpftrace, vsDaemon, vsExitOnly, vsBpftracePrint}) {
-			t.Errorf("round %d: setups %v, want each once", tc.round, got)
-		}
-	}
-	if got, want := vsOrderString(5), "ABCDE EDCBA ABCDE EDCBA ABCDE"; got != want {
-		t.Errorf("5 rounds: got %q, want %q", got, want)
-	}
-	// Over two rounds every setup's positions add up alike: linear drift
-	// falls on all five the same.
-	pos := map[vsSetup]int{}
-	for r := range 2 {
-		for i, s := range vsOrder(r) {
-			pos[s] += i
-		}
-	}
-	if pos[vsNone] != pos[vsBpftrace] || pos[vsBpftrace] != pos[vsDaemon] || pos[vsDaemon] != pos[vsExitOnly] || pos[vsExitOnly] != pos[vsBpftracePrint] {
-		t.Errorf("positions over two rounds %v, want equal", pos)
-	}
-}
-
 // TestBpftracePrintScripts: each printing script hooks the exit, where the
 // return value is, counts the calls (@c, which the round's check reads)
 // and prints one line per call.
@@ -367,7 +336,7 @@ func TestVsCounted(t *testing.T) {
 		{"only tainted left", []vsRound{other, bad, other}, []bool{true, false, true}, true, []string{"", "bpftrace counted 0 calls", ""}},
 		{"only invalid", []vsRound{bad}, []bool{false}, false, []string{"bpftrace counted 0 calls"}},
 	} {
-		counted, tainted := vsCounted(tc.rounds)
+		counted, tainted := countedRounds(tc.rounds)
 		if !slices.Equal(counted, tc.counted) || tainted != tc.tainted {
 			t.Errorf("%s: got %v, %t; want %v, %t", tc.name, counted, tainted, tc.counted, tc.tainted)
 			continue

@@ -403,22 +403,11 @@ type vcSummary struct {
 	ratio [vcSetups]float64
 }
 
-// summarizeVc takes the medians over the valid rounds, those during which
-// nobody else had tracers loaded if there are any such.
+// summarizeVc takes the medians over the counted rounds (countedRounds).
 func summarizeVc(rounds []vcRound, avail [vcSetups]bool) (vcSummary, error) {
-	counted := make([]bool, len(rounds))
-	clean := false
-	for i, r := range rounds {
-		counted[i] = r.invalid == "" && len(r.others) == 0
-		clean = clean || counted[i]
-	}
 	var s vcSummary
-	if !clean {
-		for i, r := range rounds {
-			counted[i] = r.invalid == ""
-		}
-		s.tainted = slices.Contains(counted, true)
-	}
+	counted, tainted := countedRounds(rounds)
+	s.tainted = tainted
 	var ns, added [vcSetups][]float64
 	for i, r := range rounds {
 		if !counted[i] {
@@ -447,21 +436,7 @@ func summarizeVc(rounds []vcRound, avail [vcSetups]bool) (vcSummary, error) {
 	return s, nil
 }
 
-// vcCounted says which rounds summarizeVc takes, for the per-round print.
-func vcCounted(rounds []vcRound) []bool {
-	counted := make([]bool, len(rounds))
-	clean := false
-	for i, r := range rounds {
-		counted[i] = r.invalid == "" && len(r.others) == 0
-		clean = clean || counted[i]
-	}
-	if !clean {
-		for i, r := range rounds {
-			counted[i] = r.invalid == ""
-		}
-	}
-	return counted
-}
+func (r vcRound) marks() (string, []string) { return r.invalid, r.others }
 
 // vcProgStat is one BPF program's runs and run time over a statistics run.
 type vcProgStat struct {
@@ -815,7 +790,7 @@ func vcPrint(o vcOptions, rows []vcRow) {
 				fmt.Printf("  %-17s not attached: %s\n", s.String()+":", r.reasons[s])
 			}
 		}
-		counted := vcCounted(r.rounds)
+		counted, _ := countedRounds(r.rounds)
 		left := make([]bool, len(r.rounds))
 		for i := range left {
 			left[i] = !counted[i]

@@ -17,39 +17,6 @@ import (
 	"github.com/memlock-exporter/memlock-exporter/bpf"
 )
 
-func TestVcOrder(t *testing.T) {
-	for _, tc := range []struct {
-		round int
-		want  string
-	}{{0, "ABCDE"}, {1, "EDCBA"}, {2, "ABCDE"}, {7, "EDCBA"}} {
-		if got := vcOrderLetters(tc.round); got != tc.want {
-			t.Errorf("round %d: got %s, want %s", tc.round, got, tc.want)
-		}
-		got := vcOrder(tc.round)
-		slices.Sort(got)
-		if !slices.Equal(got, []vcSetup{vcNone, vcEntry, vcExit, vcTracer, vcExitOnly}) {
-			t.Errorf("round %d: setups %v, want each once", tc.round, got)
-		}
-	}
-	if got, want := vcOrderString(3), "ABCDE EDCBA ABCDE"; got != want {
-		t.Errorf("3 rounds: got %q, want %q", got, want)
-	}
-	// Over two rounds every setup's positions add up alike: linear drift
-	// falls on all five the same.
-	pos := map[vcSetup]int{}
-	for r := range 2 {
-		for i, s := range vcOrder(r) {
-			pos[s] += i
-		}
-	}
-	for s := range vcSetups {
-		if pos[s] != pos[vcNone] {
-			t.Errorf("positions over two rounds %v, want equal", pos)
-			break
-		}
-	}
-}
-
 func TestCounterHookFor(t *testing.T) {
 	for _, tc := range []struct {
 		kind     bpf.Probe
@@ -243,8 +210,8 @@ func TestSummarizeVc(t *testing.T) {
 		if !eq(s.ratio[vcTracer], tc.ratio[0]) || !eq(s.ratio[vcExitOnly], tc.ratio[1]) {
 			t.Errorf("%s: ratios %v %v, want %v", tc.name, s.ratio[vcTracer], s.ratio[vcExitOnly], tc.ratio)
 		}
-		if got := vcCounted(tc.rounds); len(got) != len(tc.rounds) {
-			t.Errorf("%s: vcCounted gave %d flags for %d rounds", tc.name, len(got), len(tc.rounds))
+		if got, _ := countedRounds(tc.rounds); len(got) != len(tc.rounds) {
+			t.Errorf("%s: countedRounds gave %d flags for %d rounds", tc.name, len(got), len(tc.rounds))
 		}
 	}
 }
