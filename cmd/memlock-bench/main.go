@@ -52,7 +52,7 @@ func main() {
 	execProg := flag.String("exec-prog", "", "static program exiting 0 for -exec (default: build testdata/exit0.c with cc -static)")
 	vsMode := flag.Bool("vs-bpftrace", false, "measure instead what the daemon (-exporter, export off) and bpftrace counting each add to an mlock2 call that fails at once, per kind of hook, alternated in one run, and their ratio (see vsbpftrace.go)")
 	vsCalls := flag.Int("vs-bpftrace-calls", 2_000_000, "failing mlock2 calls per -vs-bpftrace measurement")
-	vsRounds := flag.Int("vs-bpftrace-rounds", 5, "rounds of -vs-bpftrace, each setup once per round (ABC, then CBA)")
+	vsRounds := flag.Int("vs-bpftrace-rounds", 5, "rounds of -vs-bpftrace, each setup once per round (ABCDE, then EDCBA)")
 	vsStats := flag.Bool("vs-bpftrace-stats", false, "after the -vs-bpftrace rounds, run each tracer once more with BPF run-time statistics on (kernel.bpf_stats_enabled) and print its programs' ns per run")
 	behind := flag.Bool("behind", false, "measure instead what a failing mlock2 call costs while the daemon's reader is behind (stopped), below and past the wake-up threshold (see behind.go)")
 	behindRounds := flag.Int("behind-rounds", 3, "rounds of -behind, each with a fresh daemon")

@@ -8,7 +8,8 @@ package main
 // and reads it in user space, here with its export off
 // (OTEL_SDK_DISABLED=true). It is measured twice: as configured by default,
 // and with MEMLOCK_EXPORTER_CALL_DURATION=off, where it runs the exit
-// program alone.
+// program alone. Beside them, bpftrace printing a line per call on exit is
+// what a bpftrace user pays to see the calls rather than count them.
 //
 // The probe is mlock2 with an invalid flag: the kernel rejects it with
 // EINVAL before touching memory, so the call itself costs next to nothing
@@ -19,12 +20,12 @@ package main
 // (MEMLOCK_EXPORTER_KERNEL_HOOK); a kind that either cannot attach is
 // reported with the reason.
 //
-// Every round measures the four setups (no probe, bpftrace, the daemon, the
-// daemon exit-only), in ABCD order in even rounds and DCBA in odd ones, starting each tracer
-// afresh and stopping it after: a tracer left attached would tax the
+// Every round measures the five setups (no probe, bpftrace, the daemon, the
+// daemon exit-only, bpftrace printing), in ABCDE order in even rounds and
+// EDCBA in odd ones, starting each tracer afresh and stopping it after: a tracer left attached would tax the
 // others. What a tracer adds is its ns per call less the same round's
 // without a probe; the figures are medians over the rounds. A round counts
-// only if every tracer saw every call (bpftrace's printed count, the
+// only if every tracer saw every call (bpftrace's printed counts, the
 // daemon's events and losses): else a tracer was not attached for the
 // whole loop.
 //
