@@ -66,13 +66,6 @@ func newGRPC(sig Signal, cfg Config, gz bool) (*grpcTransport, string, error) {
 		dialOpts: []grpc.DialOption{
 			grpc.WithTransportCredentials(creds),
 			grpc.WithUserAgent(userAgent),
-			// One write per request instead of one per 32 KiB (gRPC's
-			// default), as the collector's own otlpexporter does: a batch
-			// of 512 records is about 300 KiB. BenchmarkSendGRPC/none,
-			// 2000 requests of 512 KiB, the two builds alternated three
-			// times (2026-12-05): 0.82-0.97 s of CPU against 0.99-1.10,
-			// 330-388 µs a request against 413-435.
-			grpc.WithWriteBufferSize(512 << 10),
 			// gRPC's default reconnect backoff grows to 2 minutes, which
 			// would keep failing our sends long after a restarted collector
 			// is back; cap it at our own retry interval. ConnectParams and
