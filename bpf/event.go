@@ -165,13 +165,6 @@ type Event struct {
 	// directory in cgroupfs).
 	CgroupID uint64
 
-	// ReadAt is when the reader took the record from the ring buffer, to
-	// within readAtEvery records (Reader.Run reads the clock once per that
-	// many, not per record: a clock read costs 55 ns on a kvm-clock guest,
-	// the tenth of what the daemon spends on an event); zero for an Event
-	// that no Reader handed over.
-	ReadAt time.Time
-
 	// Addr, Len and Flags are the syscall's arguments as passed. Flags is
 	// zero for calls that take none (mlock, munlock, munlockall).
 	Addr  uint64

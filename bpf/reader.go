@@ -304,19 +304,11 @@ var pastDeadline = time.Unix(1, 0)
 // records costs nothing next to decoding them.
 const pollEvery = 1024
 
-// readAtEvery is how many records share one reading of the clock for
-// Event.ReadAt: at most a few hundred microseconds apart under a flood.
-const readAtEvery = 64
-
 // drain hands over every record in the ring buffer without waiting.
 func (r *Reader) drain(rec *ringbuf.Record, ev *Event, handle func(*Event)) error {
-	var readAt time.Time
-	for n := 0; ; n++ {
-		if n%readAtEvery == 0 {
-			readAt = time.Now()
-			if n > 0 && n%pollEvery == 0 {
-				r.markPoll(readAt)
-			}
+	for n := 1; ; n++ {
+		if n%pollEvery == 0 {
+			r.markPoll(time.Now())
 		}
 		switch err := r.src.read(rec); {
 		case err == nil:
@@ -336,7 +328,6 @@ func (r *Reader) drain(rec *ringbuf.Record, ev *Event, handle func(*Event)) erro
 					// The kernel leaves it out once it has sent the identity.
 					ev.ExeName = ev.Process.ExeName
 				}
-				ev.ReadAt = readAt
 				r.events.Add(1)
 				handle(ev)
 				continue

@@ -283,41 +283,6 @@ func TestReaderWakeUpHandsOverAtOnce(t *testing.T) {
 	}
 }
 
-// TestReaderReadAt: each event carries when it was read, one clock
-// reading shared by each run of readAtEvery records of a pass, never
-// before the record was there nor after it was handed over.
-func TestReaderReadAt(t *testing.T) {
-	r := startRunner(t, ReaderOptions{FlushInterval: time.Hour, ClockRefresh: time.Hour})
-	r.ring.awaitState(t, "parked", parked)
-	const n = 3*readAtEvery + 1
-	r.ring.mu.Lock()
-	for i := range n {
-		r.ring.records = append(r.ring.records, recordWith(uint32(i+1)))
-	}
-	r.ring.mu.Unlock()
-	pushed := time.Now()
-	r.ring.push(recordWith(n+1), true) // one pass reads them all
-	var got []time.Time
-	for range n + 1 {
-		got = append(got, r.next(t, 10*time.Second).ReadAt)
-	}
-	handed := time.Now()
-	for i, at := range got {
-		if at.Before(pushed) || at.After(handed) {
-			t.Fatalf("record %d: ReadAt %v outside [%v, %v]", i, at, pushed, handed)
-		}
-		if i == 0 {
-			continue
-		}
-		if at.Before(got[i-1]) {
-			t.Errorf("record %d: ReadAt %v before the previous record's %v", i, at, got[i-1])
-		}
-		if i%readAtEvery != 0 && !at.Equal(got[i-1]) {
-			t.Errorf("record %d: a clock reading of its own (%v, previous %v), want one per %d records", i, at, got[i-1], readAtEvery)
-		}
-	}
-}
-
 // TestReaderDrainsWhenContextEnds: records in the ring buffer when ctx ends
 // are all handed over, in order, before Run returns nil; none is left
 // behind by a wait.
