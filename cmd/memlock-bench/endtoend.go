@@ -490,11 +490,11 @@ func printEndToEnd(results []e2eResult, opts e2eOptions) {
 			hwm = "  exporter peak RSS (VmHWM) by the window's end"
 		}
 		fmt.Printf("%-58s %10.1f MiB\n", hwm, float64(r.peakRSS)/(1<<20))
+		fmt.Printf("%-58s %10.1f MiB\n", fmt.Sprintf("  exporter RSS steady (median VmRSS of %d samples)", r.rss.samples), float64(r.rss.steady.rss)/(1<<20))
+		fmt.Printf("%-58s %14s\n", "    anon / file / shmem, MiB", splitRSS(r.rss.steady))
 		if r.setup.down {
 			printDownMemory(r)
 		} else {
-			fmt.Printf("%-58s %10.1f MiB\n", fmt.Sprintf("  exporter RSS steady (median VmRSS of %d samples)", r.rss.samples), float64(r.rss.steady.rss)/(1<<20))
-			fmt.Printf("%-58s %14s\n", "    anon / file / shmem, MiB", splitRSS(r.rss.steady))
 			fmt.Printf("%-58s %11.2f µs\n", "  collector CPU per event (shares the CPUs)", r.perEvent(r.colCPU.total()))
 		}
 		fmt.Printf("%-58s %10.0f ev/s\n", fmt.Sprintf("  achieved rate (%d calls in %.1fs)", r.calls, r.window.Seconds()), r.rate())
@@ -512,11 +512,10 @@ func printEndToEnd(results []e2eResult, opts e2eOptions) {
 // splitRSS is a sample's RSS as anon / file / shmem MiB.
 func splitRSS(m memStatus) string { return mib(m.anon) + " / " + mib(m.file) + " / " + mib(m.shmem) }
 
-// printDownMemory prints the rows of a collector-down setup's memory: its
-// RSS through the window, split, and what the garbage collector saw.
+// printDownMemory prints the rest of a collector-down setup's memory: its
+// highest RSS sampled, split, what the garbage collector saw, and the RSS
+// once the collector is back.
 func printDownMemory(r e2eResult) {
-	fmt.Printf("%-58s %10.1f MiB\n", fmt.Sprintf("  exporter RSS steady (median VmRSS of %d samples)", r.rss.samples), float64(r.rss.steady.rss)/(1<<20))
-	fmt.Printf("%-58s %14s\n", "    anon / file / shmem, MiB", splitRSS(r.rss.steady))
 	fmt.Printf("%-58s %10.1f MiB\n", "  exporter RSS peak (highest VmRSS sampled)", float64(r.rss.peak.rss)/(1<<20))
 	fmt.Printf("%-58s %14s\n", "    anon / file / shmem, MiB", splitRSS(r.rss.peak))
 	switch {
