@@ -40,8 +40,38 @@ const (
 	CommLen    = 16
 	ExeNameMax = 64
 
-	// RecordSize is the exact size of one record in the ring buffer.
+	// RecordSize is the exact size of a full call record (struct event)
+	// in the ring buffer.
 	RecordSize = offExeName + ExeNameMax
+)
+
+// Layout of struct call_record in c/memlock.h: the short record of a call,
+// without the kernel-function and libc views and the executable's name.
+// decode_test.go checks these offsets against the generated type too.
+const (
+	offCallEntryNs    = 0
+	offCallDurationNs = 8
+	offCallAddr       = 16
+	offCallLen        = 24
+	offCallRet        = 32
+	offCallCgroupID   = 40
+	offCallStartNs    = 48
+	offCallFlags      = 56
+	offCallPID        = 60
+	offCallTID        = 64
+	offCallPPID       = 68
+	offCallUID        = 72
+	offCallEUID       = 76
+	offCallGID        = 80
+	offCallEGID       = 84
+	offCallSyscall    = 88
+	offCallProbe      = 90
+	offCallReserved   = 92
+	offCallComm       = 96
+
+	// CallRecordSize is the exact size of a short call record in the
+	// ring buffer, the kind the kernel writes for most calls.
+	CallRecordSize = offCallComm + CommLen
 )
 
 // Sentinel decode errors; they are values, not formatted strings, so that a
@@ -69,12 +99,33 @@ func NewDecoder(clock *BootClock) *Decoder {
 	return &Decoder{clock: clock}
 }
 
-// Decode fills ev from one raw record. On error ev is left partly written
-// and must not be used; the record should be counted as malformed.
+// Decode fills ev from one raw call record, full (RecordSize) or short
+// (CallRecordSize). On error ev is left partly written and must not be
+// used; the record should be counted as malformed.
 func (d *Decoder) Decode(raw []byte, ev *Event) error {
-	if len(raw) != RecordSize {
+	var err error
+	switch len(raw) {
+	case RecordSize:
+		err = d.decodeFull(raw, ev)
+	case CallRecordSize:
+		err = d.decodeShort(raw, ev)
+	default:
 		return ErrRecordSize
 	}
+	if err != nil {
+		return err
+	}
+	ev.Process = nil // the reader joins the identity
+	if d.clock != nil {
+		ev.Time = d.clock.WallTime(ev.BootNs)
+	} else {
+		ev.Time = time.Time{}
+	}
+	return nil
+}
+
+// decodeFull decodes a struct event.
+func (d *Decoder) decodeFull(raw []byte, ev *Event) error {
 	le := binary.LittleEndian
 	syscall := Syscall(le.Uint32(raw[offSyscall:]))
 	if !syscall.Valid() {
@@ -111,12 +162,44 @@ func (d *Decoder) Decode(raw []byte, ev *Event) error {
 	ev.EGID = le.Uint32(raw[offEGID:])
 	ev.Comm = d.comms.intern(raw[offComm : offComm+CommLen])
 	ev.ExeName = d.exes.intern(raw[offExeName : offExeName+ExeNameMax])
-	ev.Process = nil // the reader joins the identity
-	if d.clock != nil {
-		ev.Time = d.clock.WallTime(ev.BootNs)
-	} else {
-		ev.Time = time.Time{}
+	return nil
+}
+
+// decodeShort decodes a struct call_record: what it leaves out is zero,
+// and the executable's name is the reader's to join from the identity.
+func (d *Decoder) decodeShort(raw []byte, ev *Event) error {
+	le := binary.LittleEndian
+	syscall := Syscall(le.Uint16(raw[offCallSyscall:]))
+	if !syscall.Valid() {
+		return ErrUnknownSyscall
 	}
+	probe := Probe(le.Uint16(raw[offCallProbe:]))
+	if !probe.Valid() {
+		return ErrUnknownProbe
+	}
+
+	ev.Syscall = syscall
+	ev.Probe = probe
+	ev.BootNs = le.Uint64(raw[offCallEntryNs:])
+	ev.Duration, ev.Untimed = decodeDuration(le.Uint64(raw[offCallDurationNs:]))
+	ev.Addr = le.Uint64(raw[offCallAddr:])
+	ev.Len = le.Uint64(raw[offCallLen:])
+	ev.Flags = uint64(le.Uint32(raw[offCallFlags:]))
+	ev.Ret = int64(le.Uint64(raw[offCallRet:]))
+	ev.CgroupID = le.Uint64(raw[offCallCgroupID:])
+	ev.KernelDuration = 0
+	ev.CallerAddr = 0
+	ev.StartNs = le.Uint64(raw[offCallStartNs:])
+	ev.LibcFunc = LibcNone
+	ev.PID = le.Uint32(raw[offCallPID:])
+	ev.TID = le.Uint32(raw[offCallTID:])
+	ev.PPID = le.Uint32(raw[offCallPPID:])
+	ev.UID = le.Uint32(raw[offCallUID:])
+	ev.EUID = le.Uint32(raw[offCallEUID:])
+	ev.GID = le.Uint32(raw[offCallGID:])
+	ev.EGID = le.Uint32(raw[offCallEGID:])
+	ev.Comm = d.comms.intern(raw[offCallComm : offCallComm+CommLen])
+	ev.ExeName = ""
 	return nil
 }
 

@@ -54,6 +54,62 @@ func TestRecordLayoutMatchesCompiledObject(t *testing.T) {
 	}
 }
 
+// TestCallRecordLayoutMatchesCompiledObject does the same for the short
+// call record.
+func TestCallRecordLayoutMatchesCompiledObject(t *testing.T) {
+	typ := reflect.TypeFor[memlockCallRecord]()
+	if got := int(typ.Size()); got != CallRecordSize {
+		t.Fatalf("generated struct call_record is %d bytes, decoder expects %d", got, CallRecordSize)
+	}
+	offsets := map[string]int{
+		"EntryNs": offCallEntryNs, "DurationNs": offCallDurationNs, "Addr": offCallAddr, "Len": offCallLen,
+		"Ret": offCallRet, "CgroupId": offCallCgroupID, "StartNs": offCallStartNs, "Flags": offCallFlags,
+		"Pid": offCallPID, "Tid": offCallTID, "Ppid": offCallPPID, "Uid": offCallUID, "Euid": offCallEUID,
+		"Gid": offCallGID, "Egid": offCallEGID, "Syscall": offCallSyscall, "Probe": offCallProbe,
+		"Reserved": offCallReserved, "Comm": offCallComm,
+	}
+	named := 0
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		if f.Name == "_" {
+			continue
+		}
+		named++
+		if off, ok := offsets[f.Name]; !ok || off != int(f.Offset) {
+			t.Errorf("call_record.%s at offset %d in the object, decoder reads %d (known %v)", f.Name, f.Offset, off, ok)
+		}
+	}
+	if named != len(offsets) {
+		t.Errorf("generated struct has %d fields, the decoder knows %d", named, len(offsets))
+	}
+}
+
+// shortBytes lays r out as a short call record, as the kernel writes one:
+// what the short record has no room for is dropped.
+func (r record) shortBytes() []byte {
+	b := make([]byte, CallRecordSize)
+	le := binary.LittleEndian
+	le.PutUint64(b[offCallEntryNs:], r.entryNs)
+	le.PutUint64(b[offCallDurationNs:], r.durationNs)
+	le.PutUint64(b[offCallAddr:], r.addr)
+	le.PutUint64(b[offCallLen:], r.length)
+	le.PutUint64(b[offCallRet:], uint64(r.ret))
+	le.PutUint64(b[offCallCgroupID:], r.cgroupID)
+	le.PutUint64(b[offCallStartNs:], r.startNs)
+	le.PutUint32(b[offCallFlags:], uint32(r.flags))
+	le.PutUint32(b[offCallPID:], r.pid)
+	le.PutUint32(b[offCallTID:], r.tid)
+	le.PutUint32(b[offCallPPID:], r.ppid)
+	le.PutUint32(b[offCallUID:], r.uid)
+	le.PutUint32(b[offCallEUID:], r.euid)
+	le.PutUint32(b[offCallGID:], r.gid)
+	le.PutUint32(b[offCallEGID:], r.egid)
+	le.PutUint16(b[offCallSyscall:], uint16(r.syscall))
+	le.PutUint16(b[offCallProbe:], uint16(r.probe))
+	copy(b[offCallComm:offCallComm+CommLen], r.comm)
+	return b
+}
+
 // record builds a raw record the way the kernel lays it out.
 type record struct {
 	entryNs, durationNs, addr, length, flags uint64
@@ -146,7 +202,36 @@ func TestDecode(t *testing.T) {
 				KernelDuration: 1500, LibcFunc: LibcMlock2, CallerAddr: 0x55aa00001234, StartNs: 4_000_000_000,
 			},
 		},
+		{
+			name: "short record: no kernel-function or libc view, no executable name",
+			raw:  sampleRecord.shortBytes(),
+			want: Event{
+				Time: time.Unix(1_700_000_005, 0), BootNs: 5_000_000_000, Duration: 4200 * time.Nanosecond,
+				Syscall: SyscallMlock2, Probe: ProbeTracepoint, PID: 100, TID: 101, PPID: 1,
+				UID: 1000, EUID: 0, GID: 1001, EGID: 1002, Comm: "gpg-agent",
+				CgroupID: 4242, Addr: 0x7f3a1c000000, Len: 8192, Flags: 1, Ret: -12, StartNs: 4_000_000_000,
+			},
+		},
+		{
+			name: "short record of an exit-only mlockall",
+			raw: func() []byte {
+				r := sampleRecord
+				r.durationNs, r.syscall, r.addr, r.length, r.flags, r.ret = ^uint64(0), uint32(SyscallMlockall), 0, 0, 3, 0
+				r.comm = "0123456789abcdef"
+				return r.shortBytes()
+			}(),
+			want: Event{
+				Time: time.Unix(1_700_000_005, 0), BootNs: 5_000_000_000, Untimed: true,
+				Syscall: SyscallMlockall, Probe: ProbeTracepoint, PID: 100, TID: 101, PPID: 1,
+				UID: 1000, EUID: 0, GID: 1001, EGID: 1002, Comm: "0123456789abcdef",
+				CgroupID: 4242, Flags: 3, StartNs: 4_000_000_000,
+			},
+		},
 		{name: "empty", raw: nil, wantErr: ErrRecordSize},
+		{name: "short record short by one", raw: sampleRecord.shortBytes()[:CallRecordSize-1], wantErr: ErrRecordSize},
+		{name: "short record long by one", raw: append(sampleRecord.shortBytes(), 0), wantErr: ErrRecordSize},
+		{name: "short record, syscall out of range", raw: func() []byte { r := sampleRecord; r.syscall = 6; return r.shortBytes() }(), wantErr: ErrUnknownSyscall},
+		{name: "short record, probe out of range", raw: func() []byte { r := sampleRecord; r.probe = 5; return r.shortBytes() }(), wantErr: ErrUnknownProbe},
 		{name: "short by one", raw: sampleRecord.bytes()[:RecordSize-1], wantErr: ErrRecordSize},
 		{name: "long by one", raw: append(sampleRecord.bytes(), 0), wantErr: ErrRecordSize},
 		{name: "syscall zero", raw: func() []byte { r := sampleRecord; r.syscall = 0; return r.bytes() }(), wantErr: ErrUnknownSyscall},
@@ -225,11 +310,13 @@ func FuzzDecode(f *testing.F) {
 	f.Add(sampleRecord.bytes())
 	f.Add([]byte{})
 	f.Add(make([]byte, RecordSize))
+	f.Add(sampleRecord.shortBytes())
+	f.Add(make([]byte, CallRecordSize))
 	d := NewDecoder(&BootClock{})
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		var ev Event
 		err := d.Decode(raw, &ev)
-		if len(raw) != RecordSize && err == nil {
+		if len(raw) != RecordSize && len(raw) != CallRecordSize && err == nil {
 			t.Fatalf("decoded a %d-byte record", len(raw))
 		}
 		if err == nil {

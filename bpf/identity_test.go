@@ -51,7 +51,7 @@ func TestIdentityLayoutsMatchCompiledObject(t *testing.T) {
 		}
 	}
 	// The record kinds are told apart by size.
-	if sizes := []int{RecordSize, ProcessRecordSize, CgroupRecordSize}; len(slices.Compact(slices.Sorted(slices.Values(sizes)))) != 3 {
+	if sizes := []int{RecordSize, CallRecordSize, ProcessRecordSize, CgroupRecordSize}; len(slices.Compact(slices.Sorted(slices.Values(sizes)))) != len(sizes) {
 		t.Errorf("record sizes %v are not distinct", sizes)
 	}
 }
@@ -331,8 +331,9 @@ func TestMountTable(t *testing.T) {
 }
 
 // TestReaderNamesExecutableFromIdentity: the kernel leaves a call's
-// executable name out once it has sent the process's identity, and the
-// reader takes it from there; a name the kernel did send is kept.
+// executable name out once it has sent the process's identity (empty in a
+// full record, absent from a short one), and the reader takes it from
+// there; a name the kernel did send is kept.
 func TestReaderNamesExecutableFromIdentity(t *testing.T) {
 	r := startRunner(t, ReaderOptions{FlushInterval: time.Millisecond})
 	r.ring.push(processBytes{pid: 100, startNs: 4_000_000_000, cgroupID: 55, comps: []string{"usr", "bin", "gpg-agent"}}.bytes(), false)
@@ -341,6 +342,10 @@ func TestReaderNamesExecutableFromIdentity(t *testing.T) {
 	r.ring.push(call.bytes(), true)
 	if ev := r.next(t, 5*time.Second); ev.ExeName != "gpg-agent" || ev.Process == nil {
 		t.Errorf("call without the kernel's name: ExeName %q (identity %+v), want the identity's gpg-agent", ev.ExeName, ev.Process)
+	}
+	r.ring.push(sampleRecord.shortBytes(), true) // the short record has no name at all
+	if ev := r.next(t, 5*time.Second); ev.ExeName != "gpg-agent" || ev.Process == nil || ev.Comm != "gpg-agent" || ev.Len != 8192 {
+		t.Errorf("short record: ExeName %q, Comm %q, Len %d (identity %+v), want gpg-agent, gpg-agent, 8192 and the identity", ev.ExeName, ev.Comm, ev.Len, ev.Process)
 	}
 	r.ring.push(sampleRecord.bytes(), true) // the kernel sent gpg-agent-bin
 	if ev := r.next(t, 5*time.Second); ev.ExeName != "gpg-agent-bin" {

@@ -13,6 +13,29 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type memlockCallRecord struct {
+	_          structs.HostLayout
+	EntryNs    uint64
+	DurationNs uint64
+	Addr       uint64
+	Len        uint64
+	Ret        int64
+	CgroupId   uint64
+	StartNs    uint64
+	Flags      uint32
+	Pid        uint32
+	Tid        uint32
+	Ppid       uint32
+	Uid        uint32
+	Euid       uint32
+	Gid        uint32
+	Egid       uint32
+	Syscall    uint16
+	Probe      uint16
+	Reserved   uint32
+	Comm       [16]int8
+}
+
 type memlockCgroupRecord struct {
 	_         structs.HostLayout
 	Id        uint64
@@ -153,6 +176,7 @@ const (
 	memlockProgUpExitMlockall      = "up_exit_mlockall"
 	memlockVarExitOnly             = "exit_only"
 	memlockVarShedAboveBytes       = "shed_above_bytes"
+	memlockVarUnusedCallRecord     = "unused_call_record"
 	memlockVarUnusedCgroupRecord   = "unused_cgroup_record"
 	memlockVarUnusedProcessRecord  = "unused_process_record"
 	memlockVarUseTaskBtf           = "use_task_btf"
@@ -269,6 +293,7 @@ type memlockMapSpecs struct {
 type memlockVariableSpecs struct {
 	ExitOnly            *ebpf.VariableSpec `ebpf:"exit_only"`
 	ShedAboveBytes      *ebpf.VariableSpec `ebpf:"shed_above_bytes"`
+	UnusedCallRecord    *ebpf.VariableSpec `ebpf:"unused_call_record"`
 	UnusedCgroupRecord  *ebpf.VariableSpec `ebpf:"unused_cgroup_record"`
 	UnusedProcessRecord *ebpf.VariableSpec `ebpf:"unused_process_record"`
 	UseTaskBtf          *ebpf.VariableSpec `ebpf:"use_task_btf"`
@@ -327,6 +352,7 @@ func (m *memlockMaps) Close() error {
 type memlockVariables struct {
 	ExitOnly            *ebpf.Variable `ebpf:"exit_only"`
 	ShedAboveBytes      *ebpf.Variable `ebpf:"shed_above_bytes"`
+	UnusedCallRecord    *ebpf.Variable `ebpf:"unused_call_record"`
 	UnusedCgroupRecord  *ebpf.Variable `ebpf:"unused_cgroup_record"`
 	UnusedProcessRecord *ebpf.Variable `ebpf:"unused_process_record"`
 	UseTaskBtf          *ebpf.Variable `ebpf:"use_task_btf"`

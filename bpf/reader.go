@@ -321,7 +321,7 @@ func (r *Reader) drain(rec *ringbuf.Record, ev *Event, handle func(*Event)) erro
 		}
 		var derr error
 		switch raw := rec.RawSample; len(raw) {
-		case RecordSize:
+		case RecordSize, CallRecordSize:
 			if derr = r.dec.Decode(raw, ev); derr == nil {
 				ev.Process = r.ids.lookup(ev)
 				if ev.ExeName == "" && ev.Process != nil {

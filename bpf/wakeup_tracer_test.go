@@ -32,7 +32,7 @@ func testSpacesForcedWakeups(t *testing.T, kind bpf.Probe) {
 	const (
 		ring      = 256 << 10
 		threshold = 16 << 10
-		calls     = 900 // 180 KiB of records: past the threshold, short of full
+		calls     = 900 // 105 to 180 KiB of records (short or full): past the threshold, short of full
 	)
 	tr, err := bpf.Open(bpf.Options{
 		Hooks: []bpf.Probe{kind}, Syscalls: allSyscalls, RingbufSize: ring, WakeupBytes: threshold,
@@ -102,7 +102,7 @@ func testSpacesForcedWakeups(t *testing.T, kind bpf.Probe) {
 	limit := int(elapsed/bpf.ForcedWakeupGap) + 3
 	t.Logf("%d calls in %v: %d wake-ups (at most %d allowed)", calls, elapsed, wakeups, limit)
 	if wakeups == 0 {
-		t.Errorf("the kernel never woke the ring buffer's readers, though %d KiB of records passed the %d KiB threshold", calls*bpf.RecordSize>>10, threshold>>10)
+		t.Errorf("the kernel never woke the ring buffer's readers, though %d KiB of records or more passed the %d KiB threshold", calls*bpf.CallRecordSize>>10, threshold>>10)
 	}
 	if wakeups > limit {
 		t.Errorf("%d wake-ups in %v, want at most %d: one per %v past the threshold, not one per record", wakeups, elapsed, limit, bpf.ForcedWakeupGap)

@@ -90,6 +90,37 @@ struct event {
 };
 
 /*
+ * The record of a call in the common case, 112 bytes against struct
+ * event's 200: no kernel-function or libc view (kernel_ns, caller_addr and
+ * libc_fn would be zero) and no executable name, which the reader takes
+ * from the process's identity it already has. Moving a record's cache
+ * lines to the reader's CPU is most of what the ring buffer costs a call,
+ * so the exit hook writes this one whenever it can. Told apart from the
+ * other records by its size; flags is the kernel's int.
+ */
+struct call_record {
+	__u64 entry_ns;
+	__u64 duration_ns;
+	__u64 addr;
+	__u64 len;
+	__s64 ret;
+	__u64 cgroup_id;
+	__u64 start_ns;
+	__u32 flags;
+	__u32 pid;
+	__u32 tid;
+	__u32 ppid;
+	__u32 uid;
+	__u32 euid;
+	__u32 gid;
+	__u32 egid;
+	__u16 syscall;
+	__u16 probe;
+	__u32 reserved;
+	char comm[COMM_LEN];
+};
+
+/*
  * A process's identity, written into the ring buffer just before the first
  * record of its calls, and again after an exec or a move to another cgroup
  * v2: the context that names the process even once it is gone. The three

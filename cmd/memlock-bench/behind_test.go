@@ -2,16 +2,14 @@ package main
 
 import (
 	"testing"
-
-	"github.com/memlock-exporter/memlock-exporter/bpf"
 )
 
 func TestBehindPlan(t *testing.T) {
 	tests := []struct {
 		ring, wakeup, record int
 	}{
-		{behindRing, behindWakeup, bpf.RecordSize + 8},
-		{1 << 20, 1 << 18, bpf.RecordSize + 8},
+		{behindRing, behindWakeup, behindRecordBytes},
+		{1 << 20, 1 << 18, behindRecordBytes},
 		{64 << 20, 4 << 20, 512},
 	}
 	for _, tt := range tests {
