@@ -401,6 +401,14 @@ type vcSummary struct {
 	// ratio is the tracer's added / the entry counter's added (the
 	// yardstick), for vcTracer and vcExitOnly; NaN where undefined.
 	ratio [vcSetups]float64
+	// twoHooks is the median over the rounds of the entry counter's added
+	// plus the exit counter's: the least a tracer that times calls can add
+	// with this kind of hook, its programs doing nothing. NaN unless both
+	// counters attached.
+	twoHooks float64
+	// overCounters is what the tracer adds over counters on the same hooks:
+	// the tracer's added / twoHooks, and exit-only's / the exit counter's.
+	overCounters [vcSetups]float64
 }
 
 // summarizeVc takes the medians over the counted rounds (countedRounds).
@@ -432,6 +440,23 @@ func summarizeVc(rounds []vcRound, avail [vcSetups]bool) (vcSummary, error) {
 		if s.added[vcEntry] > 0 {
 			s.ratio[k] = s.added[k] / s.added[vcEntry]
 		}
+	}
+	s.twoHooks = math.NaN()
+	for k := range vcSetups {
+		s.overCounters[k] = math.NaN()
+	}
+	if avail[vcEntry] && avail[vcExit] {
+		both := make([]float64, len(added[vcEntry]))
+		for i := range both {
+			both[i] = added[vcEntry][i] + added[vcExit][i]
+		}
+		s.twoHooks = median(both)
+		if s.twoHooks > 0 {
+			s.overCounters[vcTracer] = s.added[vcTracer] / s.twoHooks
+		}
+	}
+	if s.added[vcExit] > 0 {
+		s.overCounters[vcExitOnly] = s.added[vcExitOnly] / s.added[vcExit]
 	}
 	return s, nil
 }
@@ -506,6 +531,8 @@ func vcLine(kernel string, o vcOptions, r vcRow) string {
 		fmt.Fprintf(&b, " %s_added=%s", vcSetupKeys[k], fmtNa("%.1f", s.added[k]))
 	}
 	fmt.Fprintf(&b, " ratio=%s ratio_exit_only=%s", fmtNa("%.2f", s.ratio[vcTracer]), fmtNa("%.2f", s.ratio[vcExitOnly]))
+	fmt.Fprintf(&b, " two_hooks_added=%s tracer_over_two_hooks=%s exit_only_over_exit=%s", fmtNa("%.1f", s.twoHooks),
+		fmtNa("%.2f", s.overCounters[vcTracer]), fmtNa("%.2f", s.overCounters[vcExitOnly]))
 	if why := r.reasonText(); why != "" {
 		fmt.Fprintf(&b, " reason=%s", why)
 	}
@@ -777,6 +804,15 @@ func vcPrint(o vcOptions, rows []vcRow) {
 		s := r.sum
 		fmt.Printf("%-10s  %8.1f  %s  %s  %s  %6sx  %s  %sx\n", r.kind, s.ns[vcNone], vcCell(s, vcEntry), vcCell(s, vcExit),
 			vcCell(s, vcTracer), fmtNa("%.2f", s.ratio[vcTracer]), vcCell(s, vcExitOnly), fmtNa("%.2f", s.ratio[vcExitOnly]))
+	}
+	fmt.Printf("\nthe floor of each mode, counters on the same hooks (a timing tracer needs the entry and the exit hook):\n")
+	for _, r := range rows {
+		if !r.measured() {
+			continue
+		}
+		s := r.sum
+		fmt.Printf("%-10s  two counting hooks %s = %sx the entry counter; tracer %sx them; exit-only %sx the exit counter\n", r.kind,
+			fmtNa("%+.1f", s.twoHooks), fmtNa("%.2f", s.twoHooks/s.added[vcEntry]), fmtNa("%.2f", s.overCounters[vcTracer]), fmtNa("%.2f", s.overCounters[vcExitOnly]))
 	}
 	for _, r := range rows {
 		if !r.measured() {

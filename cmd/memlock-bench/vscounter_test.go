@@ -127,6 +127,7 @@ func TestSummarizeVc(t *testing.T) {
 		ns      [vcSetups]float64
 		added   [vcSetups]float64
 		ratio   [2]float64 // tracer, exit-only
+		floor   [3]float64 // two hooks' added, tracer over them, exit-only over the exit counter
 		err     string
 	}{
 		{
@@ -140,6 +141,7 @@ func TestSummarizeVc(t *testing.T) {
 			ns:    [vcSetups]float64{100, 110, 120, 200, 150},
 			added: [vcSetups]float64{0, 10, 20, 100, 50},
 			ratio: [2]float64{10, 5},
+			floor: [3]float64{30, 100.0 / 30, 2.5},
 		},
 		{
 			name: "invalid and tainted rounds left out",
@@ -156,6 +158,7 @@ func TestSummarizeVc(t *testing.T) {
 			ns:    [vcSetups]float64{100, 110, 120, 200, 150},
 			added: [vcSetups]float64{0, 10, 20, 100, 50},
 			ratio: [2]float64{10, 5},
+			floor: [3]float64{30, 100.0 / 30, 2.5},
 		},
 		{
 			name: "all valid rounds tainted: counted, flagged",
@@ -168,6 +171,7 @@ func TestSummarizeVc(t *testing.T) {
 			ns:    [vcSetups]float64{100, 110, 120, 200, 150},
 			added: [vcSetups]float64{0, 10, 20, 100, 50},
 			ratio: [2]float64{10, 5},
+			floor: [3]float64{30, 100.0 / 30, 2.5},
 		},
 		{
 			name:   "exit-only did not attach; entry added nothing",
@@ -176,6 +180,7 @@ func TestSummarizeVc(t *testing.T) {
 			ns:    [vcSetups]float64{100, 100, 120, 200, nan},
 			added: [vcSetups]float64{0, 0, 20, 100, nan},
 			ratio: [2]float64{nan, nan},
+			floor: [3]float64{20, 5, nan},
 		},
 		{
 			name:   "none valid",
@@ -210,6 +215,10 @@ func TestSummarizeVc(t *testing.T) {
 		if !eq(s.ratio[vcTracer], tc.ratio[0]) || !eq(s.ratio[vcExitOnly], tc.ratio[1]) {
 			t.Errorf("%s: ratios %v %v, want %v", tc.name, s.ratio[vcTracer], s.ratio[vcExitOnly], tc.ratio)
 		}
+		if !eq(s.twoHooks, tc.floor[0]) || !eq(s.overCounters[vcTracer], tc.floor[1]) || !eq(s.overCounters[vcExitOnly], tc.floor[2]) {
+			t.Errorf("%s: two hooks %v, tracer over them %v, exit-only over the exit counter %v; want %v", tc.name,
+				s.twoHooks, s.overCounters[vcTracer], s.overCounters[vcExitOnly], tc.floor)
+		}
 		if got, _ := countedRounds(tc.rounds); len(got) != len(tc.rounds) {
 			t.Errorf("%s: countedRounds gave %d flags for %d rounds", tc.name, len(got), len(tc.rounds))
 		}
@@ -220,12 +229,14 @@ func TestVcLine(t *testing.T) {
 	o := vcOptions{rounds: 2, calls: 100_000}
 	measured := vcRow{kind: bpf.ProbeFentry, avail: vcAllAvail, rounds: make([]vcRound, 2),
 		sum: vcSummary{rounds: 2, ns: [vcSetups]float64{500, 520, 530, 700, 600}, added: [vcSetups]float64{0, 20, 30, 200, 100},
-			ratio: [vcSetups]float64{math.NaN(), math.NaN(), math.NaN(), 10, 5}}}
+			ratio: [vcSetups]float64{math.NaN(), math.NaN(), math.NaN(), 10, 5}, twoHooks: 50,
+			overCounters: [vcSetups]float64{math.NaN(), math.NaN(), math.NaN(), 4, 100.0 / 30}}}
 	partial := measured
 	partial.kind = bpf.ProbeKprobe
 	partial.avail[vcExitOnly] = false
 	partial.reasons[vcExitOnly] = "exit-only tracing needs Linux 5.15 or later (bpf_task_pt_regs)"
 	partial.sum.ns[vcExitOnly], partial.sum.added[vcExitOnly], partial.sum.ratio[vcExitOnly] = math.NaN(), math.NaN(), math.NaN()
+	partial.sum.overCounters[vcExitOnly] = math.NaN()
 	none := vcRow{kind: bpf.ProbeKprobe}
 	none.reasons[vcEntry] = "attach the kprobe counter to __x64_sys_mlock2: no kprobes"
 	none.reasons[vcTracer] = "cannot hook mlock2 with kprobe"
@@ -235,9 +246,11 @@ func TestVcLine(t *testing.T) {
 		want string
 	}{
 		{"measured", measured, "VSCOUNTER kernel=6.1.0-1 kind=fentry attached=yes rounds=2 left_out=0 tainted=false calls=100000 chunk=2500 " +
-			"base=500.0 entry=520.0 exit=530.0 tracer=700.0 exit_only=600.0 entry_added=20.0 exit_added=30.0 tracer_added=200.0 exit_only_added=100.0 ratio=10.00 ratio_exit_only=5.00"},
+			"base=500.0 entry=520.0 exit=530.0 tracer=700.0 exit_only=600.0 entry_added=20.0 exit_added=30.0 tracer_added=200.0 exit_only_added=100.0 ratio=10.00 ratio_exit_only=5.00 " +
+			"two_hooks_added=50.0 tracer_over_two_hooks=4.00 exit_only_over_exit=3.33"},
 		{"one setup did not attach", partial, "VSCOUNTER kernel=6.1.0-1 kind=kprobe attached=yes rounds=2 left_out=0 tainted=false calls=100000 chunk=2500 " +
 			"base=500.0 entry=520.0 exit=530.0 tracer=700.0 exit_only=na entry_added=20.0 exit_added=30.0 tracer_added=200.0 exit_only_added=na ratio=10.00 ratio_exit_only=na " +
+			"two_hooks_added=50.0 tracer_over_two_hooks=4.00 exit_only_over_exit=na " +
 			"reason=tracer exit-only: exit-only tracing needs Linux 5.15 or later (bpf_task_pt_regs)"},
 		{"none attached", none, "VSCOUNTER kernel=6.1.0-1 kind=kprobe attached=no reason=counter entry: attach the kprobe counter to __x64_sys_mlock2: no kprobes; tracer: cannot hook mlock2 with kprobe"},
 	} {
