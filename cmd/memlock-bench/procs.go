@@ -37,7 +37,8 @@ func startChild(name string, cmd *exec.Cmd) (*child, error) {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	c := &child{name: name, cmd: cmd, exited: make(chan struct{})}
-	go func() { c.err = cmd.Wait(); close(c.exited) }()
+	addChild(cmd.Process.Pid)
+	go func() { c.err = cmd.Wait(); removeChild(cmd.Process.Pid); close(c.exited) }()
 	return c, nil
 }
 

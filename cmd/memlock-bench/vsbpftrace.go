@@ -779,7 +779,8 @@ func interruptChild(c *child) error {
 const vsChunk = 50_000
 
 // vsLoop makes vsWarmup untimed mlock2 calls, then n timed ones, all
-// failing with EINVAL, on a locked thread. It returns ns per call over
+// failing with EINVAL, on a locked thread kept on a CPU of its own
+// (pinLoopApart). It returns ns per call over
 // all n (mean), and in the fastest chunk of chunk calls (best). This
 // host is a guest whose neighbours take its CPUs now and then: that only
 // ever adds time, to some chunks and not others, while a tracer's cost is
@@ -788,6 +789,7 @@ const vsChunk = 50_000
 func vsLoop(addr, size uintptr, n, chunk int) (mean, best float64, err error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	defer pinLoopApart()()
 	call := func() error {
 		// RawSyscall6 skips the Go scheduler's bookkeeping around the
 		// call, which would otherwise dilute the kernel's share.
