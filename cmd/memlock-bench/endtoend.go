@@ -90,6 +90,9 @@ type e2eSetup struct {
 	// full; the RSS is sampled through the window and the runtime's
 	// gctrace read (GODEBUG=gctrace=1, which only prints).
 	down bool
+	// http sends over OTLP/HTTP (protobuf) to the collector's HTTP
+	// receiver instead of OTLP/gRPC.
+	http bool
 }
 
 // e2eSetups peel the pipeline back one signal at a time, so each signal's
@@ -98,6 +101,7 @@ type e2eSetup struct {
 // build without spans ignores OTEL_TRACES_EXPORTER.
 var e2eSetups = []e2eSetup{
 	{label: "defaults (every signal on)"},
+	{label: "defaults over OTLP/HTTP (OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf)", env: []string{"OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf"}, http: true},
 	{label: "logs + metrics (OTEL_TRACES_EXPORTER=none)", env: []string{"OTEL_TRACES_EXPORTER=none"}},
 	{label: "metrics only (also OTEL_LOGS_EXPORTER=none)", env: []string{"OTEL_TRACES_EXPORTER=none", "OTEL_LOGS_EXPORTER=none"}},
 	{label: "reader only (OTEL_SDK_DISABLED=true)", env: []string{"OTEL_SDK_DISABLED=true"}},
@@ -255,8 +259,12 @@ func measureSetup(page []byte, opts e2eOptions, config string, s e2eSetup, hz in
 	if opts.profileDir != "" {
 		args = []string{"--cpuprofile", filepath.Join(opts.profileDir, fmt.Sprintf("%s.%d.pprof", logName(s.label), time.Now().UnixNano()))}
 	}
+	endpoint := col.endpoint()
+	if s.http {
+		endpoint = col.httpEndpoint()
+	}
 	d, err := startDaemon(opts.exporter, append([]string{
-		"OTEL_EXPORTER_OTLP_ENDPOINT=" + col.endpoint(),
+		"OTEL_EXPORTER_OTLP_ENDPOINT=" + endpoint,
 		"OTEL_METRIC_EXPORT_INTERVAL=1000",
 	}, slices.Concat(s.env, opts.env)...), args...)
 	if err != nil {

@@ -89,6 +89,7 @@ func (c *child) kill() {
 type collector struct {
 	*child
 	grpcAddr string
+	httpAddr string
 	dir      string
 }
 
@@ -133,7 +134,7 @@ func startCollector(bin, config, dir, grpcAddr string, args ...string) (*collect
 	if err != nil {
 		return nil, err
 	}
-	c := &collector{child: ch, grpcAddr: grpcAddr, dir: dir}
+	c := &collector{child: ch, grpcAddr: grpcAddr, httpAddr: httpAddr, dir: dir}
 	if err := c.waitReady(); err != nil {
 		c.kill()
 		return nil, err
@@ -163,6 +164,10 @@ func (c *collector) waitReady() error {
 // endpoint is the OTLP/gRPC endpoint for OTEL_EXPORTER_OTLP_ENDPOINT; the
 // http:// scheme makes the SDK speak plaintext.
 func (c *collector) endpoint() string { return "http://" + c.grpcAddr }
+
+// httpEndpoint is the OTLP/HTTP endpoint, for OTEL_EXPORTER_OTLP_ENDPOINT
+// with OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf.
+func (c *collector) httpEndpoint() string { return "http://" + c.httpAddr }
 
 func (c *collector) output() string {
 	b, err := os.ReadFile(filepath.Join(c.dir, collectorOutput))
