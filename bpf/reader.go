@@ -304,8 +304,14 @@ var pastDeadline = time.Unix(1, 0)
 // records costs nothing next to decoding them.
 const pollEvery = 1024
 
+// readAtEvery is how many records in a row at most share one clock
+// reading for Event.ReadAt: a few hundred microseconds apart under a flood.
+const readAtEvery = 64
+
 // drain hands over every record in the ring buffer without waiting.
 func (r *Reader) drain(rec *ringbuf.Record, ev *Event, handle func(*Event)) error {
+	var readAt time.Time
+	shared := readAtEvery // how many records readAt stamped: none yet, so read the clock first
 	for n := 1; ; n++ {
 		if n%pollEvery == 0 {
 			r.markPoll(time.Now())
@@ -328,6 +334,13 @@ func (r *Reader) drain(rec *ringbuf.Record, ev *Event, handle func(*Event)) erro
 					// The kernel leaves it out once it has sent the identity.
 					ev.ExeName = ev.Process.ExeName
 				}
+				// The kernel writes records while we read: one whose
+				// call ended after the reading was written after it.
+				if shared >= readAtEvery || readAt.Before(ev.End()) {
+					readAt, shared = time.Now(), 0
+				}
+				shared++
+				ev.ReadAt = readAt
 				r.events.Add(1)
 				handle(ev)
 				continue

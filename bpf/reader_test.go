@@ -283,6 +283,54 @@ func TestReaderWakeUpHandsOverAtOnce(t *testing.T) {
 	}
 }
 
+// TestReaderReadAt: each event carries when it was read, never before the
+// record was there nor after it was handed over; records in a row share a
+// clock reading, readAtEvery at most; and a record whose call ended after
+// the reading (the kernel wrote it while the reader was at work) gets a
+// reading of its own, so that its ObservedTimestamp is not before its call.
+func TestReaderReadAt(t *testing.T) {
+	r := startRunner(t, ReaderOptions{FlushInterval: time.Hour, ClockRefresh: time.Hour})
+	r.ring.awaitState(t, "parked", parked)
+	const n = 3*readAtEvery + 1
+	late := 2*readAtEvery - 10 // its call ends in an hour: after any reading
+	r.ring.mu.Lock()
+	for i := range n {
+		rec := sampleRecord // its call ended long ago (5 s after boot)
+		rec.pid = uint32(i + 1)
+		if i == late {
+			rec.entryNs = monotonicBootNs(t) + uint64(time.Hour)
+		}
+		r.ring.records = append(r.ring.records, rec.bytes())
+	}
+	r.ring.mu.Unlock()
+	pushed := time.Now()
+	r.ring.push(recordWith(n+1), true) // one pass reads them all
+	var got []Event
+	for range n + 1 {
+		got = append(got, r.next(t, 10*time.Second))
+	}
+	handed := time.Now()
+	run := 0 // records sharing the current reading
+	for i, ev := range got {
+		if ev.ReadAt.Before(pushed) || ev.ReadAt.After(handed) {
+			t.Fatalf("record %d: ReadAt %v outside [%v, %v]", i, ev.ReadAt, pushed, handed)
+		}
+		fresh := i == 0 || !ev.ReadAt.Equal(got[i-1].ReadAt)
+		if fresh {
+			run = 0
+		}
+		run++
+		switch {
+		case i == late && !fresh:
+			t.Errorf("record %d, whose call ends after the reading: ReadAt %v shared with the record before", i, ev.ReadAt)
+		case run > readAtEvery:
+			t.Errorf("record %d: %d records share the reading %v, want at most %d", i, run, ev.ReadAt, readAtEvery)
+		case i < late && fresh != (i%readAtEvery == 0):
+			t.Errorf("record %d: fresh reading %t, want one per %d records", i, fresh, readAtEvery)
+		}
+	}
+}
+
 // TestReaderDrainsWhenContextEnds: records in the ring buffer when ctx ends
 // are all handed over, in order, before Run returns nil; none is left
 // behind by a wait.

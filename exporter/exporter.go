@@ -278,12 +278,20 @@ func (e *Exporter) Handle(ev *bpf.Event) {
 		}
 		return
 	}
-	enc := e.enc.encode(ev, calls.errName, e.now())
+	enc := e.enc.encode(ev, calls.errName, e.observed(ev))
 	if tracking {
 		// Its warnings go under the resource of its calls.
 		e.locked.saw(ev.PID, ev.ExeName, ev.Comm, enc.resource)
 	}
 	e.emit(enc)
+}
+
+// observed is ev's ObservedTimestamp: when the reader read it, else now.
+func (e *Exporter) observed(ev *bpf.Event) time.Time {
+	if ev.ReadAt.IsZero() {
+		return e.now()
+	}
+	return ev.ReadAt
 }
 
 // emitFold exports the record and span of the calls fd stands for: the

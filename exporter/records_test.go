@@ -393,6 +393,20 @@ func handleCase(t *testing.T, mod func(*bpf.Event), opts Options) (bpf.Event, []
 	return sent, rig.records(t), rig.sentSpans(t)
 }
 
+// TestObservedIsReadAt: a record's ObservedTimestamp is when the reader
+// read the call, when it says so (else the exporter's clock, which
+// TestRecords checks).
+func TestObservedIsReadAt(t *testing.T) {
+	readAt := observedAt.Add(-3 * time.Millisecond)
+	_, recs, _ := handleCase(t, func(ev *bpf.Event) { ev.ReadAt = readAt }, Options{})
+	if len(recs) != 1 {
+		t.Fatalf("got %d records, want 1", len(recs))
+	}
+	if got := recs[0].record.GetObservedTimeUnixNano(); got != uint64(readAt.UnixNano()) {
+		t.Errorf("ObservedTimestamp = %d, want ReadAt %d", got, readAt.UnixNano())
+	}
+}
+
 // TestRecords: every call is one log record with the event name, times,
 // severity, body and attributes the schema gives it, under our resource
 // and scope.
