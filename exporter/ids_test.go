@@ -37,6 +37,50 @@ func TestSampler(t *testing.T) {
 	}
 }
 
+// TestKeepsEveryRoot: only the samplers that keep every root span skip
+// being asked; one that keeps them all with other delegates for parents is
+// still asked (and keeps them, as TestSampler would see).
+func TestKeepsEveryRoot(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		sampler sdktrace.Sampler
+		want    bool
+	}{
+		{"default", nil, true},
+		{"always_on", sdktrace.AlwaysSample(), true},
+		{"parentbased_always_on", sdktrace.ParentBased(sdktrace.AlwaysSample()), true},
+		{"always_off", sdktrace.NeverSample(), false},
+		{"traceidratio 1", sdktrace.TraceIDRatioBased(1), false},
+		{"parentbased_always_on, remote parents never", sdktrace.ParentBased(sdktrace.AlwaysSample(),
+			sdktrace.WithRemoteParentSampled(sdktrace.NeverSample())), false},
+	} {
+		if got := newIDSource(tc.sampler).keepsAll; got != tc.want {
+			t.Errorf("%s: keepsAll %t, want %t", tc.name, got, tc.want)
+		}
+	}
+}
+
+// BenchmarkNextIDs measures one span's IDs and sampling decision.
+func BenchmarkNextIDs(b *testing.B) {
+	for _, bc := range []struct {
+		name    string
+		sampler sdktrace.Sampler
+		ask     bool // ask the sampler even when it keeps all
+	}{
+		{"default", nil, false},
+		{"default-asked", nil, true},
+		{"traceidratio", sdktrace.TraceIDRatioBased(0.5), false},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			ids := newIDSource(bc.sampler)
+			ids.keepsAll = ids.keepsAll && !bc.ask
+			for b.Loop() {
+				_ = ids.next("mlock2", "")
+			}
+		})
+	}
+}
+
 // TestTraceIDRatioDecidesOnTheTraceID: the decision is the SDK's function
 // of the trace ID, so a collector's tail sampler keyed on it agrees.
 func TestTraceIDRatioDecidesOnTheTraceID(t *testing.T) {
