@@ -128,6 +128,9 @@ bench: $(BIN)/memlock-exporter $(BIN)/otelcol
 	@# bpftrace, the yardstick of -vs-bpftrace (issue #13), is a Debian package.
 	@command -v bpftrace >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bpftrace >/dev/null; }
 	$(GO) run ./cmd/memlock-bench -vs-bpftrace -vs-bpftrace-rounds 9 -exporter $(BIN)/memlock-exporter
+	@# Each mode's floor on this host's hooks: what counters on the entry and
+	@# exit hooks cost, against which the timing tracer is judged.
+	$(GO) run ./cmd/memlock-bench -vs-counter
 	$(MAKE) bench-vm
 
 # memlock-bench -tax and -vs-counter inside QEMU (vmtest/run.sh,
