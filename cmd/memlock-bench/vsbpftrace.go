@@ -80,13 +80,14 @@ const (
 	vsDaemon                       // memlock-exporter, export off
 	vsExitOnly                     // the same with MEMLOCK_EXPORTER_CALL_DURATION=off
 	vsBpftracePrint                // bpftrace printing a line per call, as a user of it would to see each call
+	vsBpftraceTime                 // bpftrace timing each call into a histogram: entry and exit hooks, as the daemon's default
 	vsSetups                       // how many there are
 )
 
-var vsSetupNames = [vsSetups]string{"no probe", "bpftrace", "memlock-exporter", "exporter exit-only", "bpftrace printing"}
+var vsSetupNames = [vsSetups]string{"no probe", "bpftrace", "memlock-exporter", "exporter exit-only", "bpftrace printing", "bpftrace timing"}
 
 // vsRatioed are the setups whose added ns are divided by bpftrace's.
-var vsRatioed = []vsSetup{vsDaemon, vsExitOnly, vsBpftracePrint}
+var vsRatioed = []vsSetup{vsDaemon, vsExitOnly, vsBpftracePrint, vsBpftraceTime}
 
 // vsDaemons are the setups that run the daemon.
 var vsDaemons = []vsSetup{vsDaemon, vsExitOnly}
@@ -144,6 +145,26 @@ func bpftracePrintScripts(kind bpf.Probe) []string {
 		return []string{"kretprobe:__x64_sys_mlock2" + action("retval")}
 	case bpf.ProbeFentry:
 		return []string{"fexit:__x64_sys_mlock2" + action("retval"), "kretfunc:__x64_sys_mlock2" + action("retval")}
+	}
+	return nil
+}
+
+// bpftraceTimeScripts returns the bpftrace programs that time each mlock2
+// call through kind's entry and exit hooks into a histogram, as a user of
+// bpftrace asking how long the calls take would, and count them on exit:
+// what the daemon's default (durations on) does with its two hooks. nil if
+// bpftrace has no such probes.
+func bpftraceTimeScripts(kind bpf.Probe) []string {
+	script := func(entry, exit string) string {
+		return entry + " { @s[tid] = nsecs; } " + exit + " /@s[tid]/ { @c = count(); @d = hist(nsecs - @s[tid]); delete(@s[tid]); }"
+	}
+	switch kind {
+	case bpf.ProbeTracepoint:
+		return []string{script("tracepoint:syscalls:sys_enter_mlock2", "tracepoint:syscalls:sys_exit_mlock2")}
+	case bpf.ProbeKprobe:
+		return []string{script("kprobe:__x64_sys_mlock2", "kretprobe:__x64_sys_mlock2")}
+	case bpf.ProbeFentry:
+		return []string{script("fentry:__x64_sys_mlock2", "fexit:__x64_sys_mlock2"), script("kfunc:__x64_sys_mlock2", "kretfunc:__x64_sys_mlock2")}
 	}
 	return nil
 }
@@ -212,6 +233,7 @@ type vsRound struct {
 	mean          [vsSetups]float64 // ns per call of each setup over the whole loop
 	bpftraceCount uint64            // the calls bpftrace counted, from all processes
 	printCount    uint64            // the calls the printing bpftrace counted
+	timeCount     uint64            // the calls the timing bpftrace counted
 	daemonEvents  [vsSetups]uint64  // the records each daemon read, from all processes
 	daemonLost    [vsSetups]uint64  // the calls it counted but did not read (ring buffer full, repeats shed, ...)
 	invalid       string            // why the round does not count; "" if it does
@@ -229,6 +251,9 @@ func (r *vsRound) check(calls int) {
 	}
 	if r.printCount < uint64(calls) {
 		why = append(why, fmt.Sprintf("the printing bpftrace counted %d calls, fewer than the %d made", r.printCount, calls))
+	}
+	if r.timeCount < uint64(calls) {
+		why = append(why, fmt.Sprintf("the timing bpftrace counted %d calls, fewer than the %d made", r.timeCount, calls))
 	}
 	for _, s := range vsDaemons {
 		if seen := r.daemonEvents[s] + r.daemonLost[s]; seen < uint64(calls) {
@@ -255,12 +280,15 @@ func (r vsRound) leftOut(counted bool) string {
 
 // vsSummary is what the counted rounds of one kind come to (countedRounds).
 type vsSummary struct {
-	rounds  int                 // counted rounds
-	tainted bool                // other tracers were loaded during every valid round, and these are counted
-	ns      [vsSetups]float64   // median ns per call of each setup
-	added   [vsSetups]float64   // median of the rounds' differences from no probe
-	ratio   [vsSetups]float64   // a daemon's added / added[vsBpftrace]; NaN unless bpftrace added something
-	per     [vsSetups][]float64 // each valid round's difference from no probe
+	rounds  int               // counted rounds
+	tainted bool              // other tracers were loaded during every valid round, and these are counted
+	ns      [vsSetups]float64 // median ns per call of each setup
+	added   [vsSetups]float64 // median of the rounds' differences from no probe
+	ratio   [vsSetups]float64 // a daemon's added / added[vsBpftrace]; NaN unless bpftrace added something
+	// likeForLike is the daemon's added / the timing bpftrace's: both
+	// time the calls on entry and exit. NaN unless that added something.
+	likeForLike float64
+	per         [vsSetups][]float64 // each valid round's difference from no probe
 }
 
 // summarizeVs takes the medians over the counted rounds (countedRounds).
@@ -293,6 +321,10 @@ func summarizeVs(rounds []vsRound) (vsSummary, error) {
 			s.ratio[k] = s.added[k] / s.added[vsBpftrace]
 		}
 	}
+	s.likeForLike = math.NaN()
+	if s.added[vsBpftraceTime] > 0 {
+		s.likeForLike = s.added[vsDaemon] / s.added[vsBpftraceTime]
+	}
 	return s, nil
 }
 
@@ -312,6 +344,7 @@ type vsRow struct {
 	reasons []string         // why the kind was not measured; nil if it was
 	script  string           // the bpftrace program that attached
 	print   string           // the printing bpftrace program that attached
+	timing  string           // the timing bpftrace program that attached
 	hooks   [vsSetups]string // each daemon's hooks, as it reported them
 	rounds  []vsRound
 	sum     vsSummary
@@ -330,7 +363,9 @@ func vsLine(kernel string, calls int, r vsRow) string {
 	s := r.sum
 	return fmt.Sprintf("VSBPFTRACE kernel=%s kind=%s attached=yes rounds=%d left_out=%d tainted=%t calls=%d base=%.1f bpftrace=%.1f daemon=%.1f exit_only=%.1f bpftrace_print=%.1f bpftrace_added=%.1f daemon_added=%.1f exit_only_added=%.1f bpftrace_print_added=%.1f ratio=%.2f ratio_exit_only=%.2f ratio_bpftrace_print=%.2f",
 		kernel, r.kind, s.rounds, len(r.rounds)-s.rounds, s.tainted, calls, s.ns[vsNone], s.ns[vsBpftrace], s.ns[vsDaemon], s.ns[vsExitOnly], s.ns[vsBpftracePrint],
-		s.added[vsBpftrace], s.added[vsDaemon], s.added[vsExitOnly], s.added[vsBpftracePrint], s.ratio[vsDaemon], s.ratio[vsExitOnly], s.ratio[vsBpftracePrint])
+		s.added[vsBpftrace], s.added[vsDaemon], s.added[vsExitOnly], s.added[vsBpftracePrint], s.ratio[vsDaemon], s.ratio[vsExitOnly], s.ratio[vsBpftracePrint]) +
+		fmt.Sprintf(" bpftrace_time=%.1f bpftrace_time_added=%.1f ratio_bpftrace_time=%.2f ratio_like_for_like=%.2f",
+			s.ns[vsBpftraceTime], s.added[vsBpftraceTime], s.ratio[vsBpftraceTime], s.likeForLike)
 }
 
 // vsStatsLine renders one program's statistics as "VSBPFTRACE_STATS ...".
@@ -393,6 +428,7 @@ func runVsBpftrace(opts vsOptions) error {
 		"C %s with OTEL_SDK_DISABLED=true MEMLOCK_EXPORTER_KERNEL_HOOK=<kind>, stopped with SIGTERM;\n"+
 		"D the same with MEMLOCK_EXPORTER_CALL_DURATION=off (exit hooks only);\n"+
 		"E bpftrace -e '<exit hook> { @c = count(); printf(pid, tid, comm, return value, time); }', a line per call, as a user of it would see each call;\n"+
+		"F bpftrace timing each call into a histogram on the entry and exit hooks, as C does with its durations;\n"+
 		"each tracer started afresh for each of its measurements; order by round: %s\n\n", opts.exporter, vsOrderString(opts.rounds))
 
 	var rows []vsRow
@@ -449,6 +485,8 @@ func (b *vsBench) measureKind(kind bpf.Probe) (vsRow, error) {
 		row.reasons = append(row.reasons, "bpftrace: "+why)
 	} else if row.print, why = b.firstAttaching(bpftracePrintScripts(kind), vsPrintKeep); row.print == "" {
 		row.reasons = append(row.reasons, "bpftrace printing: "+why)
+	} else if row.timing, why = b.firstAttaching(bpftraceTimeScripts(kind), 0); row.timing == "" {
+		row.reasons = append(row.reasons, "bpftrace timing: "+why)
 	}
 	if row.reasons != nil {
 		fmt.Println("not measured")
@@ -529,10 +567,13 @@ func (b *vsBench) measure(kind bpf.Probe, row vsRow, s vsSetup, r *vsRound) erro
 	switch s {
 	case vsNone:
 		return b.timedLoop(r, s)
-	case vsBpftrace, vsBpftracePrint:
+	case vsBpftrace, vsBpftracePrint, vsBpftraceTime:
 		script, keep, count := row.script, 0, &r.bpftraceCount
-		if s == vsBpftracePrint {
+		switch s {
+		case vsBpftracePrint:
 			script, keep, count = row.print, vsPrintKeep, &r.printCount
+		case vsBpftraceTime:
+			script, count = row.timing, &r.timeCount
 		}
 		bt, out, err := b.startBpftraceKeeping(script, keep)
 		if err != nil {
@@ -835,11 +876,21 @@ func vsPrint(kernel string, opts vsOptions, rows []vsRow) {
 			s.ns[vsNone], s.ns[vsBpftrace], s.added[vsBpftrace], s.ns[vsDaemon], s.added[vsDaemon], s.ratio[vsDaemon],
 			s.ns[vsExitOnly], s.added[vsExitOnly], s.ratio[vsExitOnly], s.ns[vsBpftracePrint], s.added[vsBpftracePrint], s.ratio[vsBpftracePrint])
 	}
+	fmt.Printf("\nlike for like, the calls timed on entry and exit: bpftrace timing them into a histogram, and memlock-exporter (durations on)\n")
 	for _, r := range rows {
 		if r.reasons != nil {
 			continue
 		}
-		fmt.Printf("\n%s: bpftrace -e '%s'\n  printing: bpftrace -e '%s'\n  memlock-exporter's hooks: %s\n  exit-only: %s\n", r.kind, r.script, r.print, r.hooks[vsDaemon], r.hooks[vsExitOnly])
+		s := r.sum
+		fmt.Printf("%-10s  bpftrace timing %7.1f (%+7.1f) = %.2fx bpftrace counting; memlock-exporter %.2fx bpftrace timing\n", r.kind,
+			s.ns[vsBpftraceTime], s.added[vsBpftraceTime], s.ratio[vsBpftraceTime], s.likeForLike)
+	}
+	for _, r := range rows {
+		if r.reasons != nil {
+			continue
+		}
+		fmt.Printf("\n%s: bpftrace -e '%s'\n  printing: bpftrace -e '%s'\n  timing: bpftrace -e '%s'\n  memlock-exporter's hooks: %s\n  exit-only: %s\n",
+			r.kind, r.script, r.print, r.timing, r.hooks[vsDaemon], r.hooks[vsExitOnly])
 		counted, _ := countedRounds(r.rounds)
 		invalid := make([]bool, len(r.rounds))
 		var ns [vsSetups][]float64
@@ -854,7 +905,7 @@ func vsPrint(kernel string, opts vsOptions, rows []vsRow) {
 			}
 		}
 		fmt.Printf("  per round, ns:       %-18s %s\n", vsNone, formatMarked(ns[vsNone], invalid, "%.1f"))
-		for _, k := range []vsSetup{vsBpftrace, vsDaemon, vsExitOnly, vsBpftracePrint} {
+		for _, k := range []vsSetup{vsBpftrace, vsDaemon, vsExitOnly, vsBpftracePrint, vsBpftraceTime} {
 			fmt.Printf("                       %-18s %s\n", k, formatMarked(ns[k], invalid, "%.1f"))
 		}
 		for k := range vsSetups {
@@ -881,10 +932,12 @@ func vsPrint(kernel string, opts vsOptions, rows []vsRow) {
 		}
 		counts := make([]string, len(r.rounds))
 		printCounts := make([]string, len(r.rounds))
+		timeCounts := make([]string, len(r.rounds))
 		var seen [vsSetups][]string
 		for i, rd := range r.rounds {
 			counts[i] = strconv.FormatUint(rd.bpftraceCount, 10)
 			printCounts[i] = strconv.FormatUint(rd.printCount, 10)
+			timeCounts[i] = strconv.FormatUint(rd.timeCount, 10)
 			for _, k := range vsDaemons {
 				seen[k] = append(seen[k], fmt.Sprintf("%d+%d", rd.daemonEvents[k], rd.daemonLost[k]))
 			}
@@ -892,6 +945,7 @@ func vsPrint(kernel string, opts vsOptions, rows []vsRow) {
 		fmt.Printf("  calls seen, want >= %d each (%d warm-up calls and the attach check's come on top, and other processes'):\n", opts.calls, vsWarmup)
 		fmt.Printf("    bpftrace's count                          %s\n", strings.Join(counts, " "))
 		fmt.Printf("    the printing bpftrace's count             %s\n", strings.Join(printCounts, " "))
+		fmt.Printf("    the timing bpftrace's count               %s\n", strings.Join(timeCounts, " "))
 		for _, k := range vsDaemons {
 			fmt.Printf("    %-18s records read + lost   %s\n", k, strings.Join(seen[k], " "))
 		}
@@ -916,5 +970,7 @@ func vsPrint(kernel string, opts vsOptions, rows []vsRow) {
 		" reader works on another CPU meanwhile and is not in them. bpftrace runs one program, on entry;\n" +
 		" the daemon two, on entry and exit, or the exit one alone with the call duration off, and writes\n" +
 		" a record per call into its ring buffer. The printing bpftrace hands each call to its own\n" +
-		" output, on exit, as a user of bpftrace would to see the calls themselves.)")
+		" output, on exit, as a user of bpftrace would to see the calls themselves. The timing bpftrace\n" +
+		" runs two, on entry and exit, as the daemon does to time the calls: the like-for-like yardstick\n" +
+		" of the daemon's default.)")
 }

@@ -40,6 +40,36 @@ func TestBpftracePrintScripts(t *testing.T) {
 	}
 }
 
+// TestBpftraceTimeScripts: each timing script notes the entry time per
+// thread on the entry hook and, on the exit hook, counts the call into @c
+// (which the round's check reads), adds its duration to a histogram and
+// forgets the thread's entry.
+func TestBpftraceTimeScripts(t *testing.T) {
+	for _, tc := range []struct {
+		kind        bpf.Probe
+		entry, exit []string
+	}{
+		{bpf.ProbeTracepoint, []string{"tracepoint:syscalls:sys_enter_mlock2 "}, []string{"tracepoint:syscalls:sys_exit_mlock2 "}},
+		{bpf.ProbeKprobe, []string{"kprobe:__x64_sys_mlock2 "}, []string{"kretprobe:__x64_sys_mlock2 "}},
+		{bpf.ProbeFentry, []string{"fentry:__x64_sys_mlock2 ", "kfunc:__x64_sys_mlock2 "}, []string{"fexit:__x64_sys_mlock2 ", "kretfunc:__x64_sys_mlock2 "}},
+		{bpf.ProbeUprobe, nil, nil},
+	} {
+		got := bpftraceTimeScripts(tc.kind)
+		if len(got) != len(tc.entry) {
+			t.Errorf("%s: got %q, want %d scripts", tc.kind, got, len(tc.entry))
+			continue
+		}
+		for i, script := range got {
+			entry, exit, ok := strings.Cut(script, "} ")
+			if !ok || !strings.HasPrefix(entry, tc.entry[i]) || !strings.Contains(entry, "@s[tid] = nsecs;") ||
+				!strings.HasPrefix(exit, tc.exit[i]) || !strings.Contains(exit, "@c = count();") ||
+				!strings.Contains(exit, "hist(nsecs - @s[tid])") || !strings.Contains(exit, "delete(@s[tid])") {
+				t.Errorf("%s: script %q: want %q noting the time, then %q counting, timing and forgetting", tc.kind, script, tc.entry[i], tc.exit[i])
+			}
+		}
+	}
+}
+
 func TestBpftraceScripts(t *testing.T) {
 	for _, tc := range []struct {
 		kind bpf.Probe
@@ -115,8 +145,9 @@ func TestFdinfoProgID(t *testing.T) {
 func TestVsRoundCheck(t *testing.T) {
 	for _, tc := range []struct {
 		name         string
-		count        uint64 // bpftrace's; the printing one's is the same unless print is set
+		count        uint64 // bpftrace's; the printing and timing ones' are the same unless print or timing is set
 		print        uint64
+		timing       uint64
 		seen         [vsSetups]uint64 // of each daemon
 		want1, want2 string           // in invalid; "" for a valid round
 		valid        bool
@@ -127,12 +158,16 @@ func TestVsRoundCheck(t *testing.T) {
 		{name: "daemon short", count: 2_000_000, seen: [vsSetups]uint64{vsDaemon: 5, vsExitOnly: 2_000_000}, calls: 2_000_000, want1: "memlock-exporter saw 5 calls"},
 		{name: "exit-only short", count: 2_000_000, seen: [vsSetups]uint64{vsDaemon: 2_000_000, vsExitOnly: 7}, calls: 2_000_000, want1: "exporter exit-only saw 7 calls"},
 		{name: "printing short", count: 2_000_000, print: 1_000, seen: [vsSetups]uint64{vsDaemon: 2_000_000, vsExitOnly: 2_000_000}, calls: 2_000_000, want1: "the printing bpftrace counted 1000 calls"},
+		{name: "timing short", count: 2_000_000, timing: 12, seen: [vsSetups]uint64{vsDaemon: 2_000_000, vsExitOnly: 2_000_000}, calls: 2_000_000, want1: "the timing bpftrace counted 12 calls"},
 		{name: "all short", calls: 10, want1: "bpftrace counted 0", want2: "memlock-exporter saw 0"},
 	} {
 		var r vsRound
-		r.bpftraceCount, r.printCount = tc.count, tc.count
+		r.bpftraceCount, r.printCount, r.timeCount = tc.count, tc.count, tc.count
 		if tc.print != 0 {
 			r.printCount = tc.print
+		}
+		if tc.timing != 0 {
+			r.timeCount = tc.timing
 		}
 		for _, k := range vsDaemons {
 			r.daemonEvents[k], r.daemonLost[k] = tc.seen[k]/2, tc.seen[k]-tc.seen[k]/2
@@ -147,9 +182,10 @@ func TestVsRoundCheck(t *testing.T) {
 func TestSummarizeVs(t *testing.T) {
 	// The exit-only daemon is 100 ns faster than the default one in every
 	// round here, and the printing bpftrace 5000 ns slower: their ns and
-	// added are the default's less 100 and plus 5000.
+	// added are the default's less 100 and plus 5000, and the timing
+	// bpftrace's the default's less 200.
 	round := func(base, bt, dm float64) vsRound {
-		return vsRound{ns: [vsSetups]float64{base, bt, dm, dm - 100, dm + 5000}}
+		return vsRound{ns: [vsSetups]float64{base, bt, dm, dm - 100, dm + 5000, dm - 200}}
 	}
 	for _, tc := range []struct {
 		name    string
@@ -166,7 +202,7 @@ func TestSummarizeVs(t *testing.T) {
 		{
 			// The figures, one round.
 			name: "one", rounds: []vsRound{round(128.6, 335.0, 795.4)}, valid: 1,
-			ns: [vsSetups]float64{128.6, 335.0, 795.4, 795.4 - 100, 795.4 + 5000}, added: [vsSetups]float64{0, 206.4, 666.8, 666.8 - 100, 666.8 + 5000}, ratio: 666.8 / 206.4,
+			ns: [vsSetups]float64{128.6, 335.0, 795.4, 795.4 - 100, 795.4 + 5000, 795.4 - 200}, added: [vsSetups]float64{0, 206.4, 666.8, 666.8 - 100, 666.8 + 5000, 666.8 - 200}, ratio: 666.8 / 206.4,
 		},
 		{
 			// The machine slows down in round 3: each round's added ns
@@ -181,20 +217,20 @@ func TestSummarizeVs(t *testing.T) {
 				round(120, 340, 720),
 			},
 			valid: 4,
-			ns:    [vsSetups]float64{125, 335, 725, 725 - 100, 725 + 5000},
-			added: [vsSetups]float64{0, 200, 600, 600 - 100, 600 + 5000},
+			ns:    [vsSetups]float64{125, 335, 725, 725 - 100, 725 + 5000, 725 - 200},
+			added: [vsSetups]float64{0, 200, 600, 600 - 100, 600 + 5000, 600 - 200},
 			ratio: 3,
 		},
 		{
 			name: "invalid left out",
 			rounds: []vsRound{
 				round(100, 300, 700),
-				{ns: [vsSetups]float64{100, 100, 100, 0, 5100}, invalid: "bpftrace counted 0 calls"},
+				{ns: [vsSetups]float64{100, 100, 100, 0, 5100, -100}, invalid: "bpftrace counted 0 calls"},
 				round(100, 200, 500),
 			},
 			valid: 2,
-			ns:    [vsSetups]float64{100, 250, 600, 600 - 100, 600 + 5000},
-			added: [vsSetups]float64{0, 150, 500, 500 - 100, 500 + 5000},
+			ns:    [vsSetups]float64{100, 250, 600, 600 - 100, 600 + 5000, 600 - 200},
+			added: [vsSetups]float64{0, 150, 500, 500 - 100, 500 + 5000, 500 - 200},
 			ratio: 500.0 / 150,
 		},
 		{
@@ -203,12 +239,12 @@ func TestSummarizeVs(t *testing.T) {
 			name: "tainted left out",
 			rounds: []vsRound{
 				round(100, 300, 700),
-				{ns: [vsSetups]float64{500, 900, 900, 800, 5900}, others: []string{"TracePoint tp_enter_mlock2"}},
+				{ns: [vsSetups]float64{500, 900, 900, 800, 5900, 700}, others: []string{"TracePoint tp_enter_mlock2"}},
 				round(100, 200, 500),
 			},
 			valid: 2,
-			ns:    [vsSetups]float64{100, 250, 600, 600 - 100, 600 + 5000},
-			added: [vsSetups]float64{0, 150, 500, 500 - 100, 500 + 5000},
+			ns:    [vsSetups]float64{100, 250, 600, 600 - 100, 600 + 5000, 600 - 200},
+			added: [vsSetups]float64{0, 150, 500, 500 - 100, 500 + 5000, 500 - 200},
 			ratio: 500.0 / 150,
 		},
 		{
@@ -216,18 +252,18 @@ func TestSummarizeVs(t *testing.T) {
 			// tainted; the invalid one stays out.
 			name: "all tainted",
 			rounds: []vsRound{
-				{ns: [vsSetups]float64{100, 300, 700, 600, 5700}, others: []string{"x"}},
-				{ns: [vsSetups]float64{100, 100, 100, 0, 5100}, others: []string{"x"}, invalid: "bpftrace counted 0 calls"},
-				{ns: [vsSetups]float64{100, 200, 500, 400, 5500}, others: []string{"y"}},
+				{ns: [vsSetups]float64{100, 300, 700, 600, 5700, 500}, others: []string{"x"}},
+				{ns: [vsSetups]float64{100, 100, 100, 0, 5100, -100}, others: []string{"x"}, invalid: "bpftrace counted 0 calls"},
+				{ns: [vsSetups]float64{100, 200, 500, 400, 5500, 300}, others: []string{"y"}},
 			},
 			valid: 2, tainted: true,
-			ns:    [vsSetups]float64{100, 250, 600, 600 - 100, 600 + 5000},
-			added: [vsSetups]float64{0, 150, 500, 500 - 100, 500 + 5000},
+			ns:    [vsSetups]float64{100, 250, 600, 600 - 100, 600 + 5000, 600 - 200},
+			added: [vsSetups]float64{0, 150, 500, 500 - 100, 500 + 5000, 500 - 200},
 			ratio: 500.0 / 150,
 		},
 		{
 			name: "bpftrace added nothing", rounds: []vsRound{round(100, 99, 300)}, valid: 1,
-			ns: [vsSetups]float64{100, 99, 300, 300 - 100, 300 + 5000}, added: [vsSetups]float64{0, -1, 200, 200 - 100, 200 + 5000}, ratio: math.NaN(),
+			ns: [vsSetups]float64{100, 99, 300, 300 - 100, 300 + 5000, 300 - 200}, added: [vsSetups]float64{0, -1, 200, 200 - 100, 200 + 5000, 200 - 200}, ratio: math.NaN(),
 		},
 	} {
 		s, err := summarizeVs(tc.rounds)
@@ -244,12 +280,17 @@ func TestSummarizeVs(t *testing.T) {
 		near := func(a, b float64) bool { return math.Abs(a-b) < 1e-9 || math.IsNaN(a) && math.IsNaN(b) }
 		// The exit-only daemon's and the printing bpftrace's ratios follow
 		// from their added ns.
-		exitRatio, printRatio := math.NaN(), math.NaN()
+		exitRatio, printRatio, timeRatio, likeForLike := math.NaN(), math.NaN(), math.NaN(), math.NaN()
 		if tc.added[vsBpftrace] > 0 {
 			exitRatio = tc.added[vsExitOnly] / tc.added[vsBpftrace]
 			printRatio = tc.added[vsBpftracePrint] / tc.added[vsBpftrace]
+			timeRatio = tc.added[vsBpftraceTime] / tc.added[vsBpftrace]
+		}
+		if tc.added[vsBpftraceTime] > 0 {
+			likeForLike = tc.added[vsDaemon] / tc.added[vsBpftraceTime]
 		}
 		ok := s.rounds == tc.valid && near(s.ratio[vsDaemon], tc.ratio) && near(s.ratio[vsExitOnly], exitRatio) && near(s.ratio[vsBpftracePrint], printRatio) && s.tainted == tc.tainted &&
+			near(s.ratio[vsBpftraceTime], timeRatio) && near(s.likeForLike, likeForLike) &&
 			math.IsNaN(s.ratio[vsNone]) && math.IsNaN(s.ratio[vsBpftrace])
 		for k := range vsSetups {
 			ok = ok && near(s.ns[k], tc.ns[k]) && near(s.added[k], tc.added[k]) && len(s.per[k]) == tc.valid
@@ -264,8 +305,8 @@ func TestSummarizeVs(t *testing.T) {
 // the reason (free text) last.
 func TestVsLine(t *testing.T) {
 	r := vsRow{kind: bpf.ProbeTracepoint, rounds: []vsRound{
-		{ns: [vsSetups]float64{128.6, 335.0, 795.4, 438.0, 5128.6}},
-		{ns: [vsSetups]float64{1, 1, 1, -99, 1}, invalid: "x"},
+		{ns: [vsSetups]float64{128.6, 335.0, 795.4, 438.0, 5128.6, 600.0}},
+		{ns: [vsSetups]float64{1, 1, 1, -99, 1, 1}, invalid: "x"},
 	}}
 	var err error
 	if r.sum, err = summarizeVs(r.rounds); err != nil {
@@ -273,7 +314,8 @@ func TestVsLine(t *testing.T) {
 	}
 	got := vsLine("6.18.44", 2_000_000, r)
 	want := "VSBPFTRACE kernel=6.18.44 kind=tracepoint attached=yes rounds=1 left_out=1 tainted=false calls=2000000 base=128.6 bpftrace=335.0 daemon=795.4 exit_only=438.0 bpftrace_print=5128.6 " +
-		"bpftrace_added=206.4 daemon_added=666.8 exit_only_added=309.4 bpftrace_print_added=5000.0 ratio=3.23 ratio_exit_only=1.50 ratio_bpftrace_print=24.22"
+		"bpftrace_added=206.4 daemon_added=666.8 exit_only_added=309.4 bpftrace_print_added=5000.0 ratio=3.23 ratio_exit_only=1.50 ratio_bpftrace_print=24.22 " +
+		"bpftrace_time=600.0 bpftrace_time_added=471.4 ratio_bpftrace_time=2.28 ratio_like_for_like=1.41"
 	if got != want {
 		t.Errorf("measured row:\n got %s\nwant %s", got, want)
 	}
