@@ -218,6 +218,13 @@ static __always_inline void count_lost_call(__u32 syscall, __s64 ret)
 		*value += 1;
 }
 
+/* A call whose record is lost, for reason (a COUNTER_*): both counts. */
+static __always_inline void lose_record(__u32 reason, __u32 syscall, __s64 ret)
+{
+	count(reason);
+	count_lost_call(syscall, ret);
+}
+
 static __always_inline void on_enter(__u32 syscall, __u64 addr, __u64 len, __u64 flags)
 {
 	struct entry *slot;
@@ -569,8 +576,7 @@ static __always_inline void emit(__u32 syscall, __u32 probe, __s64 ret, __u64 pi
 	if (use_task_btf && identity_sent && !e->kernel_ns && libc_fn == LIBC_NONE) {
 		cr = bpf_ringbuf_reserve(&events, sizeof(*cr), 0);
 		if (!cr) {
-			count(COUNTER_RINGBUF_FULL);
-			count_lost_call(syscall, ret);
+			lose_record(COUNTER_RINGBUF_FULL, syscall, ret);
 			return;
 		}
 		FILL_CALL(cr, e, duration, syscall, probe, ret, pid_tgid, cgroup_id, start_ns);
@@ -582,8 +588,7 @@ static __always_inline void emit(__u32 syscall, __u32 probe, __s64 ret, __u64 pi
 
 	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
 	if (!ev) {
-		count(COUNTER_RINGBUF_FULL);
-		count_lost_call(syscall, ret);
+		lose_record(COUNTER_RINGBUF_FULL, syscall, ret);
 		return;
 	}
 	FILL_CALL(ev, e, duration, syscall, probe, ret, pid_tgid, cgroup_id, start_ns);
@@ -614,13 +619,11 @@ static __always_inline void on_exit(__u32 syscall, __u32 probe, __s64 ret)
 		 * or whose entry could not be stored, skipped or overwritten.
 		 * Its syscall and result are known, its arguments and
 		 * duration are not. */
-		count(COUNTER_MISSED_ENTRY);
-		count_lost_call(syscall, ret);
+		lose_record(COUNTER_MISSED_ENTRY, syscall, ret);
 		return;
 	}
 	if (shed_repeat(slot, syscall, ret)) {
-		count(COUNTER_REPEAT_SHED);
-		count_lost_call(syscall, ret);
+		lose_record(COUNTER_REPEAT_SHED, syscall, ret);
 		return;
 	}
 	emit(syscall, probe, ret, pid_tgid, task, &e, now - e.entry_ns);
@@ -651,8 +654,7 @@ static __always_inline void on_exit_only(__u32 syscall, __u32 probe, __s64 ret, 
 			slot->len = len;
 			slot->flags = flags;
 			if (shed_repeat(slot, syscall, ret)) {
-				count(COUNTER_REPEAT_SHED);
-				count_lost_call(syscall, ret);
+				lose_record(COUNTER_REPEAT_SHED, syscall, ret);
 				return;
 			}
 		}
