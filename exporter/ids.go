@@ -34,8 +34,7 @@ type idSource struct {
 	sampler sdktrace.Sampler
 	// keepsAll says the sampler keeps every root span: AlwaysSample, or
 	// the default ParentBased(AlwaysSample). Then it is not asked, which
-	// cost about 40 ns a span (half of next, 3% of the exporter's CPU at
-	// 50 000 events/s).
+	// cost about 74 ns a span (BenchmarkNextIDs: 99 against 25 ns).
 	keepsAll bool
 }
 

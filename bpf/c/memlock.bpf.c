@@ -291,14 +291,14 @@ static __always_inline bool take_entry(__u32 syscall, __u32 tid, struct task_str
  * Process context through BTF pointers: plain loads the verifier guards.
  * A macro, for both kinds of call record.
  */
-#define read_creds_btf(ev, task)                                    \
+#define read_creds_btf(ev_, task_)                                  \
 	do {                                                        \
-		const struct cred *cred = (task)->cred;             \
-		(ev)->ppid = (task)->real_parent->tgid;             \
-		(ev)->uid = cred->uid.val;                          \
-		(ev)->euid = cred->euid.val;                        \
-		(ev)->gid = cred->gid.val;                          \
-		(ev)->egid = cred->egid.val;                        \
+		const struct cred *cred_ = (task_)->cred;           \
+		(ev_)->ppid = (task_)->real_parent->tgid;           \
+		(ev_)->uid = cred_->uid.val;                        \
+		(ev_)->euid = cred_->euid.val;                      \
+		(ev_)->gid = cred_->gid.val;                        \
+		(ev_)->egid = cred_->egid.val;                      \
 	} while (0)
 
 /*
@@ -519,23 +519,25 @@ static __always_inline bool shed_repeat(struct entry *slot, __u32 syscall, __s64
 
 /*
  * Fills the fields struct event and struct call_record share, the same by
- * name in both: a macro, because they sit at different offsets.
+ * name in both: a macro, because they sit at different offsets. Its
+ * parameters end in _ so that none is a field's name, which the
+ * preprocessor would replace after ->.
  */
-#define FILL_CALL(ev, e, duration, syscall, probe, ret, pid_tgid, cgroup_id, start_ns) \
-	do {                                                                     \
-		(ev)->entry_ns = (e)->entry_ns;                                  \
-		(ev)->duration_ns = (duration);                                  \
-		(ev)->addr = (e)->addr;                                          \
-		(ev)->len = (e)->len;                                            \
-		(ev)->flags = (e)->flags;                                        \
-		(ev)->ret = (ret);                                               \
-		(ev)->syscall = (syscall);                                       \
-		(ev)->probe = (probe);                                           \
-		(ev)->pid = (pid_tgid) >> 32;                                    \
-		(ev)->tid = (__u32)(pid_tgid);                                   \
-		(ev)->cgroup_id = (cgroup_id);                                   \
-		(ev)->start_ns = (start_ns);                                     \
-		bpf_get_current_comm((ev)->comm, sizeof((ev)->comm));            \
+#define FILL_CALL(ev_, e_, duration_, syscall_, probe_, ret_, pid_tgid_, cgroup_id_, start_ns_) \
+	do {                                                                              \
+		(ev_)->entry_ns = (e_)->entry_ns;                                         \
+		(ev_)->duration_ns = (duration_);                                         \
+		(ev_)->addr = (e_)->addr;                                                 \
+		(ev_)->len = (e_)->len;                                                   \
+		(ev_)->flags = (e_)->flags;                                               \
+		(ev_)->ret = (ret_);                                                      \
+		(ev_)->syscall = (syscall_);                                              \
+		(ev_)->probe = (probe_);                                                  \
+		(ev_)->pid = (pid_tgid_) >> 32;                                           \
+		(ev_)->tid = (__u32)(pid_tgid_);                                          \
+		(ev_)->cgroup_id = (cgroup_id_);                                          \
+		(ev_)->start_ns = (start_ns_);                                            \
+		bpf_get_current_comm((ev_)->comm, sizeof((ev_)->comm));                   \
 	} while (0)
 
 /*
