@@ -92,7 +92,7 @@ race: $(BIN)/workload
 # `func FuzzX(f *testing.F)`; make fuzz FUZZTIME=10m digs deeper. A
 # failing input is saved under its package's testdata/fuzz/, where a plain
 # go test replays it: add it to the target's seeds once fixed. A target hit
-# by Go 1.26's coordinator race at the deadline is fuzzed once more (see
+# by Go 1.26's coordinator race at the deadline is fuzzed again (see
 # scripts/fuzz.sh).
 FUZZTIME  ?= 2s
 FUZZ_LIST  = $(GO) list -f '{{$$d := .Dir}}{{.ImportPath}}{{range .TestGoFiles}} {{$$d}}/{{.}}{{end}}{{range .XTestGoFiles}} {{$$d}}/{{.}}{{end}}' ./... | \
