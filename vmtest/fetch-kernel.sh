@@ -88,6 +88,8 @@ Acquire::IndexTargets::deb::Contents-deb::DefaultEnabled "false";
 // Mirrors may serve snapshots whose Release files have expired;
 // signatures are still checked.
 Acquire::Check-Valid-Until "false";
+// A dropped connection is tried again rather than failing the kernel.
+Acquire::Retries "3";
 // The private directories belong to root, not to _apt.
 APT::Sandbox::User "root";
 EOF

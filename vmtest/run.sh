@@ -19,6 +19,7 @@
 #                   (defaults below; set to "none" to expect nothing)
 #   VMTEST_TCG_THREAD  single (default) or multi: QEMU's TCG threading; see README
 #   VMTEST_RETRIES  boots to retry when a kernel dies before running /init (default 1)
+#   VMTEST_FETCH_TRIES  tries at downloading a kernel before it counts as missing (default 3)
 #   VMTEST_APPEND   extra kernel command line (KEY=VALUE words there become
 #                   environment variables of the tests)
 #   VMTEST_EXTRA    "PATH [ARGS...]": also run this static binary from the host,
@@ -139,9 +140,11 @@ mkdir -p "$results"
 declare -A release dl boot cell note
 failed=0
 retries=${VMTEST_RETRIES:-1}
+fetch_tries=${VMTEST_FETCH_TRIES:-3}
 tcg_thread=${VMTEST_TCG_THREAD:-single}
 case $tcg_thread in single | multi) ;; *) die "VMTEST_TCG_THREAD=$tcg_thread: want single or multi" ;; esac
 [[ $retries =~ ^[0-9]+$ ]] || die "VMTEST_RETRIES=$retries: want a whole number"
+[[ $fetch_tries =~ ^[1-9][0-9]*$ ]] || die "VMTEST_FETCH_TRIES=$fetch_tries: want a whole number, 1 or more"
 
 # expect SUITE: the hook kinds that must attach on the suite's stock kernel.
 # bullseye (5.10): fentry on __x64_sys_* is refused by the verifier, whose
@@ -168,16 +171,51 @@ section() {
 		on' "$2"
 }
 
+# failures FILE: each failing go test in a -test.v log, with the last lines
+# it logged. go test -v names the test that logs next in "=== RUN",
+# "=== CONT" and "=== NAME" lines, and prints a subtest's verdict after its
+# parent's, so the lines are kept per test until its verdict. A panic is
+# printed with the lines after it.
+failures() {
+	awk '
+		/^=== (RUN|CONT|NAME) / { cur = $3; next }
+		/^[ \t]*--- FAIL: / {
+			name = $3
+			print
+			for (i = 1; i <= n[name]; i++) print "  " buf[name, i]
+			next
+		}
+		/^panic:/ { p = 12 }
+		p > 0 { print; p--; next }
+		/^[ \t]+[^ \t]+_test\.go:[0-9]+:/ {
+			if (n[cur] == 6) { for (i = 1; i < 6; i++) buf[cur, i] = buf[cur, i + 1]; n[cur] = 5 }
+			buf[cur, ++n[cur]] = $0
+		}
+	' "$1"
+}
+
 boot_kernel() {
 	local k=$1 res=$results/$1 vmlinuz started rc file line exitc secs p f s t
 	rm -rf "$res"
 	mkdir -p "$res"
 
 	started=$(now)
-	if ! vmlinuz=$(bash "$here"/fetch-kernel.sh "$k" 2> >(tee "$res"/fetch.log >&2)); then
+	# A fresh machine downloads every kernel, and a mirror can fail for
+	# a moment (a timeout, or a Hash Sum mismatch while it syncs): try
+	# again after a pause before calling the kernel missing.
+	local try=1 pause
+	until vmlinuz=$(bash "$here"/fetch-kernel.sh "$k" 2> >(tee -a "$res"/fetch.log >&2)); do
+		[ $try -lt "$fetch_tries" ] || { vmlinuz=; break; }
+		pause=$((15 * try))
+		log "$k: kernel download failed (try $try of $fetch_tries): trying again in ${pause}s"
+		note[$k]="${note[$k]:+${note[$k]}; }download try $try failed, retried"
+		sleep "$pause"
+		try=$((try + 1))
+	done
+	if [ -z "$vmlinuz" ]; then
 		dl[$k]=$(since "$started")
 		release[$k]="?"
-		note[$k]="kernel download failed: see $res/fetch.log"
+		note[$k]="${note[$k]:+${note[$k]}; }kernel download failed: see $res/fetch.log"
 		for t in $tests; do cell[$k,$t]="NO KERNEL"; done
 		failed=1
 		return
@@ -348,7 +386,32 @@ done
 		done
 	fi
 	echo
-	if [ $failed = 0 ]; then echo "vmtest: all passed"; else echo "vmtest: FAILED"; fi
+	if [ $failed = 0 ]; then
+		echo "vmtest: all passed"
+	else
+		# Repeated last: a CI log cut short keeps its end, and this
+		# names what failed without the table above.
+		for k in $kernels; do
+			if [ "${release[$k]}" = "?" ]; then
+				echo "vmtest: $k: no kernel; the end of $results/$k/fetch.log:"
+				tail -n 8 "$results/$k/fetch.log" 2>/dev/null | cut -c1-240 | sed 's/^/  /'
+				continue
+			fi
+			for t in $tests; do
+				case ${cell[$k,$t]} in PASS*) continue ;; esac
+				echo "vmtest: $k (${release[$k]}) $t: ${cell[$k,$t]}"
+				case ${cell[$k,$t]} in
+				PANIC* | TIMEOUT* | "NO RESULT"*)
+					# The guest stopped mid-test: how the console ended.
+					grep -v '^[[:space:]]*$' "$results/$k/console.log" 2>/dev/null | tail -n 8 | cut -c1-240 | sed 's/^/  console: /' ;;
+				esac
+				[ -s "$results/$k/$t.log" ] || continue
+				failures "$results/$k/$t.log" | head -n 40 | cut -c1-240 | sed 's/^/  /'
+			done
+			[ -n "${note[$k]:-}" ] && echo "vmtest: $k: ${note[$k]}"
+		done
+		echo "vmtest: FAILED"
+	fi
 } | tee "$results"/matrix.txt
 
 exit $failed
