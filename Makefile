@@ -55,7 +55,7 @@ test: lint $(BIN)/workload
 	  status=$${PIPESTATUS[0]}; \
 	  kill $$noise 2>/dev/null && wait $$noise || { echo "the mlock2 noise did not last the tests"; status=1; }; \
 	  cat $(BIN)/noise.log; \
-	  [ $$status = 0 ] || { echo "go test failed (full log: $(TESTLOG))"; exit $$status; }
+	  [ $$status = 0 ] || { echo "go test failed (full log: $(TESTLOG)); what failed:"; scripts/test-failures.sh $(TESTLOG) | head -n 80; exit $$status; }
 	@if [ "$$(id -u)" = 0 ] && grep -q -- '--- SKIP' $(TESTLOG); then \
 	  echo "running as root, yet these tests skipped:"; grep -- '--- SKIP' $(TESTLOG); exit 1; fi
 	$(MAKE) race
@@ -84,7 +84,7 @@ race: $(BIN)/workload
 	  $(GO) test -race $(RACEFLAGS) $(RACE_PKGS) 2>&1 | tee $(RACELOG) | grep -E '^(ok|FAIL|--- |panic)|DATA RACE|race detected|^\s+\S+_test\.go:[0-9]+:'; \
 	  status=$${PIPESTATUS[0]}; \
 	  echo "race run: $$((SECONDS - start)) s"; \
-	  [ $$status = 0 ] || { echo "go test -race failed (full log: $(RACELOG))"; exit $$status; }
+	  [ $$status = 0 ] || { echo "go test -race failed (full log: $(RACELOG)); what failed:"; scripts/test-failures.sh $(RACELOG) | head -n 80; exit $$status; }
 
 # Every fuzz target in the module for FUZZTIME each, one go test run per
 # target (go test -fuzz takes one at a time): about 40 s on 2 CPUs. make
@@ -108,7 +108,9 @@ fuzz:
 	  GO=$(GO) scripts/fuzz.sh $(FUZZTIME) <<< "$$targets"
 
 lint:
-	@test -z "$$(gofmt -l . | tee /dev/stderr)" || { echo "gofmt: files above need formatting"; exit 1; }
+	@# Not tee /dev/stderr: opening it again truncates a log file that
+	@# stderr is redirected to (bash .ci/run >ci.log 2>&1 lost its start).
+	@unformatted=$$(gofmt -l .); [ -z "$$unformatted" ] || { echo "$$unformatted"; echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
 
 # Needs root. Both binaries are built first so that the end-to-end section

@@ -171,29 +171,6 @@ section() {
 		on' "$2"
 }
 
-# failures FILE: each failing go test in a -test.v log, with the last lines
-# it logged. go test -v names the test that logs next in "=== RUN",
-# "=== CONT" and "=== NAME" lines, and prints a subtest's verdict after its
-# parent's, so the lines are kept per test until its verdict. A panic is
-# printed with the lines after it.
-failures() {
-	awk '
-		/^=== (RUN|CONT|NAME) / { cur = $3; next }
-		/^[ \t]*--- FAIL: / {
-			name = $3
-			print
-			for (i = 1; i <= n[name]; i++) print "  " buf[name, i]
-			next
-		}
-		/^panic:/ { p = 12 }
-		p > 0 { print; p--; next }
-		/^[ \t]+[^ \t]+_test\.go:[0-9]+:/ {
-			if (n[cur] == 6) { for (i = 1; i < 6; i++) buf[cur, i] = buf[cur, i + 1]; n[cur] = 5 }
-			buf[cur, ++n[cur]] = $0
-		}
-	' "$1"
-}
-
 boot_kernel() {
 	local k=$1 res=$results/$1 vmlinuz started rc file line exitc secs p f s t
 	rm -rf "$res"
@@ -406,7 +383,7 @@ done
 					grep -v '^[[:space:]]*$' "$results/$k/console.log" 2>/dev/null | tail -n 8 | cut -c1-240 | sed 's/^/  console: /' ;;
 				esac
 				[ -s "$results/$k/$t.log" ] || continue
-				failures "$results/$k/$t.log" | head -n 40 | cut -c1-240 | sed 's/^/  /'
+				bash "$root"/scripts/test-failures.sh "$results/$k/$t.log" | head -n 40 | cut -c1-240 | sed 's/^/  /'
 			done
 			[ -n "${note[$k]:-}" ] && echo "vmtest: $k: ${note[$k]}"
 		done
